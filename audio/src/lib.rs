@@ -1,0 +1,45 @@
+//! Audio for scenequeue: reading recordings, cutting them into scenes, resampling, the STFT that spectral models
+//! use, levels, and writing enhanced scenes. Pure functions where possible; file I/O only in `decode` and
+//! `encode`. Everything here is blocking work: callers run it off the async runtime.
+//!
+//! # Layout
+//! - [`decode`]: probe a recording, stream its frame energies, read one span as mono.
+//! - [`encode`]: write a scene as WAV, atomically.
+//! - [`scenes`]: the energy-based scene splitter.
+//! - [`resample`]: sample-rate conversion of a whole scene.
+//! - [`stft`]: short-time Fourier analysis and weighted overlap-add synthesis.
+//! - [`level`]: RMS, noise floor and SNR measurements.
+
+pub mod decode;
+pub mod encode;
+pub mod level;
+pub mod resample;
+pub mod scenes;
+pub mod stft;
+
+use std::path::PathBuf;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AudioError {
+    #[error("{path}: not a readable WAV file: {reason}")]
+    Unreadable { path: PathBuf, reason: String },
+    #[error(
+        "{path}: unsupported format: {what} (WAV is supported: 8/16/24/32-bit PCM or 32-bit float)"
+    )]
+    Unsupported { path: PathBuf, what: String },
+    #[error("{path}: the recording holds no audio")]
+    Empty { path: PathBuf },
+    #[error(
+        "{path}: span {start_s:.3}-{end_s:.3} s lies outside the recording ({duration_s:.3} s)"
+    )]
+    SpanOutOfRange {
+        path: PathBuf,
+        start_s: f64,
+        end_s: f64,
+        duration_s: f64,
+    },
+    #[error("{path}: cannot write: {reason}")]
+    Write { path: PathBuf, reason: String },
+    #[error("resampling {from} Hz -> {to} Hz failed: {reason}")]
+    Resample { from: u32, to: u32, reason: String },
+}

@@ -1,0 +1,121 @@
+//! Postgres: the pool, the embedded migrations, and the notification that tells waiters a job or batch moved.
+
+use crate::ids::BatchId;
+use crate::states::BatchState;
+use sqlx::PgPool;
+use sqlx::postgres::{PgListener, PgPoolOptions};
+use std::time::Duration;
+
+/// Every migration under `migrations/`, embedded at build time and applied at start-up.
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");
+
+/// Channel on which a `NOTIFY` is sent with the batch id whenever one of its jobs reaches a terminal state.
+pub const JOB_EVENTS_CHANNEL: &str = "scenequeue_job_events";
+
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error("cannot connect to Postgres at {url}: {source}")]
+    Connect {
+        url: String,
+        #[source]
+        source: sqlx::Error,
+    },
+    #[error("applying migrations failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error(transparent)]
+    Query(#[from] sqlx::Error),
+    #[error("batch {0} did not finish within {1:?}")]
+    WaitTimeout(BatchId, Duration),
+}
+
+/// Opens a bounded pool and applies pending migrations.
+pub async fn connect(url: &str, max_connections: u32) -> Result<PgPool, DbError> {
+    let pool = PgPoolOptions::new()
+        .max_connections(max_connections)
+        .acquire_timeout(Duration::from_secs(10))
+        .connect(url)
+        .await
+        .map_err(|source| DbError::Connect {
+            url: redact(url),
+            source,
+        })?;
+    MIGRATOR.run(&pool).await?;
+    Ok(pool)
+}
+
+/// Hides a password in a connection URL before it goes into an error message or a log.
+pub fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let creds = &url[scheme + 3..at];
+            match creds.find(':') {
+                Some(colon) => format!(
+                    "{}{}:***{}",
+                    &url[..scheme + 3],
+                    &creds[..colon],
+                    &url[at..]
+                ),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
+/// Tells listeners that a job of `batch` reached a terminal state. Runs inside the caller's transaction so the
+/// notification is delivered only if the state change commits.
+pub async fn notify_job_event<'e, E>(executor: E, batch: BatchId) -> Result<(), sqlx::Error>
+where
+    E: sqlx::PgExecutor<'e>,
+{
+    sqlx::query("SELECT pg_notify($1, $2)")
+        .bind(JOB_EVENTS_CHANNEL)
+        .bind(batch.to_string())
+        .execute(executor)
+        .await?;
+    Ok(())
+}
+
+pub async fn batch_state(pool: &PgPool, batch: BatchId) -> Result<Option<BatchState>, sqlx::Error> {
+    sqlx::query_scalar("SELECT state FROM batches WHERE id = $1")
+        .bind(batch)
+        .fetch_optional(pool)
+        .await
+}
+
+/// Waits, without polling, until `batch` is finished: listens for job events and re-reads the state after each
+/// one (and once at the start, so an event sent before the listener existed is not missed).
+pub async fn wait_for_batch(
+    pool: &PgPool,
+    batch: BatchId,
+    timeout: Duration,
+) -> Result<(), DbError> {
+    let mut listener = PgListener::connect_with(pool).await?;
+    listener.listen(JOB_EVENTS_CHANNEL).await?;
+    let wait = async {
+        loop {
+            if batch_state(pool, batch).await? == Some(BatchState::Finished) {
+                return Ok::<(), DbError>(());
+            }
+            listener.recv().await?;
+        }
+    };
+    tokio::time::timeout(timeout, wait)
+        .await
+        .map_err(|_| DbError::WaitTimeout(batch, timeout))?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact;
+
+    #[test]
+    fn redact_hides_password_only() {
+        assert_eq!(
+            redact("postgres://u:secret@h:5432/db"),
+            "postgres://u:***@h:5432/db"
+        );
+        assert_eq!(redact("postgres://u@h/db"), "postgres://u@h/db");
+        assert_eq!(redact("postgres://h/db"), "postgres://h/db");
+    }
+}

@@ -1,0 +1,19 @@
+//! Shared vocabulary of scenequeue: the types and connections that the scheduler, the workers and the CLI
+//! all speak.
+//!
+//! # Layout
+//! - [`ids`]: newtype ids over UUIDs, one per table.
+//! - [`states`]: lifecycle enums, mirrored one to one by Postgres enums.
+//! - [`config`]: typed service settings shared by every process.
+//! - [`db`]: the connection pool, the embedded migrations and completion notifications.
+//! - [`jobs`]: job leases and state transitions shared by workers and the reaper.
+//! - [`mq`]: RabbitMQ topology, confirmed publishing and the job message.
+//! - [`telemetry`]: structured logging set-up.
+
+pub mod config;
+pub mod db;
+pub mod ids;
+pub mod jobs;
+pub mod mq;
+pub mod states;
+pub mod telemetry;

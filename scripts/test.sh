@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Sets up everything the tests need (services, ONNX Runtime, models, tools) and runs the whole test suite
+# against the real PostgreSQL and RabbitMQ on localhost and the real models.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. scripts/lib.sh
+
+apt_install espeak-ng sox ca-certificates gcc libc6-dev pkg-config
+need_cargo
+scripts/services.sh
+scripts/fetch-models.sh
+export SCENEQUEUE_ORT_LIBRARY="$PWD/.scenequeue/ort/libonnxruntime.so"
+export SCENEQUEUE_MODEL_DIR="$PWD/models"
+if cargo nextest --version >/dev/null 2>&1; then
+  cargo nextest run --workspace --locked --no-fail-fast "$@"
+else
+  cargo test --workspace --locked --no-fail-fast "$@"
+fi

@@ -1,0 +1,138 @@
+//! Command-line flags; each has an environment variable and a default (see the README's configuration table).
+
+use clap::{Args, Parser, Subcommand};
+use scenequeue_core::config::{DEFAULT_AMQP_URL, DEFAULT_DATABASE_URL, DEFAULT_QUEUE};
+use scenequeue_core::ids::BatchId;
+use scenequeue_worker::runtime::Device;
+use scenequeue_worker::sessions::SessionPolicy;
+use std::path::PathBuf;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "scenequeue",
+    version,
+    about = "Scene-by-scene speech enhancement for large audio backlogs"
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub services: ServiceArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ServiceArgs {
+    /// Postgres connection URL.
+    #[arg(long, global = true, env = "SCENEQUEUE_DATABASE_URL", default_value = DEFAULT_DATABASE_URL)]
+    pub database_url: String,
+    /// RabbitMQ connection URL.
+    #[arg(long, global = true, env = "SCENEQUEUE_AMQP_URL", default_value = DEFAULT_AMQP_URL)]
+    pub amqp_url: String,
+    /// Name of the job queue (its dead-letter queue is `<queue>.dead`).
+    #[arg(long, global = true, env = "SCENEQUEUE_QUEUE", default_value = DEFAULT_QUEUE)]
+    pub queue: String,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Decode, cut and pack recordings into jobs and publish them; prints the batch id.
+    Submit(SubmitArgs),
+    /// Consume jobs and enhance their scenes until stopped (Ctrl-C / SIGTERM finish the current job first).
+    Worker(WorkerArgs),
+    /// Keep jobs moving: requeue jobs of vanished workers, publish stranded jobs, bury dead-lettered ones.
+    Scheduler(SchedulerArgs),
+    /// Counts per state of batches, recordings, jobs and scenes, with the reasons for failures.
+    Status {
+        /// Only this batch.
+        batch: Option<BatchId>,
+    },
+    /// Apply database migrations and declare the queues, then exit.
+    Migrate,
+    /// Generate noisy sample speech, run it through the whole system and show how much cleaner it got.
+    Demo(DemoArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct SplitArgs {
+    /// Shortest scene, seconds (shorter ones merge with a neighbour).
+    #[arg(long, env = "SCENEQUEUE_MIN_SCENE_S", default_value_t = 1.0)]
+    pub min_scene_s: f64,
+    /// Longest scene, seconds.
+    #[arg(long, env = "SCENEQUEUE_MAX_SCENE_S", default_value_t = 30.0)]
+    pub max_scene_s: f64,
+    /// Shortest pause that separates scenes, seconds.
+    #[arg(long, env = "SCENEQUEUE_MIN_SILENCE_S", default_value_t = 0.3)]
+    pub min_silence_s: f64,
+    /// Seconds of audio per job.
+    #[arg(long, env = "SCENEQUEUE_JOB_SECONDS", default_value_t = 300.0)]
+    pub job_seconds: f64,
+    /// Attempts per job before it is declared dead.
+    #[arg(long, env = "SCENEQUEUE_MAX_ATTEMPTS", default_value_t = 3)]
+    pub max_attempts: i32,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct SubmitArgs {
+    /// Recordings or directories (searched recursively).
+    #[arg(required = true)]
+    pub inputs: Vec<PathBuf>,
+    /// Where enhanced scenes are written (must be reachable by the workers).
+    #[arg(long, env = "SCENEQUEUE_OUTPUT_DIR", default_value = "out")]
+    pub out: PathBuf,
+    /// Model to enhance with (a directory under the workers' model dir).
+    #[arg(long, env = "SCENEQUEUE_MODEL", default_value = "nsnet2-48k")]
+    pub model: String,
+    #[command(flatten)]
+    pub split: SplitArgs,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct WorkerArgs {
+    /// ONNX Runtime shared library.
+    #[arg(
+        long,
+        env = "SCENEQUEUE_ORT_LIBRARY",
+        default_value = ".scenequeue/ort/libonnxruntime.so"
+    )]
+    pub ort_library: PathBuf,
+    /// Directory of model directories (each with manifest.toml).
+    #[arg(long, env = "SCENEQUEUE_MODEL_DIR", default_value = "models")]
+    pub model_dir: PathBuf,
+    /// Model checked and loaded at start-up.
+    #[arg(long, env = "SCENEQUEUE_MODEL", default_value = "nsnet2-48k")]
+    pub model: String,
+    /// cpu, cuda or cuda:N.
+    #[arg(long, env = "SCENEQUEUE_DEVICE", default_value = "cpu")]
+    pub device: Device,
+    /// ONNX Runtime intra-op threads.
+    #[arg(long, env = "SCENEQUEUE_THREADS", default_value_t = 1)]
+    pub threads: usize,
+    /// per-job, every-N-jobs or persistent.
+    #[arg(long, env = "SCENEQUEUE_SESSION_POLICY", default_value = "per-job")]
+    pub session_policy: SessionPolicy,
+    /// Job lease, seconds (renewed every third of it while the job runs).
+    #[arg(long, env = "SCENEQUEUE_LEASE_S", default_value_t = 600)]
+    pub lease_s: u64,
+    /// Exit after this many jobs.
+    #[arg(long)]
+    pub max_jobs: Option<u64>,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct SchedulerArgs {
+    /// Seconds between two passes of the reaper.
+    #[arg(long, env = "SCENEQUEUE_REAP_INTERVAL_S", default_value_t = 30)]
+    pub interval_s: u64,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct DemoArgs {
+    /// Where the sample input, the enhanced scenes and the report go.
+    #[arg(long, default_value = "demo-out")]
+    pub out: PathBuf,
+    /// SNR at which noise is mixed into the sample speech, dB.
+    #[arg(long, default_value_t = 5.0)]
+    pub snr_db: f64,
+    #[command(flatten)]
+    pub worker: WorkerArgs,
+}

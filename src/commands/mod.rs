@@ -1,0 +1,54 @@
+//! One module per subcommand; each turns parsed flags into library calls and prints the outcome.
+
+mod demo;
+mod scheduler;
+mod status;
+mod submit;
+mod worker;
+
+use crate::args::{Cli, Command, ServiceArgs};
+use scenequeue_core::config::Services;
+use tokio_util::sync::CancellationToken;
+
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    let services = services(&cli.services);
+    match cli.command {
+        Command::Submit(args) => submit::run(&services, &args).await,
+        Command::Worker(args) => worker::run(&services, &args).await,
+        Command::Scheduler(args) => scheduler::run(&services, &args).await,
+        Command::Status { batch } => status::run(&services, batch).await,
+        Command::Migrate => scheduler::migrate(&services).await,
+        Command::Demo(args) => demo::run(&services, &args).await,
+    }
+}
+
+fn services(args: &ServiceArgs) -> Services {
+    Services {
+        database_url: args.database_url.clone(),
+        amqp_url: args.amqp_url.clone(),
+        queue: args.queue.clone(),
+    }
+}
+
+/// A token cancelled on the first SIGINT or SIGTERM.
+pub fn shutdown_on_signal() -> CancellationToken {
+    let token = CancellationToken::new();
+    let t = token.clone();
+    tokio::spawn(async move {
+        let term = async {
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(mut s) => {
+                    s.recv().await;
+                }
+                Err(_) => std::future::pending::<()>().await,
+            }
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term => {}
+        }
+        tracing::info!("shutdown requested: finishing the current job");
+        t.cancel();
+    });
+    token
+}

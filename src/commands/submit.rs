@@ -1,0 +1,76 @@
+//! `scenequeue submit`
+
+use crate::args::{SplitArgs, SubmitArgs};
+use anyhow::Context;
+use scenequeue_audio::scenes::SplitParams;
+use scenequeue_core::config::Services;
+use scenequeue_core::{db, mq};
+use scenequeue_scheduler::submit::{SubmitReport, SubmitRequest, submit};
+
+pub fn request(args: &SubmitArgs) -> SubmitRequest {
+    request_from(
+        args.inputs.clone(),
+        args.out.clone(),
+        args.model.clone(),
+        &args.split,
+    )
+}
+
+pub fn request_from(
+    inputs: Vec<std::path::PathBuf>,
+    out: std::path::PathBuf,
+    model: String,
+    split: &SplitArgs,
+) -> SubmitRequest {
+    SubmitRequest {
+        inputs,
+        output_dir: out,
+        model,
+        split: SplitParams {
+            min_scene_s: split.min_scene_s,
+            max_scene_s: split.max_scene_s,
+            min_silence_s: split.min_silence_s,
+            ..SplitParams::default()
+        },
+        job_budget_s: split.job_seconds,
+        max_attempts: split.max_attempts,
+        decode_concurrency: std::thread::available_parallelism().map_or(2, |n| n.get()),
+    }
+}
+
+pub async fn submit_and_report(
+    services: &Services,
+    req: &SubmitRequest,
+) -> anyhow::Result<SubmitReport> {
+    let pool = db::connect(&services.database_url, 4).await?;
+    let connection = mq::connect(&services.amqp_url).await?;
+    let publisher = mq::Publisher::new(&connection, &mq::Topology::new(&services.queue)).await?;
+    let report = submit(&pool, &publisher, req)
+        .await
+        .context("submission failed")?;
+    for m in &report.media {
+        match &m.outcome {
+            Ok((scenes, secs)) => eprintln!(
+                "  ok      {} ({secs:.1} s, {scenes} scenes)",
+                m.path.display()
+            ),
+            Err(e) => eprintln!("  failed  {e}"),
+        }
+    }
+    eprintln!(
+        "batch {}: {} recordings, {} scenes in {} jobs ({} published)",
+        report.batch,
+        report.media.len(),
+        report.scenes,
+        report.jobs,
+        report.published
+    );
+    let _ = connection.close(200, "done").await;
+    Ok(report)
+}
+
+pub async fn run(services: &Services, args: &SubmitArgs) -> anyhow::Result<()> {
+    let report = submit_and_report(services, &request(args)).await?;
+    println!("{}", report.batch);
+    Ok(())
+}

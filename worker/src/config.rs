@@ -1,0 +1,45 @@
+//! Worker settings. The CLI fills them from flags and environment variables (README, "Configuration").
+
+use crate::runtime::Device;
+use crate::sessions::SessionPolicy;
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    /// Path of the ONNX Runtime shared library (`libonnxruntime.so.*`).
+    pub ort_library: PathBuf,
+    /// Directory holding one sub-directory per model, each with a `manifest.toml`.
+    pub model_dir: PathBuf,
+    /// Model loaded (and checked) at start-up.
+    pub default_model: String,
+    pub device: Device,
+    /// ONNX Runtime intra-op threads per session.
+    pub intra_threads: usize,
+    pub session_policy: SessionPolicy,
+    /// How long a job lease lasts without renewal; renewed every third of it.
+    pub lease_ttl: Duration,
+    /// Unacknowledged jobs held from the broker.
+    pub prefetch: u16,
+    /// Reconnection attempts to RabbitMQ before giving up (with capped exponential back-off).
+    pub max_reconnects: u32,
+    /// Stop once this many jobs are done (None: run until shut down).
+    pub max_jobs: Option<u64>,
+}
+
+impl WorkerConfig {
+    pub fn new(ort_library: PathBuf, model_dir: PathBuf, default_model: String) -> Self {
+        Self {
+            ort_library,
+            model_dir,
+            default_model,
+            device: Device::Cpu,
+            intra_threads: 1,
+            session_policy: SessionPolicy::PerJob,
+            lease_ttl: Duration::from_secs(600),
+            prefetch: 1,
+            max_reconnects: 10,
+            max_jobs: None,
+        }
+    }
+}

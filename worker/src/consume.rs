@@ -1,0 +1,427 @@
+//! The consume loop. A delivery is acknowledged only after the job's outcome is in Postgres, so a crash at any
+//! point leaves the message unacknowledged and the broker delivers it again; the job lease and the per-scene
+//! result rows (one per scene, upserted) make that redelivery harmless.
+
+use crate::config::WorkerConfig;
+use crate::inference::{InferenceHandle, SceneFailure, ThreadGone};
+use crate::model::ModelError;
+use crate::paths::scene_output;
+use crate::registry;
+use crate::runtime::{Runtime, RuntimeError};
+use crate::scene::{SceneOutput, SceneTask};
+use futures_util::StreamExt;
+use lapin::message::Delivery;
+use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicNackOptions, BasicRejectOptions};
+use lapin::types::FieldTable;
+use scenequeue_core::config::Services;
+use scenequeue_core::db::{self, DbError};
+use scenequeue_core::ids::{BatchId, JobId, MediaId, SceneId, WorkerId};
+use scenequeue_core::jobs::{self, Lease};
+use scenequeue_core::mq::{self, JobMessage, MqError, Topology};
+use scenequeue_core::states::WorkerState;
+use sqlx::PgPool;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+use tracing::{Instrument, info, info_span, warn};
+
+#[derive(Debug, thiserror::Error)]
+pub enum WorkerError {
+    #[error(transparent)]
+    Db(#[from] DbError),
+    #[error("database: {0}")]
+    Sql(#[from] sqlx::Error),
+    #[error(transparent)]
+    Mq(#[from] MqError),
+    #[error(transparent)]
+    Runtime(#[from] RuntimeError),
+    #[error("model check at start-up failed: {0}")]
+    Model(#[from] ModelError),
+    #[error(transparent)]
+    Thread(#[from] ThreadGone),
+    #[error("cannot start the inference thread: {0}")]
+    Spawn(#[from] std::io::Error),
+    #[error("giving up after {attempts} failed connections to the broker; last error: {last}")]
+    Reconnect { attempts: u32, last: String },
+}
+
+impl From<lapin::Error> for WorkerError {
+    fn from(e: lapin::Error) -> Self {
+        Self::Mq(MqError::Protocol(e))
+    }
+}
+
+/// What a worker did before it stopped.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct WorkerReport {
+    pub jobs_done: u64,
+    pub scenes_succeeded: u64,
+    pub scenes_failed: u64,
+    pub sessions_created: u64,
+    pub session_create_time: Duration,
+}
+
+enum Stop {
+    Shutdown,
+    MaxJobs,
+    ConnectionLost(String),
+}
+
+struct Ctx<'a> {
+    pool: &'a PgPool,
+    inference: &'a InferenceHandle,
+    config: &'a WorkerConfig,
+    worker: WorkerId,
+}
+
+/// Runs a worker until `shutdown` fires (the job in progress is finished first) or `max_jobs` are done.
+pub async fn run(
+    config: WorkerConfig,
+    services: Services,
+    shutdown: CancellationToken,
+) -> Result<WorkerReport, WorkerError> {
+    let pool = db::connect(&services.database_url, 4).await?;
+    let runtime = Runtime::init(&config.ort_library, config.device, config.intra_threads)?;
+    let inference =
+        InferenceHandle::start(runtime, config.model_dir.clone(), config.session_policy)?;
+    inference.warm(&config.default_model).await??;
+    let worker = WorkerId::new();
+    registry::register(&pool, worker, config.device).await?;
+    info!(worker.id = %worker, device = %config.device, model = %config.default_model, "worker started");
+
+    let ctx = Ctx {
+        pool: &pool,
+        inference: &inference,
+        config: &config,
+        worker,
+    };
+    let topology = Topology::new(&services.queue);
+    let mut report = WorkerReport::default();
+    let mut failures = 0u32;
+    let result = loop {
+        let before = report.jobs_done;
+        match consume(&ctx, &topology, &services.amqp_url, &shutdown, &mut report).await {
+            Ok(Stop::Shutdown) | Ok(Stop::MaxJobs) => break Ok(()),
+            Ok(Stop::ConnectionLost(reason)) => {
+                failures = if report.jobs_done > before {
+                    1
+                } else {
+                    failures + 1
+                };
+                if failures > config.max_reconnects {
+                    break Err(WorkerError::Reconnect {
+                        attempts: failures,
+                        last: reason,
+                    });
+                }
+                let backoff = Duration::from_secs(1u64 << failures.min(5));
+                warn!(%reason, ?backoff, attempt = failures, "broker connection lost; reconnecting");
+                tokio::select! {
+                    _ = shutdown.cancelled() => break Ok(()),
+                    _ = tokio::time::sleep(backoff) => {}
+                }
+            }
+            Err(e) => break Err(e),
+        }
+    };
+    let (created, create_time) = inference.job_done().await?;
+    report.sessions_created = created;
+    report.session_create_time = create_time;
+    registry::set_state(&pool, worker, WorkerState::Stopped, false).await?;
+    info!(worker.id = %worker, jobs = report.jobs_done, "worker stopped");
+    result.map(|()| report)
+}
+
+/// One broker connection's worth of consuming.
+async fn consume(
+    ctx: &Ctx<'_>,
+    topology: &Topology,
+    amqp_url: &str,
+    shutdown: &CancellationToken,
+    report: &mut WorkerReport,
+) -> Result<Stop, WorkerError> {
+    let connection = match mq::connect(amqp_url).await {
+        Ok(c) => c,
+        Err(e) => return Ok(Stop::ConnectionLost(e.to_string())),
+    };
+    let channel = connection.create_channel().await?;
+    topology.declare(&channel).await?;
+    mq::set_prefetch(&channel, ctx.config.prefetch).await?;
+    let tag = format!("scenequeue-worker-{}", ctx.worker);
+    let mut consumer = channel
+        .basic_consume(
+            &topology.queue,
+            &tag,
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
+        .await?;
+    let stop = loop {
+        if ctx
+            .config
+            .max_jobs
+            .is_some_and(|max| report.jobs_done >= max)
+        {
+            break Stop::MaxJobs;
+        }
+        let next = tokio::select! {
+            _ = shutdown.cancelled() => break Stop::Shutdown,
+            next = consumer.next() => next,
+        };
+        let delivery = match next {
+            None => break Stop::ConnectionLost("consumer stream ended".into()),
+            Some(Err(e)) => break Stop::ConnectionLost(e.to_string()),
+            Some(Ok(d)) => d,
+        };
+        match handle(ctx, &delivery, report).await {
+            Ok(()) => {}
+            Err(WorkerError::Mq(e)) => break Stop::ConnectionLost(e.to_string()),
+            Err(WorkerError::Sql(e)) => {
+                // The database is unreachable: hand the message back and retry through the reconnect path.
+                let _ = delivery
+                    .nack(BasicNackOptions {
+                        requeue: true,
+                        ..Default::default()
+                    })
+                    .await;
+                break Stop::ConnectionLost(format!("database: {e}"));
+            }
+            Err(e) => return Err(e),
+        }
+    };
+    // Closing returns any prefetched, unacknowledged message to the queue.
+    let _ = connection.close(200, "worker stopping").await;
+    Ok(stop)
+}
+
+/// Handles one delivery; acks or nacks it.
+async fn handle(
+    ctx: &Ctx<'_>,
+    delivery: &Delivery,
+    report: &mut WorkerReport,
+) -> Result<(), WorkerError> {
+    let job = match serde_json::from_slice::<JobMessage>(&delivery.data) {
+        Ok(m) => m.job_id,
+        Err(e) => {
+            warn!(error = %e, "rejecting a message that is not a job; it goes to the dead-letter queue");
+            delivery
+                .reject(BasicRejectOptions { requeue: false })
+                .await?;
+            return Ok(());
+        }
+    };
+    match jobs::lease(ctx.pool, job, ctx.worker, ctx.config.lease_ttl).await? {
+        Lease::Granted { batch, attempt } => {
+            let span = info_span!("job", job.id = %job, batch.id = %batch, attempt);
+            run_leased(ctx, delivery, job, batch, report)
+                .instrument(span)
+                .await
+        }
+        other => {
+            info!(job.id = %job, outcome = ?other, "nothing to do for this delivery");
+            delivery.ack(BasicAckOptions::default()).await?;
+            Ok(())
+        }
+    }
+}
+
+async fn run_leased(
+    ctx: &Ctx<'_>,
+    delivery: &Delivery,
+    job: JobId,
+    batch: BatchId,
+    report: &mut WorkerReport,
+) -> Result<(), WorkerError> {
+    registry::set_state(ctx.pool, ctx.worker, WorkerState::Busy, false).await?;
+    let lost = CancellationToken::new();
+    let heartbeat = tokio::spawn(heartbeat(
+        ctx.pool.clone(),
+        job,
+        ctx.worker,
+        ctx.config.lease_ttl,
+        lost.clone(),
+    ));
+    let outcome = run_job(ctx, job, batch, &lost, report).await;
+    heartbeat.abort();
+    ctx.inference.job_done().await?;
+    match outcome {
+        Ok(JobEnd::Done) => {
+            if jobs::complete(ctx.pool, job, ctx.worker).await? {
+                report.jobs_done += 1;
+                info!("job succeeded");
+            } else {
+                warn!("lease was lost before completion; another worker owns the job now");
+            }
+            delivery.ack(BasicAckOptions::default()).await?;
+        }
+        Ok(JobEnd::LeaseLost) => {
+            warn!("lease lost mid-job; leaving the job to its new owner");
+            delivery.ack(BasicAckOptions::default()).await?;
+        }
+        Err(JobFailure::Retry(reason)) => {
+            warn!(%reason, "job attempt failed; requeueing");
+            jobs::release(ctx.pool, job, ctx.worker, &reason).await?;
+            delivery
+                .nack(BasicNackOptions {
+                    requeue: true,
+                    ..Default::default()
+                })
+                .await?;
+        }
+        Err(JobFailure::Worker(e)) => return Err(e),
+    }
+    registry::set_state(ctx.pool, ctx.worker, WorkerState::Idle, true).await?;
+    Ok(())
+}
+
+async fn heartbeat(
+    pool: PgPool,
+    job: JobId,
+    worker: WorkerId,
+    ttl: Duration,
+    lost: CancellationToken,
+) {
+    let mut tick = tokio::time::interval(ttl / 3);
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        match jobs::extend_lease(&pool, job, worker, ttl).await {
+            Ok(true) => {}
+            Ok(false) => {
+                lost.cancel();
+                return;
+            }
+            Err(e) => warn!(error = %e, "could not extend the job lease"),
+        }
+    }
+}
+
+enum JobEnd {
+    Done,
+    LeaseLost,
+}
+
+enum JobFailure {
+    /// Another attempt may succeed (e.g. the model could not be loaded on this worker).
+    Retry(String),
+    Worker(WorkerError),
+}
+
+impl<E: Into<WorkerError>> From<E> for JobFailure {
+    fn from(e: E) -> Self {
+        Self::Worker(e.into())
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct SceneRow {
+    id: SceneId,
+    media_id: MediaId,
+    idx: i32,
+    start_s: f64,
+    end_s: f64,
+    path: String,
+}
+
+async fn run_job(
+    ctx: &Ctx<'_>,
+    job: JobId,
+    batch: BatchId,
+    lost: &CancellationToken,
+    report: &mut WorkerReport,
+) -> Result<JobEnd, JobFailure> {
+    let (model, output_dir): (String, String) =
+        sqlx::query_as("SELECT model, output_dir FROM batches WHERE id = $1")
+            .bind(batch)
+            .fetch_one(ctx.pool)
+            .await?;
+    // Scenes finished by an earlier attempt keep their outcome.
+    let scenes: Vec<SceneRow> = sqlx::query_as(
+        "SELECT s.id, s.media_id, s.idx, s.start_s, s.end_s, m.path FROM scenes s JOIN media m ON m.id = s.media_id
+         WHERE s.job_id = $1 AND s.state NOT IN ('succeeded', 'failed') ORDER BY m.path, s.idx",
+    )
+    .bind(job)
+    .fetch_all(ctx.pool)
+    .await?;
+    let attempt: i32 = sqlx::query_scalar("SELECT attempts FROM jobs WHERE id = $1")
+        .bind(job)
+        .fetch_one(ctx.pool)
+        .await?;
+    for scene in scenes {
+        if lost.is_cancelled() {
+            return Ok(JobEnd::LeaseLost);
+        }
+        sqlx::query("UPDATE scenes SET state = 'running' WHERE id = $1")
+            .bind(scene.id)
+            .execute(ctx.pool)
+            .await?;
+        let source = PathBuf::from(&scene.path);
+        let task = SceneTask {
+            output: scene_output(
+                Path::new(&output_dir),
+                batch,
+                scene.media_id,
+                &source,
+                scene.idx,
+            ),
+            source,
+            start_s: scene.start_s,
+            end_s: scene.end_s,
+        };
+        let output_path = task.output.to_string_lossy().into_owned();
+        match ctx.inference.scene(&model, task).await? {
+            Ok(out) => {
+                record_success(ctx, job, scene.id, attempt, &output_path, &out).await?;
+                report.scenes_succeeded += 1;
+            }
+            Err(SceneFailure::Model(e)) => return Err(JobFailure::Retry(e.to_string())),
+            Err(SceneFailure::Scene(e)) => {
+                warn!(scene.id = %scene.id, error = %e, "scene failed");
+                sqlx::query("UPDATE scenes SET state = 'failed', error = $2 WHERE id = $1")
+                    .bind(scene.id)
+                    .bind(e.to_string())
+                    .execute(ctx.pool)
+                    .await?;
+                report.scenes_failed += 1;
+            }
+        }
+    }
+    Ok(JobEnd::Done)
+}
+
+async fn record_success(
+    ctx: &Ctx<'_>,
+    job: JobId,
+    scene: SceneId,
+    attempt: i32,
+    output_path: &str,
+    out: &SceneOutput,
+) -> Result<(), sqlx::Error> {
+    let mut tx = ctx.pool.begin().await?;
+    sqlx::query(
+        "INSERT INTO results (scene_id, job_id, worker_id, attempt, output_path, sample_rate, duration_s,
+                              rms_in_db, rms_out_db, processing_ms)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+         ON CONFLICT (scene_id) DO UPDATE SET job_id = EXCLUDED.job_id, worker_id = EXCLUDED.worker_id,
+             attempt = EXCLUDED.attempt, output_path = EXCLUDED.output_path, sample_rate = EXCLUDED.sample_rate,
+             duration_s = EXCLUDED.duration_s, rms_in_db = EXCLUDED.rms_in_db, rms_out_db = EXCLUDED.rms_out_db,
+             processing_ms = EXCLUDED.processing_ms, created_at = now()",
+    )
+    .bind(scene)
+    .bind(job)
+    .bind(ctx.worker)
+    .bind(attempt)
+    .bind(output_path)
+    .bind(out.sample_rate as i32)
+    .bind(out.duration_s)
+    .bind(f64::from(out.rms_in_db))
+    .bind(f64::from(out.rms_out_db))
+    .bind(out.processing_ms)
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query("UPDATE scenes SET state = 'succeeded', error = NULL WHERE id = $1")
+        .bind(scene)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await
+}

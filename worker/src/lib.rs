@@ -1,0 +1,26 @@
+//! The GPU worker side of scenequeue: consume jobs, run the enhancement model scene by scene, record results,
+//! and restart the ONNX Runtime session between jobs so device memory cannot accumulate.
+//!
+//! # Layout
+//! - [`config`]: worker settings (device, threads, session policy, lease).
+//! - [`runtime`]: the process-wide ONNX Runtime environment and per-session options (CPU or CUDA).
+//! - [`model`]: model manifests and the adapters that turn audio into model tensors and back.
+//! - [`sessions`]: the session policy: when an enhancer is created and dropped.
+//! - [`inference`]: the dedicated inference thread and its async handle.
+//! - [`scene`]: one scene end to end: read, resample, enhance, write, measure (blocking).
+//! - [`paths`]: output file names derived from ids and sanitized names.
+//! - [`consume`]: the consume loop, job leases and acks.
+//! - [`registry`]: this worker's row in the `workers` table.
+
+pub mod config;
+pub mod consume;
+pub mod inference;
+pub mod model;
+pub mod paths;
+pub mod registry;
+pub mod runtime;
+pub mod scene;
+pub mod sessions;
+
+pub use config::WorkerConfig;
+pub use consume::{WorkerError, WorkerReport, run};

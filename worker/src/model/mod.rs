@@ -1,0 +1,147 @@
+//! Models: a directory per model holding `manifest.toml` (name, adapter, sample rate, files) and the model
+//! files it names. The adapter is the code that knows the model's tensors; adding a model family means adding
+//! an adapter here, nothing else.
+
+mod nsnet2;
+
+use crate::runtime::{Runtime, RuntimeError};
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+
+/// The contract every model adapter fulfils: mono audio at `sample_rate` in, the same length out.
+pub trait Enhancer: Send {
+    fn sample_rate(&self) -> u32;
+    fn enhance(&mut self, x: &[f32]) -> Result<Vec<f32>, InferenceError>;
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AdapterKind {
+    /// NSNet2: log-power spectrum in, spectral gain out.
+    Nsnet2,
+}
+
+/// `manifest.toml` of a model directory.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Manifest {
+    pub name: String,
+    pub adapter: AdapterKind,
+    pub sample_rate: u32,
+    /// The ONNX file, relative to the model directory.
+    pub model: String,
+    #[serde(default)]
+    pub license: Option<String>,
+    #[serde(default)]
+    pub source: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ModelError {
+    #[error("model {name:?}: no manifest at {path} (models available: {available})")]
+    Unknown {
+        name: String,
+        path: PathBuf,
+        available: String,
+    },
+    #[error("{path}: invalid manifest: {reason}")]
+    BadManifest { path: PathBuf, reason: String },
+    #[error("{path}: model file missing (run scripts/fetch-models.sh)")]
+    FileMissing { path: PathBuf },
+    #[error("{path}: cannot load as ONNX: {source}")]
+    Load {
+        path: PathBuf,
+        #[source]
+        source: RuntimeError,
+    },
+    #[error("{path}: does not fit the {adapter:?} adapter: expected {expected}, found {found}")]
+    Mismatch {
+        path: PathBuf,
+        adapter: AdapterKind,
+        expected: String,
+        found: String,
+    },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum InferenceError {
+    #[error("ONNX Runtime: {0}")]
+    Ort(#[from] ort::Error),
+    #[error("model output has an unexpected shape: {0}")]
+    Shape(String),
+}
+
+fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
+/// Reads and checks the manifest of model `name` under `model_dir`.
+pub fn manifest(model_dir: &Path, name: &str) -> Result<(Manifest, PathBuf), ModelError> {
+    let dir = model_dir.join(name);
+    let path = dir.join("manifest.toml");
+    if !valid_name(name) || !path.is_file() {
+        return Err(ModelError::Unknown {
+            name: name.to_string(),
+            path,
+            available: available(model_dir).join(", "),
+        });
+    }
+    let text = std::fs::read_to_string(&path).map_err(|e| ModelError::BadManifest {
+        path: path.clone(),
+        reason: e.to_string(),
+    })?;
+    let manifest: Manifest = toml::from_str(&text).map_err(|e| ModelError::BadManifest {
+        path: path.clone(),
+        reason: e.to_string(),
+    })?;
+    if manifest.name != name {
+        return Err(ModelError::BadManifest {
+            path,
+            reason: format!(
+                "names model {:?} but lives in directory {name:?}",
+                manifest.name
+            ),
+        });
+    }
+    let file = dir.join(&manifest.model);
+    if !file.is_file() {
+        return Err(ModelError::FileMissing { path: file });
+    }
+    Ok((manifest, file))
+}
+
+/// Model names with a manifest under `model_dir`, sorted.
+pub fn available(model_dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(model_dir)
+        .into_iter()
+        .flatten()
+        .filter_map(Result::ok)
+        .filter(|e| e.path().join("manifest.toml").is_file())
+        .filter_map(|e| e.file_name().to_str().map(str::to_string))
+        .collect();
+    names.sort();
+    names
+}
+
+/// Creates a ready-to-run enhancer (a new ONNX Runtime session) for model `name`.
+pub fn load(
+    runtime: &Runtime,
+    model_dir: &Path,
+    name: &str,
+) -> Result<Box<dyn Enhancer>, ModelError> {
+    let (manifest, file) = manifest(model_dir, name)?;
+    let session = runtime.session(&file).map_err(|source| ModelError::Load {
+        path: file.clone(),
+        source,
+    })?;
+    match manifest.adapter {
+        AdapterKind::Nsnet2 => Ok(Box::new(nsnet2::Nsnet2::new(
+            session,
+            manifest.sample_rate,
+            &file,
+        )?)),
+    }
+}
