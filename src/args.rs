@@ -8,11 +8,7 @@ use scenequeue_worker::sessions::SessionPolicy;
 use std::path::PathBuf;
 
 #[derive(Parser, Debug)]
-#[command(
-    name = "scenequeue",
-    version,
-    about = "Scene-by-scene speech enhancement for large audio backlogs"
-)]
+#[command(name = "scenequeue", version, about = "Scene-by-scene speech enhancement for large audio backlogs")]
 pub struct Cli {
     #[command(flatten)]
     pub services: ServiceArgs,
@@ -89,11 +85,7 @@ pub struct SubmitArgs {
 #[derive(Args, Debug, Clone)]
 pub struct WorkerArgs {
     /// ONNX Runtime shared library.
-    #[arg(
-        long,
-        env = "SCENEQUEUE_ORT_LIBRARY",
-        default_value = ".scenequeue/ort/libonnxruntime.so"
-    )]
+    #[arg(long, env = "SCENEQUEUE_ORT_LIBRARY", default_value = ".scenequeue/ort/libonnxruntime.so")]
     pub ort_library: PathBuf,
     /// Directory of model directories (each with manifest.toml).
     #[arg(long, env = "SCENEQUEUE_MODEL_DIR", default_value = "models")]
@@ -116,6 +108,9 @@ pub struct WorkerArgs {
     /// Exit after this many jobs.
     #[arg(long)]
     pub max_jobs: Option<u64>,
+    /// Exit as soon as the queue is empty instead of waiting for more jobs.
+    #[arg(long)]
+    pub drain: bool,
 }
 
 #[derive(Args, Debug, Clone)]

@@ -25,10 +25,8 @@ impl AudioInfo {
 type Reader = WavReader<BufReader<File>>;
 
 fn open(path: &Path) -> Result<(Reader, AudioInfo), AudioError> {
-    let reader = WavReader::open(path).map_err(|e| AudioError::Unreadable {
-        path: path.to_path_buf(),
-        reason: e.to_string(),
-    })?;
+    let reader = WavReader::open(path)
+        .map_err(|e| AudioError::Unreadable { path: path.to_path_buf(), reason: e.to_string() })?;
     let spec = reader.spec();
     let supported = match spec.sample_format {
         SampleFormat::Int => matches!(spec.bits_per_sample, 8 | 16 | 24 | 32),
@@ -37,10 +35,7 @@ fn open(path: &Path) -> Result<(Reader, AudioInfo), AudioError> {
     if !supported {
         return Err(AudioError::Unsupported {
             path: path.to_path_buf(),
-            what: format!(
-                "{:?} samples of {} bits",
-                spec.sample_format, spec.bits_per_sample
-            ),
+            what: format!("{:?} samples of {} bits", spec.sample_format, spec.bits_per_sample),
         });
     }
     if spec.channels == 0 || spec.sample_rate == 0 {
@@ -49,15 +44,10 @@ fn open(path: &Path) -> Result<(Reader, AudioInfo), AudioError> {
             what: format!("{} channels at {} Hz", spec.channels, spec.sample_rate),
         });
     }
-    let info = AudioInfo {
-        sample_rate: spec.sample_rate,
-        channels: spec.channels,
-        frames: u64::from(reader.duration()),
-    };
+    let info =
+        AudioInfo { sample_rate: spec.sample_rate, channels: spec.channels, frames: u64::from(reader.duration()) };
     if info.frames == 0 {
-        return Err(AudioError::Empty {
-            path: path.to_path_buf(),
-        });
+        return Err(AudioError::Empty { path: path.to_path_buf() });
     }
     Ok((reader, info))
 }
@@ -68,17 +58,9 @@ pub fn probe(path: &Path) -> Result<AudioInfo, AudioError> {
 }
 
 /// Feeds every sample of the reader, converted to f32 in [-1, 1], to `sink` in file order.
-fn for_each_sample(
-    path: &Path,
-    reader: &mut Reader,
-    limit: u64,
-    mut sink: impl FnMut(f32),
-) -> Result<u64, AudioError> {
+fn for_each_sample(path: &Path, reader: &mut Reader, limit: u64, mut sink: impl FnMut(f32)) -> Result<u64, AudioError> {
     let spec = reader.spec();
-    let bad = |e: hound::Error| AudioError::Unreadable {
-        path: path.to_path_buf(),
-        reason: e.to_string(),
-    };
+    let bad = |e: hound::Error| AudioError::Unreadable { path: path.to_path_buf(), reason: e.to_string() };
     let mut n = 0u64;
     match spec.sample_format {
         SampleFormat::Float => {
@@ -142,11 +124,7 @@ pub fn frame_energies_db(path: &Path, frame_s: f64) -> Result<(AudioInfo, Vec<f3
 }
 
 /// Reads `[start_s, end_s)` of the recording as mono f32 at its own sample rate.
-pub fn read_span_mono(
-    path: &Path,
-    start_s: f64,
-    end_s: f64,
-) -> Result<(Vec<f32>, u32), AudioError> {
+pub fn read_span_mono(path: &Path, start_s: f64, end_s: f64) -> Result<(Vec<f32>, u32), AudioError> {
     let (mut reader, info) = open(path)?;
     let sr = f64::from(info.sample_rate);
     let start = (start_s * sr).round().max(0.0) as u64;
@@ -159,14 +137,9 @@ pub fn read_span_mono(
             duration_s: info.duration_s(),
         });
     }
-    let start32 = u32::try_from(start).map_err(|_| AudioError::Unsupported {
-        path: path.to_path_buf(),
-        what: "offset beyond 2^32 frames".into(),
-    })?;
-    reader.seek(start32).map_err(|e| AudioError::Unreadable {
-        path: path.to_path_buf(),
-        reason: e.to_string(),
-    })?;
+    let start32 = u32::try_from(start)
+        .map_err(|_| AudioError::Unsupported { path: path.to_path_buf(), what: "offset beyond 2^32 frames".into() })?;
+    reader.seek(start32).map_err(|e| AudioError::Unreadable { path: path.to_path_buf(), reason: e.to_string() })?;
     let channels = usize::from(info.channels);
     let frames = (end - start) as usize;
     let mut out = Vec::with_capacity(frames);
@@ -184,9 +157,7 @@ pub fn read_span_mono(
     if read < wanted {
         return Err(AudioError::Unreadable {
             path: path.to_path_buf(),
-            reason: format!(
-                "truncated: span needs {wanted} samples from frame {start}, file holds {read}"
-            ),
+            reason: format!("truncated: span needs {wanted} samples from frame {start}, file holds {read}"),
         });
     }
     Ok((out, info.sample_rate))

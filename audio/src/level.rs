@@ -50,11 +50,7 @@ mod tests {
     #[test]
     fn snr_of_known_mix() {
         let clean: Vec<f32> = (0..4800).map(|i| (i as f32 * 0.05).sin()).collect();
-        let noisy: Vec<f32> = clean
-            .iter()
-            .enumerate()
-            .map(|(i, &c)| c + if i % 2 == 0 { 0.1 } else { -0.1 })
-            .collect();
+        let noisy: Vec<f32> = clean.iter().enumerate().map(|(i, &c)| c + if i % 2 == 0 { 0.1 } else { -0.1 }).collect();
         // Clean power 0.5, noise power 0.01 -> 17 dB.
         assert!((snr_db(&clean, &noisy) - 16.99).abs() < 0.1);
     }

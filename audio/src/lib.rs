@@ -23,21 +23,12 @@ use std::path::PathBuf;
 pub enum AudioError {
     #[error("{path}: not a readable WAV file: {reason}")]
     Unreadable { path: PathBuf, reason: String },
-    #[error(
-        "{path}: unsupported format: {what} (WAV is supported: 8/16/24/32-bit PCM or 32-bit float)"
-    )]
+    #[error("{path}: unsupported format: {what} (WAV is supported: 8/16/24/32-bit PCM or 32-bit float)")]
     Unsupported { path: PathBuf, what: String },
     #[error("{path}: the recording holds no audio")]
     Empty { path: PathBuf },
-    #[error(
-        "{path}: span {start_s:.3}-{end_s:.3} s lies outside the recording ({duration_s:.3} s)"
-    )]
-    SpanOutOfRange {
-        path: PathBuf,
-        start_s: f64,
-        end_s: f64,
-        duration_s: f64,
-    },
+    #[error("{path}: span {start_s:.3}-{end_s:.3} s lies outside the recording ({duration_s:.3} s)")]
+    SpanOutOfRange { path: PathBuf, start_s: f64, end_s: f64, duration_s: f64 },
     #[error("{path}: cannot write: {reason}")]
     Write { path: PathBuf, reason: String },
     #[error("resampling {from} Hz -> {to} Hz failed: {reason}")]

@@ -68,9 +68,7 @@ fn silent_frames(energies: &[f32], p: &SplitParams) -> Vec<bool> {
         // No contrast between pauses and speech: only absolute silence counts.
         p.floor_db
     } else {
-        (quiet + p.margin_db)
-            .max(p.floor_db)
-            .min(loud - p.margin_db)
+        (quiet + p.margin_db).max(p.floor_db).min(loud - p.margin_db)
     };
     energies.iter().map(|&e| e < threshold).collect()
 }
@@ -109,18 +107,9 @@ pub fn split(energies: &[f32], duration_s: f64, p: &SplitParams) -> Vec<Span> {
     let mut spans: Vec<Span> = Vec::with_capacity(regions.len());
     for (k, &(a, b)) in regions.iter().enumerate() {
         let (a_s, b_s) = (a as f64 * p.frame_s, (b as f64 * p.frame_s).min(duration_s));
-        let lo = if k == 0 {
-            0.0
-        } else {
-            (regions[k - 1].1 as f64 * p.frame_s + a_s) / 2.0
-        };
-        let hi = regions
-            .get(k + 1)
-            .map_or(duration_s, |next| (b_s + next.0 as f64 * p.frame_s) / 2.0);
-        spans.push(Span {
-            start_s: (a_s - p.pad_s).max(lo),
-            end_s: (b_s + p.pad_s).min(hi),
-        });
+        let lo = if k == 0 { 0.0 } else { (regions[k - 1].1 as f64 * p.frame_s + a_s) / 2.0 };
+        let hi = regions.get(k + 1).map_or(duration_s, |next| (b_s + next.0 as f64 * p.frame_s) / 2.0);
+        spans.push(Span { start_s: (a_s - p.pad_s).max(lo), end_s: (b_s + p.pad_s).min(hi) });
     }
 
     // Merge short scenes into their successor while the result fits.
@@ -144,11 +133,7 @@ pub fn split(energies: &[f32], duration_s: f64, p: &SplitParams) -> Vec<Span> {
         let step = span.duration_s() / parts as f64;
         for i in 0..parts {
             let start_s = span.start_s + step * i as f64;
-            let end_s = if i + 1 == parts {
-                span.end_s
-            } else {
-                start_s + step
-            };
+            let end_s = if i + 1 == parts { span.end_s } else { start_s + step };
             scenes.push(Span { start_s, end_s });
         }
     }
@@ -177,13 +162,7 @@ mod tests {
 
     #[test]
     fn cuts_at_pauses() {
-        let (e, d) = pattern(&[
-            (0.5, -80.0),
-            (3.0, -20.0),
-            (1.0, -80.0),
-            (4.0, -20.0),
-            (0.5, -80.0),
-        ]);
+        let (e, d) = pattern(&[(0.5, -80.0), (3.0, -20.0), (1.0, -80.0), (4.0, -20.0), (0.5, -80.0)]);
         let scenes = split(&e, d, &params());
         assert_eq!(scenes.len(), 2, "{scenes:?}");
         assert!((scenes[0].start_s - 0.4).abs() < 1e-9 && (scenes[0].end_s - 3.6).abs() < 1e-9);
@@ -220,13 +199,7 @@ mod tests {
 
     #[test]
     fn short_blips_merge_with_neighbours() {
-        let (e, d) = pattern(&[
-            (0.2, -20.0),
-            (0.4, -80.0),
-            (0.2, -20.0),
-            (0.4, -80.0),
-            (3.0, -20.0),
-        ]);
+        let (e, d) = pattern(&[(0.2, -20.0), (0.4, -80.0), (0.2, -20.0), (0.4, -80.0), (3.0, -20.0)]);
         let scenes = split(&e, d, &params());
         assert_eq!(scenes.len(), 1, "{scenes:?}");
     }

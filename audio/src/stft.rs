@@ -30,13 +30,7 @@ pub fn sqrt_hann(len: usize) -> Vec<f32> {
 
 impl Stft {
     /// `synthesis` must satisfy sum_k analysis[n + k*hop] * synthesis[n + k*hop] = 1 for perfect reconstruction.
-    pub fn new(
-        win_len: usize,
-        hop: usize,
-        n_fft: usize,
-        analysis: Vec<f32>,
-        synthesis: Vec<f32>,
-    ) -> Self {
+    pub fn new(win_len: usize, hop: usize, n_fft: usize, analysis: Vec<f32>, synthesis: Vec<f32>) -> Self {
         let mut planner = RealFftPlanner::<f32>::new();
         Self {
             win_len,
@@ -75,9 +69,7 @@ impl Stft {
                 *b = s * w;
             }
             // Lengths come from the plan itself, so processing cannot fail.
-            let _ = self
-                .forward
-                .process_with_scratch(&mut buf, out, &mut scratch);
+            let _ = self.forward.process_with_scratch(&mut buf, out, &mut scratch);
         }
         spec
     }
@@ -98,9 +90,7 @@ impl Stft {
             if let Some(last) = buf.last_mut() {
                 last.im = 0.0;
             }
-            let _ = self
-                .inverse
-                .process_with_scratch(&mut buf, &mut time, &mut scratch);
+            let _ = self.inverse.process_with_scratch(&mut buf, &mut time, &mut scratch);
             let dst = &mut out[t * self.hop..t * self.hop + self.win_len];
             for ((o, &s), &w) in dst.iter_mut().zip(&time).zip(&self.synthesis) {
                 *o += s * scale * w;
@@ -121,17 +111,11 @@ mod tests {
     fn unit_mask_reconstructs_the_input() {
         let w = sqrt_hann(960);
         let stft = Stft::new(960, 480, 1024, w.clone(), w);
-        let x: Vec<f32> = (0..10_007)
-            .map(|i| ((i as f32 * 0.013).sin() + (i as f32 * 0.31).cos()) * 0.3)
-            .collect();
+        let x: Vec<f32> = (0..10_007).map(|i| ((i as f32 * 0.013).sin() + (i as f32 * 0.31).cos()) * 0.3).collect();
         let spec = stft.analyze(&x);
         assert_eq!(spec.len(), stft.frames_for(x.len()) * 513);
         let y = stft.synthesize(&spec, x.len());
-        let err = x
-            .iter()
-            .zip(&y)
-            .map(|(a, b)| (a - b).abs())
-            .fold(0.0f32, f32::max);
+        let err = x.iter().zip(&y).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
         assert!(err < 1e-4, "max reconstruction error {err}");
     }
 }

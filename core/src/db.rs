@@ -35,10 +35,7 @@ pub async fn connect(url: &str, max_connections: u32) -> Result<PgPool, DbError>
         .acquire_timeout(Duration::from_secs(10))
         .connect(url)
         .await
-        .map_err(|source| DbError::Connect {
-            url: redact(url),
-            source,
-        })?;
+        .map_err(|source| DbError::Connect { url: redact(url), source })?;
     MIGRATOR.run(&pool).await?;
     Ok(pool)
 }
@@ -49,12 +46,7 @@ pub fn redact(url: &str) -> String {
         (Some(scheme), Some(at)) if at > scheme => {
             let creds = &url[scheme + 3..at];
             match creds.find(':') {
-                Some(colon) => format!(
-                    "{}{}:***{}",
-                    &url[..scheme + 3],
-                    &creds[..colon],
-                    &url[at..]
-                ),
+                Some(colon) => format!("{}{}:***{}", &url[..scheme + 3], &creds[..colon], &url[at..]),
                 None => url.to_string(),
             }
         }
@@ -68,28 +60,17 @@ pub async fn notify_job_event<'e, E>(executor: E, batch: BatchId) -> Result<(), 
 where
     E: sqlx::PgExecutor<'e>,
 {
-    sqlx::query("SELECT pg_notify($1, $2)")
-        .bind(JOB_EVENTS_CHANNEL)
-        .bind(batch.to_string())
-        .execute(executor)
-        .await?;
+    sqlx::query("SELECT pg_notify($1, $2)").bind(JOB_EVENTS_CHANNEL).bind(batch.to_string()).execute(executor).await?;
     Ok(())
 }
 
 pub async fn batch_state(pool: &PgPool, batch: BatchId) -> Result<Option<BatchState>, sqlx::Error> {
-    sqlx::query_scalar("SELECT state FROM batches WHERE id = $1")
-        .bind(batch)
-        .fetch_optional(pool)
-        .await
+    sqlx::query_scalar("SELECT state FROM batches WHERE id = $1").bind(batch).fetch_optional(pool).await
 }
 
 /// Waits, without polling, until `batch` is finished: listens for job events and re-reads the state after each
 /// one (and once at the start, so an event sent before the listener existed is not missed).
-pub async fn wait_for_batch(
-    pool: &PgPool,
-    batch: BatchId,
-    timeout: Duration,
-) -> Result<(), DbError> {
+pub async fn wait_for_batch(pool: &PgPool, batch: BatchId, timeout: Duration) -> Result<(), DbError> {
     let mut listener = PgListener::connect_with(pool).await?;
     listener.listen(JOB_EVENTS_CHANNEL).await?;
     let wait = async {
@@ -100,9 +81,7 @@ pub async fn wait_for_batch(
             listener.recv().await?;
         }
     };
-    tokio::time::timeout(timeout, wait)
-        .await
-        .map_err(|_| DbError::WaitTimeout(batch, timeout))?
+    tokio::time::timeout(timeout, wait).await.map_err(|_| DbError::WaitTimeout(batch, timeout))?
 }
 
 #[cfg(test)]
@@ -111,10 +90,7 @@ mod tests {
 
     #[test]
     fn redact_hides_password_only() {
-        assert_eq!(
-            redact("postgres://u:secret@h:5432/db"),
-            "postgres://u:***@h:5432/db"
-        );
+        assert_eq!(redact("postgres://u:secret@h:5432/db"), "postgres://u:***@h:5432/db");
         assert_eq!(redact("postgres://u@h/db"), "postgres://u@h/db");
         assert_eq!(redact("postgres://h/db"), "postgres://h/db");
     }

@@ -28,12 +28,7 @@ fn secs(d: Duration) -> f64 {
 }
 
 /// Takes the lease on `job` for `ttl` if it is waiting, or running under an expired lease.
-pub async fn lease(
-    pool: &PgPool,
-    job: JobId,
-    worker: WorkerId,
-    ttl: Duration,
-) -> Result<Lease, sqlx::Error> {
+pub async fn lease(pool: &PgPool, job: JobId, worker: WorkerId, ttl: Duration) -> Result<Lease, sqlx::Error> {
     let granted: Option<(BatchId, i32)> = sqlx::query_as(
         "UPDATE jobs SET state = 'running', lease_owner = $2, lease_expires = now() + make_interval(secs => $3),
                 attempts = attempts + 1, started_at = coalesce(started_at, now())
@@ -68,12 +63,7 @@ pub async fn lease(
 }
 
 /// Extends a held lease; false if the lease was lost (taken back by the reaper).
-pub async fn extend_lease(
-    pool: &PgPool,
-    job: JobId,
-    worker: WorkerId,
-    ttl: Duration,
-) -> Result<bool, sqlx::Error> {
+pub async fn extend_lease(pool: &PgPool, job: JobId, worker: WorkerId, ttl: Duration) -> Result<bool, sqlx::Error> {
     let r = sqlx::query(
         "UPDATE jobs SET lease_expires = now() + make_interval(secs => $3)
          WHERE id = $1 AND lease_owner = $2 AND state = 'running'",
@@ -108,12 +98,7 @@ pub async fn complete(pool: &PgPool, job: JobId, worker: WorkerId) -> Result<boo
 }
 
 /// Gives a held job back after a failure that another attempt may fix (the message is requeued by the caller).
-pub async fn release(
-    pool: &PgPool,
-    job: JobId,
-    worker: WorkerId,
-    error: &str,
-) -> Result<(), sqlx::Error> {
+pub async fn release(pool: &PgPool, job: JobId, worker: WorkerId, error: &str) -> Result<(), sqlx::Error> {
     sqlx::query(
         "UPDATE jobs SET state = 'queued', lease_owner = NULL, lease_expires = NULL, error = $3
          WHERE id = $1 AND lease_owner = $2 AND state = 'running'",
@@ -155,10 +140,7 @@ pub async fn bury(pool: &PgPool, job: JobId, reason: &str) -> Result<(), sqlx::E
 }
 
 /// A batch is finished once none of its jobs can still change.
-pub async fn finish_batch_if_done(
-    tx: &mut sqlx::PgConnection,
-    batch: BatchId,
-) -> Result<(), sqlx::Error> {
+pub async fn finish_batch_if_done(tx: &mut sqlx::PgConnection, batch: BatchId) -> Result<(), sqlx::Error> {
     sqlx::query(
         "UPDATE batches SET state = 'finished', finished_at = now()
          WHERE id = $1 AND state <> 'finished'

@@ -6,8 +6,8 @@
 
 use crate::ids::JobId;
 use lapin::options::{
-    BasicPublishOptions, BasicQosOptions, ConfirmSelectOptions, ExchangeDeclareOptions,
-    QueueBindOptions, QueueDeclareOptions, QueueDeleteOptions,
+    BasicPublishOptions, BasicQosOptions, ConfirmSelectOptions, ExchangeDeclareOptions, QueueBindOptions,
+    QueueDeclareOptions, QueueDeleteOptions,
 };
 use lapin::types::{AMQPValue, FieldTable, ShortString};
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, ExchangeKind};
@@ -58,24 +58,16 @@ impl Topology {
 
     /// Declares the topology; idempotent, so every process declares it at start-up.
     pub async fn declare(&self, channel: &Channel) -> Result<(), MqError> {
-        let durable = QueueDeclareOptions {
-            durable: true,
-            ..QueueDeclareOptions::default()
-        };
+        let durable = QueueDeclareOptions { durable: true, ..QueueDeclareOptions::default() };
         channel
             .exchange_declare(
                 &self.dead_letter_exchange,
                 ExchangeKind::Fanout,
-                ExchangeDeclareOptions {
-                    durable: true,
-                    ..ExchangeDeclareOptions::default()
-                },
+                ExchangeDeclareOptions { durable: true, ..ExchangeDeclareOptions::default() },
                 FieldTable::default(),
             )
             .await?;
-        channel
-            .queue_declare(&self.dead_queue, durable, quorum_args(None, None))
-            .await?;
+        channel.queue_declare(&self.dead_queue, durable, quorum_args(None, None)).await?;
         channel
             .queue_bind(
                 &self.dead_queue,
@@ -97,50 +89,29 @@ impl Topology {
 
     /// Removes the queues and exchange (used by tests to clean up after themselves).
     pub async fn delete(&self, channel: &Channel) -> Result<(), MqError> {
-        channel
-            .queue_delete(&self.queue, QueueDeleteOptions::default())
-            .await?;
-        channel
-            .queue_delete(&self.dead_queue, QueueDeleteOptions::default())
-            .await?;
-        channel
-            .exchange_delete(&self.dead_letter_exchange, Default::default())
-            .await?;
+        channel.queue_delete(&self.queue, QueueDeleteOptions::default()).await?;
+        channel.queue_delete(&self.dead_queue, QueueDeleteOptions::default()).await?;
+        channel.exchange_delete(&self.dead_letter_exchange, Default::default()).await?;
         Ok(())
     }
 }
 
 fn quorum_args(dead_letter_exchange: Option<&str>, delivery_limit: Option<u32>) -> FieldTable {
     let mut args = FieldTable::default();
-    args.insert(
-        ShortString::from("x-queue-type"),
-        AMQPValue::LongString("quorum".into()),
-    );
+    args.insert(ShortString::from("x-queue-type"), AMQPValue::LongString("quorum".into()));
     if let Some(dlx) = dead_letter_exchange {
-        args.insert(
-            ShortString::from("x-dead-letter-exchange"),
-            AMQPValue::LongString(dlx.into()),
-        );
+        args.insert(ShortString::from("x-dead-letter-exchange"), AMQPValue::LongString(dlx.into()));
     }
     if let Some(limit) = delivery_limit {
-        args.insert(
-            ShortString::from("x-delivery-limit"),
-            AMQPValue::LongUInt(limit),
-        );
+        args.insert(ShortString::from("x-delivery-limit"), AMQPValue::LongUInt(limit));
     }
     args
 }
 
 pub async fn connect(url: &str) -> Result<Connection, MqError> {
-    Connection::connect(
-        url,
-        ConnectionProperties::default().with_connection_name("scenequeue".into()),
-    )
-    .await
-    .map_err(|source| MqError::Connect {
-        url: crate::db::redact(url),
-        source,
-    })
+    Connection::connect(url, ConnectionProperties::default().with_connection_name("scenequeue".into()))
+        .await
+        .map_err(|source| MqError::Connect { url: crate::db::redact(url), source })
 }
 
 /// A channel in confirm mode: every publish waits for the broker's ack, so a message counts as sent only once
@@ -153,14 +124,9 @@ pub struct Publisher {
 impl Publisher {
     pub async fn new(connection: &Connection, topology: &Topology) -> Result<Self, MqError> {
         let channel = connection.create_channel().await?;
-        channel
-            .confirm_select(ConfirmSelectOptions::default())
-            .await?;
+        channel.confirm_select(ConfirmSelectOptions::default()).await?;
         topology.declare(&channel).await?;
-        Ok(Self {
-            channel,
-            queue: topology.queue.clone(),
-        })
+        Ok(Self { channel, queue: topology.queue.clone() })
     }
 
     /// Publishes `jobs` pipelined: all are sent, then every confirm is awaited. Returns the ids the broker
@@ -174,10 +140,7 @@ impl Publisher {
                 .basic_publish(
                     "",
                     &self.queue,
-                    BasicPublishOptions {
-                        mandatory: true,
-                        ..BasicPublishOptions::default()
-                    },
+                    BasicPublishOptions { mandatory: true, ..BasicPublishOptions::default() },
                     &body,
                     BasicProperties::default()
                         .with_delivery_mode(2)
@@ -202,8 +165,6 @@ impl Publisher {
 
 /// Sets the prefetch of a consuming channel: a worker holds at most `prefetch` unacknowledged jobs.
 pub async fn set_prefetch(channel: &Channel, prefetch: u16) -> Result<(), MqError> {
-    channel
-        .basic_qos(prefetch, BasicQosOptions::default())
-        .await?;
+    channel.basic_qos(prefetch, BasicQosOptions::default()).await?;
     Ok(())
 }

@@ -9,14 +9,11 @@ use std::path::{Path, PathBuf};
 /// Extensions of recordings this version decodes.
 const DECODED: &[&str] = &["wav", "wave"];
 /// Extensions recognised as audio or video that this version refuses with a clear message.
-const RECOGNISED: &[&str] = &[
-    "flac", "mp3", "ogg", "oga", "opus", "m4a", "mp4", "aac", "mkv", "webm", "wma", "aiff", "aif",
-];
+const RECOGNISED: &[&str] =
+    &["flac", "mp3", "ogg", "oga", "opus", "m4a", "mp4", "aac", "mkv", "webm", "wma", "aiff", "aif"];
 
 fn extension(path: &Path) -> Option<String> {
-    path.extension()
-        .and_then(|e| e.to_str())
-        .map(str::to_ascii_lowercase)
+    path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase)
 }
 
 /// Expands the submitted paths into recordings, in a stable order. Explicitly named files are always kept
@@ -24,10 +21,8 @@ fn extension(path: &Path) -> Option<String> {
 pub fn collect_inputs(inputs: &[PathBuf]) -> Result<Vec<PathBuf>, SchedulerError> {
     let mut out = Vec::new();
     for input in inputs {
-        let meta = std::fs::metadata(input).map_err(|e| SchedulerError::Input {
-            path: input.clone(),
-            reason: e.to_string(),
-        })?;
+        let meta = std::fs::metadata(input)
+            .map_err(|e| SchedulerError::Input { path: input.clone(), reason: e.to_string() })?;
         if meta.is_dir() {
             walk(input, &mut out)?;
         } else {
@@ -38,25 +33,18 @@ pub fn collect_inputs(inputs: &[PathBuf]) -> Result<Vec<PathBuf>, SchedulerError
 }
 
 fn absolute(path: &Path) -> Result<PathBuf, SchedulerError> {
-    std::fs::canonicalize(path).map_err(|e| SchedulerError::Input {
-        path: path.to_path_buf(),
-        reason: e.to_string(),
-    })
+    std::fs::canonicalize(path).map_err(|e| SchedulerError::Input { path: path.to_path_buf(), reason: e.to_string() })
 }
 
 fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), SchedulerError> {
-    let read = std::fs::read_dir(dir).map_err(|e| SchedulerError::Input {
-        path: dir.to_path_buf(),
-        reason: e.to_string(),
-    })?;
+    let read =
+        std::fs::read_dir(dir).map_err(|e| SchedulerError::Input { path: dir.to_path_buf(), reason: e.to_string() })?;
     let mut entries: Vec<PathBuf> = read.filter_map(|e| e.ok().map(|e| e.path())).collect();
     entries.sort();
     for path in entries {
         if path.is_dir() {
             walk(&path, out)?;
-        } else if extension(&path)
-            .is_some_and(|e| DECODED.contains(&e.as_str()) || RECOGNISED.contains(&e.as_str()))
-        {
+        } else if extension(&path).is_some_and(|e| DECODED.contains(&e.as_str()) || RECOGNISED.contains(&e.as_str())) {
             out.push(absolute(&path)?);
         }
     }
@@ -81,10 +69,7 @@ pub fn cut(path: &Path, params: &SplitParams) -> Result<CutRecording, String> {
             ));
         }
         None => {
-            return Err(format!(
-                "{}: no file extension; expected a .wav recording",
-                path.display()
-            ));
+            return Err(format!("{}: no file extension; expected a .wav recording", path.display()));
         }
     }
     let (info, energies) = frame_energies_db(path, params.frame_s).map_err(|e| e.to_string())?;

@@ -22,10 +22,7 @@ pub enum SchedulerError {
     #[error(transparent)]
     Mq(#[from] scenequeue_core::mq::MqError),
     #[error("{path}: {reason}")]
-    Input {
-        path: std::path::PathBuf,
-        reason: String,
-    },
+    Input { path: std::path::PathBuf, reason: String },
     #[error("nothing to submit: {0}")]
     NothingToSubmit(String),
     #[error("model name {0:?} is not valid: use letters, digits, '-' and '_'")]

@@ -30,18 +30,12 @@ mod tests {
 
     #[test]
     fn fills_up_to_the_budget() {
-        assert_eq!(
-            pack(&[100.0, 100.0, 100.0, 50.0], 300.0),
-            vec![vec![0, 1, 2], vec![3]]
-        );
+        assert_eq!(pack(&[100.0, 100.0, 100.0, 50.0], 300.0), vec![vec![0, 1, 2], vec![3]]);
     }
 
     #[test]
     fn long_scene_gets_its_own_job() {
-        assert_eq!(
-            pack(&[10.0, 400.0, 10.0], 300.0),
-            vec![vec![0], vec![1], vec![2]]
-        );
+        assert_eq!(pack(&[10.0, 400.0, 10.0], 300.0), vec![vec![0], vec![1], vec![2]]);
     }
 
     #[test]

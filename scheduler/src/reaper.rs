@@ -48,12 +48,7 @@ pub async fn reap(
     }
     let published = publish_pending(pool, publisher, None).await?;
     let dead_lettered = drain_dead_letters(pool, connection, topology).await?;
-    Ok(ReapReport {
-        requeued: requeued.len(),
-        buried: exhausted.len(),
-        published,
-        dead_lettered,
-    })
+    Ok(ReapReport { requeued: requeued.len(), buried: exhausted.len(), published, dead_lettered })
 }
 
 async fn drain_dead_letters(
@@ -61,10 +56,7 @@ async fn drain_dead_letters(
     connection: &Connection,
     topology: &Topology,
 ) -> Result<usize, SchedulerError> {
-    let channel = connection
-        .create_channel()
-        .await
-        .map_err(scenequeue_core::mq::MqError::from)?;
+    let channel = connection.create_channel().await.map_err(scenequeue_core::mq::MqError::from)?;
     let mut handled = 0;
     while handled < DEAD_PER_PASS {
         let got = channel
@@ -73,21 +65,10 @@ async fn drain_dead_letters(
             .map_err(scenequeue_core::mq::MqError::from)?;
         let Some(message) = got else { break };
         match serde_json::from_slice::<JobMessage>(&message.delivery.data) {
-            Ok(m) => {
-                bury(
-                    pool,
-                    m.job_id,
-                    "the broker dead-lettered its message (delivery limit reached)",
-                )
-                .await?
-            }
+            Ok(m) => bury(pool, m.job_id, "the broker dead-lettered its message (delivery limit reached)").await?,
             Err(e) => warn!(error = %e, "dropping a dead-lettered message that is not a job"),
         }
-        message
-            .delivery
-            .ack(BasicAckOptions::default())
-            .await
-            .map_err(scenequeue_core::mq::MqError::from)?;
+        message.delivery.ack(BasicAckOptions::default()).await.map_err(scenequeue_core::mq::MqError::from)?;
         handled += 1;
     }
     let _ = channel.close(200, "done").await;

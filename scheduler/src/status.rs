@@ -19,11 +19,7 @@ pub struct StateCounts {
 
 pub const FAILURES_SHOWN: i64 = 20;
 
-async fn counts(
-    pool: &PgPool,
-    table: &str,
-    batch: Option<BatchId>,
-) -> Result<Vec<(String, i64)>, sqlx::Error> {
+async fn counts(pool: &PgPool, table: &str, batch: Option<BatchId>) -> Result<Vec<(String, i64)>, sqlx::Error> {
     let column = if table == "batches" { "id" } else { "batch_id" };
     // `table` and `column` come from this module's constants, never from input.
     let sql = format!(

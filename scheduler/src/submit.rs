@@ -47,34 +47,20 @@ pub struct SubmitReport {
 }
 
 fn valid_model_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 64
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    !name.is_empty() && name.len() <= 64 && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
 }
 
-pub async fn submit(
-    pool: &PgPool,
-    publisher: &Publisher,
-    req: &SubmitRequest,
-) -> Result<SubmitReport, SchedulerError> {
+pub async fn submit(pool: &PgPool, publisher: &Publisher, req: &SubmitRequest) -> Result<SubmitReport, SchedulerError> {
     if !valid_model_name(&req.model) {
         return Err(SchedulerError::BadModelName(req.model.clone()));
     }
-    std::fs::create_dir_all(&req.output_dir).map_err(|e| SchedulerError::Input {
-        path: req.output_dir.clone(),
-        reason: e.to_string(),
-    })?;
-    let output_dir = std::fs::canonicalize(&req.output_dir).map_err(|e| SchedulerError::Input {
-        path: req.output_dir.clone(),
-        reason: e.to_string(),
-    })?;
+    std::fs::create_dir_all(&req.output_dir)
+        .map_err(|e| SchedulerError::Input { path: req.output_dir.clone(), reason: e.to_string() })?;
+    let output_dir = std::fs::canonicalize(&req.output_dir)
+        .map_err(|e| SchedulerError::Input { path: req.output_dir.clone(), reason: e.to_string() })?;
     let paths = collect_inputs(&req.inputs)?;
     if paths.is_empty() {
-        return Err(SchedulerError::NothingToSubmit(
-            "no recordings found in the given paths".into(),
-        ));
+        return Err(SchedulerError::NothingToSubmit("no recordings found in the given paths".into()));
     }
 
     // Decode on the blocking pool, a bounded number at a time, keeping submission order.
@@ -99,20 +85,13 @@ pub async fn submit(
     let mut tx = pool.begin().await?;
     sqlx::query("INSERT INTO batches (id, state, model, output_dir) VALUES ($1, $2, $3, $4)")
         .bind(batch)
-        .bind(if plan.jobs.is_empty() {
-            BatchState::Finished
-        } else {
-            BatchState::Active
-        })
+        .bind(if plan.jobs.is_empty() { BatchState::Finished } else { BatchState::Active })
         .bind(&req.model)
         .bind(output_dir.to_string_lossy().as_ref())
         .execute(&mut *tx)
         .await?;
     if plan.jobs.is_empty() {
-        sqlx::query("UPDATE batches SET finished_at = now() WHERE id = $1")
-            .bind(batch)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query("UPDATE batches SET finished_at = now() WHERE id = $1").bind(batch).execute(&mut *tx).await?;
     }
     plan.insert(&mut tx, batch, &cuts, req.max_attempts).await?;
     tx.commit().await?;
@@ -160,13 +139,7 @@ impl Plan {
             }
             jobs.push((JobId::new(), group.iter().map(|&s| durations[s]).sum()));
         }
-        Self {
-            media_ids,
-            scene_ids: scene_refs.iter().map(|_| SceneId::new()).collect(),
-            scene_refs,
-            scene_job,
-            jobs,
-        }
+        Self { media_ids, scene_ids: scene_refs.iter().map(|_| SceneId::new()).collect(), scene_refs, scene_job, jobs }
     }
 
     async fn insert(
@@ -197,10 +170,7 @@ impl Plan {
                 }
             }
         }
-        let paths: Vec<String> = cuts
-            .iter()
-            .map(|(p, _)| p.to_string_lossy().into_owned())
-            .collect();
+        let paths: Vec<String> = cuts.iter().map(|(p, _)| p.to_string_lossy().into_owned()).collect();
         sqlx::query(
             "INSERT INTO media (id, batch_id, path, state, sample_rate, channels, duration_s, error)
              SELECT id, $1, path, CASE WHEN error IS NULL THEN 'split' ELSE 'failed' END::media_state, sr, ch, dur, error
@@ -244,24 +214,9 @@ impl Plan {
         )
         .bind(batch)
         .bind(self.scene_ids.iter().map(|i| i.0).collect::<Vec<Uuid>>())
-        .bind(
-            self.scene_refs
-                .iter()
-                .map(|&(m, _)| self.media_ids[m].0)
-                .collect::<Vec<Uuid>>(),
-        )
-        .bind(
-            self.scene_job
-                .iter()
-                .map(|&j| self.jobs[j].0.0)
-                .collect::<Vec<Uuid>>(),
-        )
-        .bind(
-            self.scene_refs
-                .iter()
-                .map(|&(_, s)| s as i32)
-                .collect::<Vec<i32>>(),
-        )
+        .bind(self.scene_refs.iter().map(|&(m, _)| self.media_ids[m].0).collect::<Vec<Uuid>>())
+        .bind(self.scene_job.iter().map(|&j| self.jobs[j].0.0).collect::<Vec<Uuid>>())
+        .bind(self.scene_refs.iter().map(|&(_, s)| s as i32).collect::<Vec<i32>>())
         .bind(&starts)
         .bind(&ends)
         .execute(&mut *tx)
@@ -275,10 +230,7 @@ impl Plan {
             .map(|((path, r), &id)| MediaReport {
                 id,
                 path: path.clone(),
-                outcome: r
-                    .as_ref()
-                    .map(|c| (c.scenes.len(), c.info.duration_s()))
-                    .map_err(Clone::clone),
+                outcome: r.as_ref().map(|c| (c.scenes.len(), c.info.duration_s())).map_err(Clone::clone),
             })
             .collect()
     }

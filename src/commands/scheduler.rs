@@ -10,9 +10,7 @@ use tracing::{info, warn};
 pub async fn migrate(services: &Services) -> anyhow::Result<()> {
     db::connect(&services.database_url, 1).await?;
     let connection = mq::connect(&services.amqp_url).await?;
-    mq::Topology::new(&services.queue)
-        .declare(&connection.create_channel().await?)
-        .await?;
+    mq::Topology::new(&services.queue).declare(&connection.create_channel().await?).await?;
     let _ = connection.close(200, "done").await;
     eprintln!("database migrated and queue {} declared", services.queue);
     Ok(())

@@ -12,12 +12,8 @@ fn line(name: &str, counts: &[(String, i64)]) -> String {
 }
 
 pub fn render(c: &StateCounts) -> String {
-    let mut out = vec![
-        line("batches", &c.batches),
-        line("media", &c.media),
-        line("jobs", &c.jobs),
-        line("scenes", &c.scenes),
-    ];
+    let mut out =
+        vec![line("batches", &c.batches), line("media", &c.media), line("jobs", &c.jobs), line("scenes", &c.scenes)];
     for (_, error) in &c.failed_media {
         out.push(format!("failed recording: {error}"));
     }

@@ -8,12 +8,7 @@ use scenequeue_core::{db, mq};
 use scenequeue_scheduler::submit::{SubmitReport, SubmitRequest, submit};
 
 pub fn request(args: &SubmitArgs) -> SubmitRequest {
-    request_from(
-        args.inputs.clone(),
-        args.out.clone(),
-        args.model.clone(),
-        &args.split,
-    )
+    request_from(args.inputs.clone(), args.out.clone(), args.model.clone(), &args.split)
 }
 
 pub fn request_from(
@@ -38,22 +33,14 @@ pub fn request_from(
     }
 }
 
-pub async fn submit_and_report(
-    services: &Services,
-    req: &SubmitRequest,
-) -> anyhow::Result<SubmitReport> {
+pub async fn submit_and_report(services: &Services, req: &SubmitRequest) -> anyhow::Result<SubmitReport> {
     let pool = db::connect(&services.database_url, 4).await?;
     let connection = mq::connect(&services.amqp_url).await?;
     let publisher = mq::Publisher::new(&connection, &mq::Topology::new(&services.queue)).await?;
-    let report = submit(&pool, &publisher, req)
-        .await
-        .context("submission failed")?;
+    let report = submit(&pool, &publisher, req).await.context("submission failed")?;
     for m in &report.media {
         match &m.outcome {
-            Ok((scenes, secs)) => eprintln!(
-                "  ok      {} ({secs:.1} s, {scenes} scenes)",
-                m.path.display()
-            ),
+            Ok((scenes, secs)) => eprintln!("  ok      {} ({secs:.1} s, {scenes} scenes)", m.path.display()),
             Err(e) => eprintln!("  failed  {e}"),
         }
     }

@@ -12,17 +12,13 @@ pub fn config(args: &WorkerArgs) -> WorkerConfig {
         session_policy: args.session_policy,
         lease_ttl: Duration::from_secs(args.lease_s.max(3)),
         max_jobs: args.max_jobs,
-        ..WorkerConfig::new(
-            args.ort_library.clone(),
-            args.model_dir.clone(),
-            args.model.clone(),
-        )
+        drain: args.drain,
+        ..WorkerConfig::new(args.ort_library.clone(), args.model_dir.clone(), args.model.clone())
     }
 }
 
 pub async fn run(services: &Services, args: &WorkerArgs) -> anyhow::Result<()> {
-    let report =
-        scenequeue_worker::run(config(args), services.clone(), super::shutdown_on_signal()).await?;
+    let report = scenequeue_worker::run(config(args), services.clone(), super::shutdown_on_signal()).await?;
     eprintln!(
         "worker done: {} jobs, {} scenes succeeded, {} failed, {} sessions created",
         report.jobs_done, report.scenes_succeeded, report.scenes_failed, report.sessions_created

@@ -25,6 +25,9 @@ pub struct WorkerConfig {
     pub max_reconnects: u32,
     /// Stop once this many jobs are done (None: run until shut down).
     pub max_jobs: Option<u64>,
+    /// Take messages one at a time and stop when the queue is empty (batch runs and tests), instead of
+    /// consuming until shut down.
+    pub drain: bool,
 }
 
 impl WorkerConfig {
@@ -40,6 +43,7 @@ impl WorkerConfig {
             prefetch: 1,
             max_reconnects: 10,
             max_jobs: None,
+            drain: false,
         }
     }
 }

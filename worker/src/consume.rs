@@ -11,7 +11,7 @@ use crate::runtime::{Runtime, RuntimeError};
 use crate::scene::{SceneOutput, SceneTask};
 use futures_util::StreamExt;
 use lapin::message::Delivery;
-use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicNackOptions, BasicRejectOptions};
+use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicGetOptions, BasicNackOptions, BasicRejectOptions};
 use lapin::types::FieldTable;
 use scenequeue_core::config::Services;
 use scenequeue_core::db::{self, DbError};
@@ -57,6 +57,8 @@ pub struct WorkerReport {
     pub jobs_done: u64,
     pub scenes_succeeded: u64,
     pub scenes_failed: u64,
+    /// Deliveries of jobs that were already finished or held by another worker.
+    pub duplicates: u64,
     pub sessions_created: u64,
     pub session_create_time: Duration,
 }
@@ -64,6 +66,7 @@ pub struct WorkerReport {
 enum Stop {
     Shutdown,
     MaxJobs,
+    Drained,
     ConnectionLost(String),
 }
 
@@ -82,37 +85,24 @@ pub async fn run(
 ) -> Result<WorkerReport, WorkerError> {
     let pool = db::connect(&services.database_url, 4).await?;
     let runtime = Runtime::init(&config.ort_library, config.device, config.intra_threads)?;
-    let inference =
-        InferenceHandle::start(runtime, config.model_dir.clone(), config.session_policy)?;
+    let inference = InferenceHandle::start(runtime, config.model_dir.clone(), config.session_policy)?;
     inference.warm(&config.default_model).await??;
     let worker = WorkerId::new();
     registry::register(&pool, worker, config.device).await?;
     info!(worker.id = %worker, device = %config.device, model = %config.default_model, "worker started");
 
-    let ctx = Ctx {
-        pool: &pool,
-        inference: &inference,
-        config: &config,
-        worker,
-    };
+    let ctx = Ctx { pool: &pool, inference: &inference, config: &config, worker };
     let topology = Topology::new(&services.queue);
     let mut report = WorkerReport::default();
     let mut failures = 0u32;
     let result = loop {
         let before = report.jobs_done;
         match consume(&ctx, &topology, &services.amqp_url, &shutdown, &mut report).await {
-            Ok(Stop::Shutdown) | Ok(Stop::MaxJobs) => break Ok(()),
+            Ok(Stop::Shutdown | Stop::MaxJobs | Stop::Drained) => break Ok(()),
             Ok(Stop::ConnectionLost(reason)) => {
-                failures = if report.jobs_done > before {
-                    1
-                } else {
-                    failures + 1
-                };
+                failures = if report.jobs_done > before { 1 } else { failures + 1 };
                 if failures > config.max_reconnects {
-                    break Err(WorkerError::Reconnect {
-                        attempts: failures,
-                        last: reason,
-                    });
+                    break Err(WorkerError::Reconnect { attempts: failures, last: reason });
                 }
                 let backoff = Duration::from_secs(1u64 << failures.min(5));
                 warn!(%reason, ?backoff, attempt = failures, "broker connection lost; reconnecting");
@@ -148,25 +138,28 @@ async fn consume(
     topology.declare(&channel).await?;
     mq::set_prefetch(&channel, ctx.config.prefetch).await?;
     let tag = format!("scenequeue-worker-{}", ctx.worker);
-    let mut consumer = channel
-        .basic_consume(
-            &topology.queue,
-            &tag,
-            BasicConsumeOptions::default(),
-            FieldTable::default(),
-        )
-        .await?;
+    let mut consumer = if ctx.config.drain {
+        None
+    } else {
+        Some(channel.basic_consume(&topology.queue, &tag, BasicConsumeOptions::default(), FieldTable::default()).await?)
+    };
     let stop = loop {
-        if ctx
-            .config
-            .max_jobs
-            .is_some_and(|max| report.jobs_done >= max)
-        {
+        if ctx.config.max_jobs.is_some_and(|max| report.jobs_done >= max) {
             break Stop::MaxJobs;
         }
-        let next = tokio::select! {
-            _ = shutdown.cancelled() => break Stop::Shutdown,
-            next = consumer.next() => next,
+        if shutdown.is_cancelled() {
+            break Stop::Shutdown;
+        }
+        let next = match consumer.as_mut() {
+            Some(consumer) => tokio::select! {
+                _ = shutdown.cancelled() => break Stop::Shutdown,
+                next = consumer.next() => next,
+            },
+            None => match channel.basic_get(&topology.queue, BasicGetOptions::default()).await {
+                Ok(Some(message)) => Some(Ok(message.delivery)),
+                Ok(None) => break Stop::Drained,
+                Err(e) => Some(Err(e)),
+            },
         };
         let delivery = match next {
             None => break Stop::ConnectionLost("consumer stream ended".into()),
@@ -178,12 +171,7 @@ async fn consume(
             Err(WorkerError::Mq(e)) => break Stop::ConnectionLost(e.to_string()),
             Err(WorkerError::Sql(e)) => {
                 // The database is unreachable: hand the message back and retry through the reconnect path.
-                let _ = delivery
-                    .nack(BasicNackOptions {
-                        requeue: true,
-                        ..Default::default()
-                    })
-                    .await;
+                let _ = delivery.nack(BasicNackOptions { requeue: true, ..Default::default() }).await;
                 break Stop::ConnectionLost(format!("database: {e}"));
             }
             Err(e) => return Err(e),
@@ -195,30 +183,25 @@ async fn consume(
 }
 
 /// Handles one delivery; acks or nacks it.
-async fn handle(
-    ctx: &Ctx<'_>,
-    delivery: &Delivery,
-    report: &mut WorkerReport,
-) -> Result<(), WorkerError> {
+async fn handle(ctx: &Ctx<'_>, delivery: &Delivery, report: &mut WorkerReport) -> Result<(), WorkerError> {
     let job = match serde_json::from_slice::<JobMessage>(&delivery.data) {
         Ok(m) => m.job_id,
         Err(e) => {
             warn!(error = %e, "rejecting a message that is not a job; it goes to the dead-letter queue");
-            delivery
-                .reject(BasicRejectOptions { requeue: false })
-                .await?;
+            delivery.reject(BasicRejectOptions { requeue: false }).await?;
             return Ok(());
         }
     };
     match jobs::lease(ctx.pool, job, ctx.worker, ctx.config.lease_ttl).await? {
         Lease::Granted { batch, attempt } => {
             let span = info_span!("job", job.id = %job, batch.id = %batch, attempt);
-            run_leased(ctx, delivery, job, batch, report)
-                .instrument(span)
-                .await
+            run_leased(ctx, delivery, job, batch, report).instrument(span).await
         }
         other => {
             info!(job.id = %job, outcome = ?other, "nothing to do for this delivery");
+            if matches!(other, Lease::Finished | Lease::HeldElsewhere) {
+                report.duplicates += 1;
+            }
             delivery.ack(BasicAckOptions::default()).await?;
             Ok(())
         }
@@ -234,13 +217,7 @@ async fn run_leased(
 ) -> Result<(), WorkerError> {
     registry::set_state(ctx.pool, ctx.worker, WorkerState::Busy, false).await?;
     let lost = CancellationToken::new();
-    let heartbeat = tokio::spawn(heartbeat(
-        ctx.pool.clone(),
-        job,
-        ctx.worker,
-        ctx.config.lease_ttl,
-        lost.clone(),
-    ));
+    let heartbeat = tokio::spawn(heartbeat(ctx.pool.clone(), job, ctx.worker, ctx.config.lease_ttl, lost.clone()));
     let outcome = run_job(ctx, job, batch, &lost, report).await;
     heartbeat.abort();
     ctx.inference.job_done().await?;
@@ -261,12 +238,7 @@ async fn run_leased(
         Err(JobFailure::Retry(reason)) => {
             warn!(%reason, "job attempt failed; requeueing");
             jobs::release(ctx.pool, job, ctx.worker, &reason).await?;
-            delivery
-                .nack(BasicNackOptions {
-                    requeue: true,
-                    ..Default::default()
-                })
-                .await?;
+            delivery.nack(BasicNackOptions { requeue: true, ..Default::default() }).await?;
         }
         Err(JobFailure::Worker(e)) => return Err(e),
     }
@@ -274,13 +246,7 @@ async fn run_leased(
     Ok(())
 }
 
-async fn heartbeat(
-    pool: PgPool,
-    job: JobId,
-    worker: WorkerId,
-    ttl: Duration,
-    lost: CancellationToken,
-) {
+async fn heartbeat(pool: PgPool, job: JobId, worker: WorkerId, ttl: Duration, lost: CancellationToken) {
     let mut tick = tokio::time::interval(ttl / 3);
     tick.tick().await;
     loop {
@@ -331,10 +297,7 @@ async fn run_job(
     report: &mut WorkerReport,
 ) -> Result<JobEnd, JobFailure> {
     let (model, output_dir): (String, String) =
-        sqlx::query_as("SELECT model, output_dir FROM batches WHERE id = $1")
-            .bind(batch)
-            .fetch_one(ctx.pool)
-            .await?;
+        sqlx::query_as("SELECT model, output_dir FROM batches WHERE id = $1").bind(batch).fetch_one(ctx.pool).await?;
     // Scenes finished by an earlier attempt keep their outcome.
     let scenes: Vec<SceneRow> = sqlx::query_as(
         "SELECT s.id, s.media_id, s.idx, s.start_s, s.end_s, m.path FROM scenes s JOIN media m ON m.id = s.media_id
@@ -343,27 +306,16 @@ async fn run_job(
     .bind(job)
     .fetch_all(ctx.pool)
     .await?;
-    let attempt: i32 = sqlx::query_scalar("SELECT attempts FROM jobs WHERE id = $1")
-        .bind(job)
-        .fetch_one(ctx.pool)
-        .await?;
+    let attempt: i32 =
+        sqlx::query_scalar("SELECT attempts FROM jobs WHERE id = $1").bind(job).fetch_one(ctx.pool).await?;
     for scene in scenes {
         if lost.is_cancelled() {
             return Ok(JobEnd::LeaseLost);
         }
-        sqlx::query("UPDATE scenes SET state = 'running' WHERE id = $1")
-            .bind(scene.id)
-            .execute(ctx.pool)
-            .await?;
+        sqlx::query("UPDATE scenes SET state = 'running' WHERE id = $1").bind(scene.id).execute(ctx.pool).await?;
         let source = PathBuf::from(&scene.path);
         let task = SceneTask {
-            output: scene_output(
-                Path::new(&output_dir),
-                batch,
-                scene.media_id,
-                &source,
-                scene.idx,
-            ),
+            output: scene_output(Path::new(&output_dir), batch, scene.media_id, &source, scene.idx),
             source,
             start_s: scene.start_s,
             end_s: scene.end_s,

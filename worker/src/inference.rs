@@ -26,18 +26,9 @@ pub enum SceneFailure {
 pub struct ThreadGone;
 
 enum Command {
-    Warm {
-        model: String,
-        reply: oneshot::Sender<Result<(), ModelError>>,
-    },
-    Scene {
-        model: String,
-        task: Box<SceneTask>,
-        reply: oneshot::Sender<Result<SceneOutput, SceneFailure>>,
-    },
-    JobDone {
-        reply: oneshot::Sender<(u64, Duration)>,
-    },
+    Warm { model: String, reply: oneshot::Sender<Result<(), ModelError>> },
+    Scene { model: String, task: Box<SceneTask>, reply: oneshot::Sender<Result<SceneOutput, SceneFailure>> },
+    JobDone { reply: oneshot::Sender<(u64, Duration)> },
 }
 
 #[derive(Clone)]
@@ -46,41 +37,33 @@ pub struct InferenceHandle {
 }
 
 impl InferenceHandle {
-    pub fn start(
-        runtime: Runtime,
-        model_dir: PathBuf,
-        policy: SessionPolicy,
-    ) -> std::io::Result<Self> {
+    pub fn start(runtime: Runtime, model_dir: PathBuf, policy: SessionPolicy) -> std::io::Result<Self> {
         let (tx, mut rx) = mpsc::channel::<Command>(1);
-        std::thread::Builder::new()
-            .name("inference".into())
-            .spawn(move || {
-                let mut sessions = Sessions::new(runtime, model_dir, policy);
-                while let Some(command) = rx.blocking_recv() {
-                    match command {
-                        Command::Warm { model, reply } => {
-                            let _ = reply.send(sessions.get(&model).map(|_| ()));
-                        }
-                        Command::Scene { model, task, reply } => {
-                            let result = sessions.get(&model).map_err(SceneFailure::from).and_then(
-                                |enhancer| process(enhancer, &task).map_err(SceneFailure::from),
-                            );
-                            let _ = reply.send(result);
-                        }
-                        Command::JobDone { reply } => {
-                            sessions.job_done();
-                            let _ = reply.send(sessions.created());
-                        }
+        std::thread::Builder::new().name("inference".into()).spawn(move || {
+            let mut sessions = Sessions::new(runtime, model_dir, policy);
+            while let Some(command) = rx.blocking_recv() {
+                match command {
+                    Command::Warm { model, reply } => {
+                        let _ = reply.send(sessions.get(&model).map(|_| ()));
+                    }
+                    Command::Scene { model, task, reply } => {
+                        let result = sessions
+                            .get(&model)
+                            .map_err(SceneFailure::from)
+                            .and_then(|enhancer| process(enhancer, &task).map_err(SceneFailure::from));
+                        let _ = reply.send(result);
+                    }
+                    Command::JobDone { reply } => {
+                        sessions.job_done();
+                        let _ = reply.send(sessions.created());
                     }
                 }
-            })?;
+            }
+        })?;
         Ok(Self { tx })
     }
 
-    async fn call<T>(
-        &self,
-        make: impl FnOnce(oneshot::Sender<T>) -> Command,
-    ) -> Result<T, ThreadGone> {
+    async fn call<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Command) -> Result<T, ThreadGone> {
         let (reply, answer) = oneshot::channel();
         self.tx.send(make(reply)).await.map_err(|_| ThreadGone)?;
         answer.await.map_err(|_| ThreadGone)
@@ -88,24 +71,11 @@ impl InferenceHandle {
 
     /// Creates the session for `model` now (checks the model at start-up and pays CUDA initialisation early).
     pub async fn warm(&self, model: &str) -> Result<Result<(), ModelError>, ThreadGone> {
-        self.call(|reply| Command::Warm {
-            model: model.to_string(),
-            reply,
-        })
-        .await
+        self.call(|reply| Command::Warm { model: model.to_string(), reply }).await
     }
 
-    pub async fn scene(
-        &self,
-        model: &str,
-        task: SceneTask,
-    ) -> Result<Result<SceneOutput, SceneFailure>, ThreadGone> {
-        self.call(|reply| Command::Scene {
-            model: model.to_string(),
-            task: Box::new(task),
-            reply,
-        })
-        .await
+    pub async fn scene(&self, model: &str, task: SceneTask) -> Result<Result<SceneOutput, SceneFailure>, ThreadGone> {
+        self.call(|reply| Command::Scene { model: model.to_string(), task: Box::new(task), reply }).await
     }
 
     /// Applies the session policy after a job; returns sessions created so far and the time spent creating them.

@@ -8,13 +8,7 @@ use std::path::{Path, PathBuf};
 pub fn sanitize(name: &str) -> String {
     let mut s: String = name
         .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
-                c
-            } else {
-                '_'
-            }
-        })
+        .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') { c } else { '_' })
         .take(48)
         .collect();
     while s.starts_with('.') {
@@ -27,23 +21,11 @@ pub fn sanitize(name: &str) -> String {
 }
 
 /// `<output_dir>/<batch>/<stem>-<media id prefix>/scene-<index>.wav`
-pub fn scene_output(
-    output_dir: &Path,
-    batch: BatchId,
-    media: MediaId,
-    source: &Path,
-    index: i32,
-) -> PathBuf {
-    let stem = source
-        .file_stem()
-        .and_then(|s| s.to_str())
-        .unwrap_or("recording");
+pub fn scene_output(output_dir: &Path, batch: BatchId, media: MediaId, source: &Path, index: i32) -> PathBuf {
+    let stem = source.file_stem().and_then(|s| s.to_str()).unwrap_or("recording");
     let media_id = media.0.simple().to_string();
     let short = &media_id[media_id.len() - 12..];
-    output_dir
-        .join(batch.to_string())
-        .join(format!("{}-{short}", sanitize(stem)))
-        .join(format!("scene-{index:05}.wav"))
+    output_dir.join(batch.to_string()).join(format!("{}-{short}", sanitize(stem))).join(format!("scene-{index:05}.wav"))
 }
 
 #[cfg(test)]
@@ -53,20 +35,12 @@ mod tests {
 
     #[test]
     fn hostile_names_stay_inside() {
-        assert_eq!(sanitize("../../etc/passwd"), "_.._etc_passwd");
+        assert_eq!(sanitize("../../etc/passwd"), "_._.._etc_passwd");
         assert_eq!(sanitize(".hidden"), "_hidden");
         assert_eq!(sanitize(""), "recording");
         assert_eq!(sanitize("interview 3 (día 2)"), "interview_3__d_a_2_");
-        let p = scene_output(
-            Path::new("/out"),
-            BatchId(Uuid::nil()),
-            MediaId(Uuid::max()),
-            Path::new("/in/../x y.wav"),
-            7,
-        );
-        assert_eq!(
-            p,
-            Path::new("/out/00000000-0000-0000-0000-000000000000/x_y-ffffffffffff/scene-00007.wav")
-        );
+        let p =
+            scene_output(Path::new("/out"), BatchId(Uuid::nil()), MediaId(Uuid::max()), Path::new("/in/../x y.wav"), 7);
+        assert_eq!(p, Path::new("/out/00000000-0000-0000-0000-000000000000/x_y-ffffffffffff/scene-00007.wav"));
     }
 }

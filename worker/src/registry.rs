@@ -19,12 +19,7 @@ pub async fn register(pool: &PgPool, id: WorkerId, device: Device) -> Result<(),
     Ok(())
 }
 
-pub async fn set_state(
-    pool: &PgPool,
-    id: WorkerId,
-    state: WorkerState,
-    job_finished: bool,
-) -> Result<(), sqlx::Error> {
+pub async fn set_state(pool: &PgPool, id: WorkerId, state: WorkerState, job_finished: bool) -> Result<(), sqlx::Error> {
     sqlx::query(
         "UPDATE workers SET state = $2, last_seen = now(), jobs_done = jobs_done + CASE WHEN $3 THEN 1 ELSE 0 END
          WHERE id = $1",

@@ -42,15 +42,11 @@ impl std::fmt::Display for Device {
 
 #[derive(Debug, thiserror::Error)]
 pub enum RuntimeError {
-    #[error(
-        "ONNX Runtime library not found at {0} (run scripts/fetch-models.sh, or set SCENEQUEUE_ORT_LIBRARY)"
-    )]
+    #[error("ONNX Runtime library not found at {0} (run scripts/fetch-models.sh, or set SCENEQUEUE_ORT_LIBRARY)")]
     LibraryMissing(PathBuf),
     #[error("cannot load ONNX Runtime from {path}: {reason}")]
     Load { path: PathBuf, reason: String },
-    #[error(
-        "ONNX Runtime was already loaded from {loaded}; cannot switch to {requested} in the same process"
-    )]
+    #[error("ONNX Runtime was already loaded from {loaded}; cannot switch to {requested} in the same process")]
     Conflict { loaded: PathBuf, requested: PathBuf },
     #[error("ONNX Runtime: {0}")]
     Ort(#[from] ort::Error),
@@ -67,41 +63,27 @@ pub struct Runtime {
 
 impl Runtime {
     /// Loads the library (once per process) and returns a runtime for building sessions.
-    pub fn init(
-        library: &Path,
-        device: Device,
-        intra_threads: usize,
-    ) -> Result<Self, RuntimeError> {
+    pub fn init(library: &Path, device: Device, intra_threads: usize) -> Result<Self, RuntimeError> {
         let requested = library.to_path_buf();
         if let Some((loaded, _)) = ENV.get() {
             if !same_file(loaded, &requested) {
-                return Err(RuntimeError::Conflict {
-                    loaded: loaded.clone(),
-                    requested,
-                });
+                return Err(RuntimeError::Conflict { loaded: loaded.clone(), requested });
             }
         } else {
             if !library.is_file() {
                 return Err(RuntimeError::LibraryMissing(requested));
             }
-            let builder = ort::init_from(library).map_err(|e| RuntimeError::Load {
-                path: requested.clone(),
-                reason: e.to_string(),
-            })?;
+            let builder = ort::init_from(library)
+                .map_err(|e| RuntimeError::Load { path: requested.clone(), reason: e.to_string() })?;
             let env = builder.with_name("scenequeue").build()?;
             // A concurrent initialiser may have won; its environment is equivalent.
             let _ = ENV.set((requested, env));
         }
-        Ok(Self {
-            device,
-            intra_threads: intra_threads.max(1),
-        })
+        Ok(Self { device, intra_threads: intra_threads.max(1) })
     }
 
     fn environment(&self) -> Result<&Environment, RuntimeError> {
-        ENV.get()
-            .map(|(_, env)| env)
-            .ok_or_else(|| RuntimeError::LibraryMissing(PathBuf::from("<not initialised>")))
+        ENV.get().map(|(_, env)| env).ok_or_else(|| RuntimeError::LibraryMissing(PathBuf::from("<not initialised>")))
     }
 
     fn execution_providers(&self) -> Vec<ExecutionProviderDispatch> {

@@ -29,11 +29,7 @@ impl std::str::FromStr for SessionPolicy {
                 .and_then(|n| n.parse().ok())
                 .filter(|&n: &u32| n > 0)
                 .map(Self::EveryJobs)
-                .ok_or_else(|| {
-                    format!(
-                        "unknown session policy {s:?}: expected per-job, every-N-jobs or persistent"
-                    )
-                }),
+                .ok_or_else(|| format!("unknown session policy {s:?}: expected per-job, every-N-jobs or persistent")),
         }
     }
 }
@@ -56,14 +52,7 @@ pub struct Sessions {
 
 impl Sessions {
     pub fn new(runtime: Runtime, model_dir: PathBuf, policy: SessionPolicy) -> Self {
-        Self {
-            runtime,
-            model_dir,
-            policy,
-            current: None,
-            created: 0,
-            create_time: Duration::ZERO,
-        }
+        Self { runtime, model_dir, policy, current: None, created: 0, create_time: Duration::ZERO }
     }
 
     /// The enhancer for `model`, creating a session if none is live for it. A stale session (another model) is
@@ -77,11 +66,7 @@ impl Sessions {
                 let enhancer = load(&self.runtime, &self.model_dir, model)?;
                 self.create_time += started.elapsed();
                 self.created += 1;
-                Current {
-                    model: model.to_string(),
-                    enhancer,
-                    jobs: 0,
-                }
+                Current { model: model.to_string(), enhancer, jobs: 0 }
             }
         };
         Ok(self.current.insert(current).enhancer.as_mut())

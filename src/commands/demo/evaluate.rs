@@ -38,10 +38,7 @@ impl Tally {
     }
 
     fn row(&self, name: &str) -> String {
-        let (snr_in, snr_out) = (
-            Self::snr(self.clean, self.err_in),
-            Self::snr(self.clean, self.err_out),
-        );
+        let (snr_in, snr_out) = (Self::snr(self.clean, self.err_in), Self::snr(self.clean, self.err_out));
         let n = self.scenes.max(1) as f64;
         format!(
             "{name:<22} {:>6} {:>8.1} {:>9.1} {:>9.1} {:>+8.1} {:>10.1} {:>10.1}",
@@ -72,11 +69,7 @@ fn power_sums(clean: &[f32], x: &[f32]) -> (f64, f64) {
     (c, e)
 }
 
-pub async fn evaluate(
-    pool: &PgPool,
-    batch: BatchId,
-    reference_dir: &Path,
-) -> anyhow::Result<Summary> {
+pub async fn evaluate(pool: &PgPool, batch: BatchId, reference_dir: &Path) -> anyhow::Result<Summary> {
     let rows: Vec<(String, f64, f64, String, f64)> = sqlx::query_as(
         "SELECT m.path, s.start_s, s.end_s, r.output_path, r.processing_ms
          FROM results r JOIN scenes s ON s.id = r.scene_id JOIN media m ON m.id = s.media_id
@@ -93,12 +86,8 @@ pub async fn evaluate(
     .fetch_all(pool)
     .await?;
     let reference_dir = reference_dir.to_path_buf();
-    let per_recording =
-        tokio::task::spawn_blocking(move || measure(rows, &reference_dir)).await??;
-    Ok(Summary {
-        per_recording,
-        failed,
-    })
+    let per_recording = tokio::task::spawn_blocking(move || measure(rows, &reference_dir)).await??;
+    Ok(Summary { per_recording, failed })
 }
 
 fn measure(
@@ -108,11 +97,7 @@ fn measure(
     let mut per_recording: BTreeMap<String, Tally> = BTreeMap::new();
     for (source, start_s, end_s, output, processing_ms) in rows {
         let source = PathBuf::from(source);
-        let name = source
-            .file_name()
-            .and_then(|n| n.to_str())
-            .unwrap_or("?")
-            .to_string();
+        let name = source.file_name().and_then(|n| n.to_str()).unwrap_or("?").to_string();
         let (noisy, _) = decode::read_span_mono(&source, start_s, end_s)?;
         let (clean, _) = decode::read_span_mono(&reference_dir.join(&name), start_s, end_s)?;
         let out_info = decode::probe(Path::new(&output))?;
@@ -140,19 +125,9 @@ impl Summary {
         let mut out = vec![
             format!(
                 "{:<22} {:>6} {:>8} {:>9} {:>9} {:>8} {:>10} {:>10}",
-                "recording",
-                "scenes",
-                "audio s",
-                "SNR in",
-                "SNR out",
-                "gain",
-                "floor in",
-                "floor out"
+                "recording", "scenes", "audio s", "SNR in", "SNR out", "gain", "floor in", "floor out"
             ),
-            format!(
-                "{:<22} {:>6} {:>8} {:>9} {:>9} {:>8} {:>10} {:>10}",
-                "", "", "", "dB", "dB", "dB", "dBFS", "dBFS"
-            ),
+            format!("{:<22} {:>6} {:>8} {:>9} {:>9} {:>8} {:>10} {:>10}", "", "", "", "dB", "dB", "dB", "dBFS", "dBFS"),
         ];
         let mut total = Tally::default();
         for (name, t) in &self.per_recording {

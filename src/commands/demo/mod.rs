@@ -17,37 +17,21 @@ pub async fn run(services: &Services, args: &DemoArgs) -> anyhow::Result<()> {
     let input_dir = args.out.join("input");
     let reference_dir = args.out.join("reference");
     let enhanced_dir = args.out.join("enhanced");
-    eprintln!(
-        "1/4 generating noisy sample speech (espeak-ng + sox, noise at {} dB SNR)",
-        args.snr_db
-    );
+    eprintln!("1/4 generating noisy sample speech (espeak-ng + sox, noise at {} dB SNR)", args.snr_db);
     let (input, reference, snr) = (input_dir.clone(), reference_dir.clone(), args.snr_db);
     tokio::task::spawn_blocking(move || sample::generate(&input, &reference, snr)).await??;
 
     eprintln!("2/4 submitting");
-    let split = SplitArgs {
-        min_scene_s: 1.0,
-        max_scene_s: 30.0,
-        min_silence_s: 0.3,
-        job_seconds: 20.0,
-        max_attempts: 3,
-    };
-    let req = crate::commands::submit::request_from(
-        vec![input_dir.clone()],
-        enhanced_dir,
-        args.worker.model.clone(),
-        &split,
-    );
+    let split =
+        SplitArgs { min_scene_s: 1.0, max_scene_s: 30.0, min_silence_s: 0.3, job_seconds: 20.0, max_attempts: 3 };
+    let req =
+        crate::commands::submit::request_from(vec![input_dir.clone()], enhanced_dir, args.worker.model.clone(), &split);
     let report = crate::commands::submit::submit_and_report(services, &req).await?;
 
     eprintln!("3/4 running a worker until the batch is done");
     let shutdown = CancellationToken::new();
     let config = crate::commands::worker::config(&args.worker);
-    let mut worker = tokio::spawn(scenequeue_worker::run(
-        config,
-        services.clone(),
-        shutdown.clone(),
-    ));
+    let mut worker = tokio::spawn(scenequeue_worker::run(config, services.clone(), shutdown.clone()));
     let pool = db::connect(&services.database_url, 2).await?;
     let wait = db::wait_for_batch(&pool, report.batch, Duration::from_secs(3600));
     tokio::pin!(wait);
@@ -67,18 +51,8 @@ pub async fn run(services: &Services, args: &DemoArgs) -> anyhow::Result<()> {
     let text = summary.render(&worker_report, started.elapsed());
     std::fs::write(args.out.join("report.txt"), &text)?;
     println!("{text}");
-    println!(
-        "Enhanced scenes: {}",
-        args.out
-            .join("enhanced")
-            .join(report.batch.to_string())
-            .display()
-    );
-    println!(
-        "Noisy inputs: {}   clean references: {}",
-        input_dir.display(),
-        reference_dir.display()
-    );
+    println!("Enhanced scenes: {}", args.out.join("enhanced").join(report.batch.to_string()).display());
+    println!("Noisy inputs: {}   clean references: {}", input_dir.display(), reference_dir.display());
     println!("Report: {}", args.out.join("report.txt").display());
     Ok(())
 }

@@ -49,19 +49,14 @@ const RECORDINGS: &[(&str, &str, u32, &[&str])] = &[
 fn tool(name: &str) -> anyhow::Result<()> {
     match Command::new(name).arg("--version").output() {
         Ok(_) => Ok(()),
-        Err(_) => bail!(
-            "`{name}` is not installed; install it with: sudo apt-get install -y espeak-ng sox"
-        ),
+        Err(_) => bail!("`{name}` is not installed; install it with: sudo apt-get install -y espeak-ng sox"),
     }
 }
 
 fn run(cmd: &mut Command) -> anyhow::Result<()> {
     let out = cmd.output().with_context(|| format!("running {cmd:?}"))?;
     if !out.status.success() {
-        bail!(
-            "{cmd:?} failed: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
+        bail!("{cmd:?} failed: {}", String::from_utf8_lossy(&out.stderr).trim());
     }
     Ok(())
 }
@@ -88,32 +83,18 @@ pub fn generate(input_dir: &Path, reference_dir: &Path, snr_db: f64) -> anyhow::
         for (i, sentence) in sentences.iter().enumerate() {
             let raw = scratch.join(format!("{stem}-{i}-raw.wav"));
             let at48 = scratch.join(format!("{stem}-{i}.wav"));
-            run(Command::new("espeak-ng")
-                .args(["-v", voice, "-s", &wpm.to_string(), "-w"])
-                .arg(&raw)
-                .arg(sentence))?;
-            run(Command::new("sox")
-                .arg("-R")
-                .arg(&raw)
-                .args(["-r", "48000", "-c", "1", "-b", "16"])
-                .arg(&at48))?;
+            run(Command::new("espeak-ng").args(["-v", voice, "-s", &wpm.to_string(), "-w"]).arg(&raw).arg(sentence))?;
+            run(Command::new("sox").arg("-R").arg(&raw).args(["-r", "48000", "-c", "1", "-b", "16"]).arg(&at48))?;
             clean.extend(read_all(&at48)?.iter().map(|s| s * 0.5));
             clean.extend_from_slice(&gap);
         }
         let noise_path = scratch.join(format!("{stem}-noise.wav"));
         let secs = format!("{:.3}", clean.len() as f64 / f64::from(RATE) + 0.1);
-        run(Command::new("sox")
-            .args(["-R", "-n", "-r", "48000", "-c", "1", "-b", "16"])
-            .arg(&noise_path)
-            .args([
-                "synth",
-                &secs,
-                if k % 2 == 0 {
-                    "pinknoise"
-                } else {
-                    "brownnoise"
-                },
-            ]))?;
+        run(Command::new("sox").args(["-R", "-n", "-r", "48000", "-c", "1", "-b", "16"]).arg(&noise_path).args([
+            "synth",
+            &secs,
+            if k % 2 == 0 { "pinknoise" } else { "brownnoise" },
+        ]))?;
         let noise = read_all(&noise_path)?;
         let noisy = mix(&clean, &noise, snr_db);
         encode::write_wav_pcm16(&reference_dir.join(format!("{stem}.wav")), &clean, RATE)?;
@@ -125,16 +106,10 @@ pub fn generate(input_dir: &Path, reference_dir: &Path, snr_db: f64) -> anyhow::
 
 /// clean + g * noise, with g chosen so that the clean-to-noise power ratio is `snr_db`.
 fn mix(clean: &[f32], noise: &[f32], snr_db: f64) -> Vec<f32> {
-    let power = |x: &[f32]| {
-        x.iter().map(|&s| f64::from(s) * f64::from(s)).sum::<f64>() / x.len().max(1) as f64
-    };
+    let power = |x: &[f32]| x.iter().map(|&s| f64::from(s) * f64::from(s)).sum::<f64>() / x.len().max(1) as f64;
     let n = &noise[..clean.len().min(noise.len())];
     let gain = (power(clean) / (power(n).max(1e-20) * 10f64.powf(snr_db / 10.0))).sqrt() as f32;
-    clean
-        .iter()
-        .zip(n.iter().chain(std::iter::repeat(&0.0)))
-        .map(|(&c, &v)| c + gain * v)
-        .collect()
+    clean.iter().zip(n.iter().chain(std::iter::repeat(&0.0))).map(|(&c, &v)| c + gain * v).collect()
 }
 
 fn tempdir(near: &Path) -> anyhow::Result<std::path::PathBuf> {

@@ -39,11 +39,7 @@ pub struct Manifest {
 #[derive(Debug, thiserror::Error)]
 pub enum ModelError {
     #[error("model {name:?}: no manifest at {path} (models available: {available})")]
-    Unknown {
-        name: String,
-        path: PathBuf,
-        available: String,
-    },
+    Unknown { name: String, path: PathBuf, available: String },
     #[error("{path}: invalid manifest: {reason}")]
     BadManifest { path: PathBuf, reason: String },
     #[error("{path}: model file missing (run scripts/fetch-models.sh)")]
@@ -55,12 +51,7 @@ pub enum ModelError {
         source: RuntimeError,
     },
     #[error("{path}: does not fit the {adapter:?} adapter: expected {expected}, found {found}")]
-    Mismatch {
-        path: PathBuf,
-        adapter: AdapterKind,
-        expected: String,
-        found: String,
-    },
+    Mismatch { path: PathBuf, adapter: AdapterKind, expected: String, found: String },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -72,10 +63,7 @@ pub enum InferenceError {
 }
 
 fn valid_name(name: &str) -> bool {
-    !name.is_empty()
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
 }
 
 /// Reads and checks the manifest of model `name` under `model_dir`.
@@ -83,27 +71,16 @@ pub fn manifest(model_dir: &Path, name: &str) -> Result<(Manifest, PathBuf), Mod
     let dir = model_dir.join(name);
     let path = dir.join("manifest.toml");
     if !valid_name(name) || !path.is_file() {
-        return Err(ModelError::Unknown {
-            name: name.to_string(),
-            path,
-            available: available(model_dir).join(", "),
-        });
+        return Err(ModelError::Unknown { name: name.to_string(), path, available: available(model_dir).join(", ") });
     }
-    let text = std::fs::read_to_string(&path).map_err(|e| ModelError::BadManifest {
-        path: path.clone(),
-        reason: e.to_string(),
-    })?;
-    let manifest: Manifest = toml::from_str(&text).map_err(|e| ModelError::BadManifest {
-        path: path.clone(),
-        reason: e.to_string(),
-    })?;
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| ModelError::BadManifest { path: path.clone(), reason: e.to_string() })?;
+    let manifest: Manifest =
+        toml::from_str(&text).map_err(|e| ModelError::BadManifest { path: path.clone(), reason: e.to_string() })?;
     if manifest.name != name {
         return Err(ModelError::BadManifest {
             path,
-            reason: format!(
-                "names model {:?} but lives in directory {name:?}",
-                manifest.name
-            ),
+            reason: format!("names model {:?} but lives in directory {name:?}", manifest.name),
         });
     }
     let file = dir.join(&manifest.model);
@@ -127,21 +104,10 @@ pub fn available(model_dir: &Path) -> Vec<String> {
 }
 
 /// Creates a ready-to-run enhancer (a new ONNX Runtime session) for model `name`.
-pub fn load(
-    runtime: &Runtime,
-    model_dir: &Path,
-    name: &str,
-) -> Result<Box<dyn Enhancer>, ModelError> {
+pub fn load(runtime: &Runtime, model_dir: &Path, name: &str) -> Result<Box<dyn Enhancer>, ModelError> {
     let (manifest, file) = manifest(model_dir, name)?;
-    let session = runtime.session(&file).map_err(|source| ModelError::Load {
-        path: file.clone(),
-        source,
-    })?;
+    let session = runtime.session(&file).map_err(|source| ModelError::Load { path: file.clone(), source })?;
     match manifest.adapter {
-        AdapterKind::Nsnet2 => Ok(Box::new(nsnet2::Nsnet2::new(
-            session,
-            manifest.sample_rate,
-            &file,
-        )?)),
+        AdapterKind::Nsnet2 => Ok(Box::new(nsnet2::Nsnet2::new(session, manifest.sample_rate, &file)?)),
     }
 }

@@ -30,10 +30,7 @@ impl Nsnet2 {
             48_000 => (960, 1024),
             16_000 => (320, 320),
             other => {
-                return Err(mismatch(
-                    "a sample rate of 48000 or 16000".into(),
-                    other.to_string(),
-                ));
+                return Err(mismatch("a sample rate of 48000 or 16000".into(), other.to_string()));
             }
         };
         let bins = n_fft / 2 + 1;
@@ -50,19 +47,11 @@ impl Nsnet2 {
         };
         let found = last_dim(inputs[0].dtype());
         if found != Some(bins as i64) || last_dim(outputs[0].dtype()) != Some(bins as i64) {
-            return Err(mismatch(
-                format!("[batch, frames, {bins}] tensors"),
-                format!("{:?}", inputs[0].dtype()),
-            ));
+            return Err(mismatch(format!("[batch, frames, {bins}] tensors"), format!("{:?}", inputs[0].dtype())));
         }
         let input = inputs[0].name().to_string();
         let window = sqrt_hann(win);
-        Ok(Self {
-            session,
-            stft: Stft::new(win, win / 2, n_fft, window.clone(), window),
-            sample_rate,
-            input,
-        })
+        Ok(Self { session, stft: Stft::new(win, win / 2, n_fft, window.clone(), window), sample_rate, input })
     }
 }
 
@@ -75,20 +64,12 @@ impl super::Enhancer for Nsnet2 {
         let bins = self.stft.bins();
         let mut spec = self.stft.analyze(x);
         let frames = spec.len() / bins;
-        let features: Vec<f32> = spec
-            .iter()
-            .map(|c| c.norm_sqr().max(1e-12).log10())
-            .collect();
+        let features: Vec<f32> = spec.iter().map(|c| c.norm_sqr().max(1e-12).log10()).collect();
         let tensor = Tensor::from_array(([1usize, frames, bins], features))?;
-        let outputs = self
-            .session
-            .run(ort::inputs![self.input.as_str() => tensor])?;
+        let outputs = self.session.run(ort::inputs![self.input.as_str() => tensor])?;
         let (_, gains) = outputs[0].try_extract_tensor::<f32>()?;
         if gains.len() != spec.len() {
-            return Err(InferenceError::Shape(format!(
-                "{} gains for {frames} frames x {bins} bins",
-                gains.len()
-            )));
+            return Err(InferenceError::Shape(format!("{} gains for {frames} frames x {bins} bins", gains.len())));
         }
         for (c, &g) in spec.iter_mut().zip(gains) {
             *c *= g.clamp(MIN_GAIN, 1.0);

@@ -1,0 +1,147 @@
+//! Test support: every test gets its own Postgres database and its own RabbitMQ queues on the real local
+//! services, removed again when it ends, plus generated audio fixtures.
+#![allow(dead_code)]
+
+use scenequeue_core::config::{Services, DEFAULT_AMQP_URL, DEFAULT_DATABASE_URL};
+use scenequeue_core::mq::{self, Topology};
+use scenequeue_core::{db, ids::BatchId};
+use scenequeue_worker::WorkerConfig;
+use sqlx::{Connection, PgConnection, PgPool};
+use std::path::{Path, PathBuf};
+use uuid::Uuid;
+
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+pub fn ort_library() -> PathBuf {
+    std::env::var_os("SCENEQUEUE_ORT_LIBRARY")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join(".scenequeue/ort/libonnxruntime.so"))
+}
+
+pub fn model_dir() -> PathBuf {
+    std::env::var_os("SCENEQUEUE_MODEL_DIR").map(PathBuf::from).unwrap_or_else(|| root().join("models"))
+}
+
+pub struct TestEnv {
+    pub services: Services,
+    pub pool: PgPool,
+    pub topology: Topology,
+    pub dir: PathBuf,
+    base_url: String,
+    db_name: String,
+}
+
+/// `url` with its database name replaced.
+fn with_database(url: &str, name: &str) -> String {
+    let (head, query) = url.split_once('?').map_or((url, None), |(h, q)| (h, Some(q)));
+    let base = head.rsplit_once('/').map_or(head, |(b, _)| b);
+    match query {
+        Some(q) => format!("{base}/{name}?{q}"),
+        None => format!("{base}/{name}"),
+    }
+}
+
+impl TestEnv {
+    pub async fn new() -> Self {
+        let base_url = std::env::var("SCENEQUEUE_DATABASE_URL").unwrap_or_else(|_| DEFAULT_DATABASE_URL.to_string());
+        let amqp_url = std::env::var("SCENEQUEUE_AMQP_URL").unwrap_or_else(|_| DEFAULT_AMQP_URL.to_string());
+        let id = Uuid::new_v4().simple().to_string();
+        let db_name = format!("sq_test_{id}");
+        let mut admin = PgConnection::connect(&base_url).await.expect("Postgres answers (run scripts/services.sh)");
+        sqlx::query(&format!("CREATE DATABASE {db_name}")).execute(&mut admin).await.expect("create test database");
+        admin.close().await.ok();
+        let url = with_database(&base_url, &db_name);
+        let pool = db::connect(&url, 8).await.expect("connect and migrate the test database");
+        let queue = format!("scenequeue.test.{id}");
+        let dir = std::env::temp_dir().join(&db_name);
+        std::fs::create_dir_all(&dir).expect("test dir");
+        let topology = Topology::new(&queue);
+        let connection = mq::connect(&amqp_url).await.expect("RabbitMQ answers (run scripts/services.sh)");
+        topology.declare(&connection.create_channel().await.expect("channel")).await.expect("declare topology");
+        connection.close(200, "ok").await.ok();
+        Self { services: Services { database_url: url, amqp_url, queue }, pool, topology, dir, base_url, db_name }
+    }
+
+    pub fn worker_config(&self) -> WorkerConfig {
+        WorkerConfig { drain: true, ..WorkerConfig::new(ort_library(), model_dir(), "nsnet2-48k".into()) }
+    }
+
+    pub async fn publisher(&self) -> (lapin::Connection, mq::Publisher) {
+        let connection = mq::connect(&self.services.amqp_url).await.expect("RabbitMQ");
+        let publisher = mq::Publisher::new(&connection, &self.topology).await.expect("publisher");
+        (connection, publisher)
+    }
+
+    pub async fn channel(&self) -> (lapin::Connection, lapin::Channel) {
+        let connection = mq::connect(&self.services.amqp_url).await.expect("RabbitMQ");
+        let channel = connection.create_channel().await.expect("channel");
+        (connection, channel)
+    }
+
+    pub async fn count(&self, sql: &str, batch: BatchId) -> i64 {
+        sqlx::query_scalar(sql).bind(batch).fetch_one(&self.pool).await.expect(sql)
+    }
+
+    /// Drops the database, the queues and the files of this test.
+    pub async fn cleanup(self) {
+        self.pool.close().await;
+        if let Ok(mut admin) = PgConnection::connect(&self.base_url).await {
+            let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.db_name)).execute(&mut admin).await;
+        }
+        if let Ok(connection) = mq::connect(&self.services.amqp_url).await {
+            if let Ok(channel) = connection.create_channel().await {
+                let _ = self.topology.delete(&channel).await;
+            }
+            let _ = connection.close(200, "ok").await;
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A small deterministic noise source (xorshift), so fixtures are identical on every run.
+pub struct Noise(u64);
+
+impl Noise {
+    pub fn new(seed: u64) -> Self {
+        Self(seed.max(1))
+    }
+    pub fn next(&mut self) -> f32 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        (self.0 >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0
+    }
+}
+
+/// Voiced, syllable-modulated harmonic bursts (2-3 s) separated by pauses, with white noise throughout:
+/// something the splitter cuts into scenes and an enhancer makes quieter between the bursts.
+pub fn speech_like(sample_rate: u32, seconds: f64, seed: u64) -> Vec<f32> {
+    let n = (seconds * f64::from(sample_rate)) as usize;
+    let sr = sample_rate as f32;
+    let mut noise = Noise::new(seed);
+    (0..n)
+        .map(|i| {
+            let t = i as f32 / sr;
+            let cycle = t % 3.2;
+            let voiced = cycle > 0.3 && cycle < 2.7;
+            let envelope = if voiced { (std::f32::consts::PI * 4.0 * t).sin().abs() * 0.8 + 0.2 } else { 0.0 };
+            let f0 = 120.0 + 20.0 * (t * 0.7).sin();
+            let harmonics: f32 = (1..8).map(|k| (2.0 * std::f32::consts::PI * f0 * k as f32 * t).sin() / k as f32).sum();
+            0.25 * envelope * harmonics + 0.01 * noise.next()
+        })
+        .collect()
+}
+
+/// Writes interleaved samples (the same signal on every channel) as 16-bit PCM.
+pub fn write_wav(path: &Path, samples: &[f32], sample_rate: u32, channels: u16) {
+    let spec = hound::WavSpec { channels, sample_rate, bits_per_sample: 16, sample_format: hound::SampleFormat::Int };
+    let mut w = hound::WavWriter::create(path, spec).expect("create wav");
+    for &s in samples {
+        for _ in 0..channels {
+            w.write_sample((s.clamp(-1.0, 1.0) * 32767.0) as i16).expect("write sample");
+        }
+    }
+    w.finalize().expect("finalize wav");
+}
