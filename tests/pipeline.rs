@@ -4,11 +4,11 @@
 
 mod common;
 
-use common::{speech_like, write_wav, TestEnv};
+use common::{TestEnv, speech_like, write_wav};
 use scenequeue_audio::scenes::SplitParams;
 use scenequeue_core::ids::{BatchId, JobId};
 use scenequeue_core::states::{BatchState, JobState, MediaState, SceneState};
-use scenequeue_scheduler::submit::{submit, SubmitRequest};
+use scenequeue_scheduler::submit::{SubmitRequest, submit};
 use std::path::PathBuf;
 use tokio_util::sync::CancellationToken;
 
@@ -86,7 +86,11 @@ async fn batch_is_enhanced_with_every_scene_accounted_for_once() {
     .unwrap();
     assert_eq!(scenes.len(), report.scenes);
     assert!(scenes.len() >= 6, "bursts every 3.2 s are separate scenes, got {}", scenes.len());
-    assert_eq!(env.count("SELECT count(*) FROM results r JOIN scenes s ON s.id = r.scene_id WHERE s.batch_id = $1", batch).await as usize, scenes.len());
+    assert_eq!(
+        env.count("SELECT count(*) FROM results r JOIN scenes s ON s.id = r.scene_id WHERE s.batch_id = $1", batch)
+            .await as usize,
+        scenes.len()
+    );
     let mut outputs = std::collections::HashSet::new();
     for (state, start, end, output, duration, rms_in, rms_out) in &scenes {
         assert_eq!(*state, SceneState::Succeeded);
@@ -102,8 +106,11 @@ async fn batch_is_enhanced_with_every_scene_accounted_for_once() {
         assert!(rms_out.unwrap() < rms_in.unwrap(), "enhancement removes energy: {rms_in:?} -> {rms_out:?}");
     }
 
-    let jobs: Vec<(JobState, i32)> =
-        sqlx::query_as("SELECT state, attempts FROM jobs WHERE batch_id = $1").bind(batch).fetch_all(&env.pool).await.unwrap();
+    let jobs: Vec<(JobState, i32)> = sqlx::query_as("SELECT state, attempts FROM jobs WHERE batch_id = $1")
+        .bind(batch)
+        .fetch_all(&env.pool)
+        .await
+        .unwrap();
     assert!(jobs.iter().all(|&(s, a)| s == JobState::Succeeded && a == 1), "{jobs:?}");
     assert_eq!(scenequeue_core::db::batch_state(&env.pool, batch).await.unwrap(), Some(BatchState::Finished));
 
@@ -114,7 +121,11 @@ async fn batch_is_enhanced_with_every_scene_accounted_for_once() {
 }
 
 async fn job_ids(env: &TestEnv, batch: BatchId) -> Vec<JobId> {
-    sqlx::query_scalar("SELECT id FROM jobs WHERE batch_id = $1 ORDER BY id").bind(batch).fetch_all(&env.pool).await.unwrap()
+    sqlx::query_scalar("SELECT id FROM jobs WHERE batch_id = $1 ORDER BY id")
+        .bind(batch)
+        .fetch_all(&env.pool)
+        .await
+        .unwrap()
 }
 
 async fn small_batch(env: &TestEnv) -> BatchId {
@@ -141,11 +152,16 @@ async fn duplicate_deliveries_never_duplicate_work_or_results() {
     let worker = drain(&env).await;
     assert_eq!(worker.jobs_done as usize, jobs.len());
     assert_eq!(worker.duplicates as usize, jobs.len());
-    let attempts: Vec<i32> =
-        sqlx::query_scalar("SELECT attempts FROM jobs WHERE batch_id = $1").bind(batch).fetch_all(&env.pool).await.unwrap();
+    let attempts: Vec<i32> = sqlx::query_scalar("SELECT attempts FROM jobs WHERE batch_id = $1")
+        .bind(batch)
+        .fetch_all(&env.pool)
+        .await
+        .unwrap();
     assert!(attempts.iter().all(|&a| a == 1), "{attempts:?}");
     let scenes = env.count("SELECT count(*) FROM scenes WHERE batch_id = $1", batch).await;
-    let results = env.count("SELECT count(*) FROM results r JOIN scenes s ON s.id = r.scene_id WHERE s.batch_id = $1", batch).await;
+    let results = env
+        .count("SELECT count(*) FROM results r JOIN scenes s ON s.id = r.scene_id WHERE s.batch_id = $1", batch)
+        .await;
     assert_eq!(results, scenes);
     env.cleanup().await;
 }
@@ -173,8 +189,11 @@ async fn jobs_of_a_vanished_worker_are_requeued_by_the_reaper() {
 
     let worker = drain(&env).await;
     assert_eq!(worker.jobs_done as usize, jobs.len());
-    let states: Vec<(JobState, i32)> =
-        sqlx::query_as("SELECT state, attempts FROM jobs WHERE batch_id = $1").bind(batch).fetch_all(&env.pool).await.unwrap();
+    let states: Vec<(JobState, i32)> = sqlx::query_as("SELECT state, attempts FROM jobs WHERE batch_id = $1")
+        .bind(batch)
+        .fetch_all(&env.pool)
+        .await
+        .unwrap();
     assert!(states.iter().all(|&(s, a)| s == JobState::Succeeded && a == 2), "{states:?}");
     assert_eq!(scenequeue_core::db::batch_state(&env.pool, batch).await.unwrap(), Some(BatchState::Finished));
     env.cleanup().await;
@@ -193,7 +212,13 @@ async fn a_dead_lettered_job_is_buried_with_its_reason() {
     message.delivery.ack(Default::default()).await.unwrap();
     channel.confirm_select(Default::default()).await.unwrap();
     let confirm = channel
-        .basic_publish(&env.topology.dead_letter_exchange, "", Default::default(), &message.delivery.data, Default::default())
+        .basic_publish(
+            &env.topology.dead_letter_exchange,
+            "",
+            Default::default(),
+            &message.delivery.data,
+            Default::default(),
+        )
         .await
         .unwrap()
         .await
@@ -208,8 +233,11 @@ async fn a_dead_lettered_job_is_buried_with_its_reason() {
 
     let worker = drain(&env).await;
     assert_eq!(worker.jobs_done as usize, jobs.len() - 1);
-    let (state, error): (JobState, Option<String>) =
-        sqlx::query_as("SELECT state, error FROM jobs WHERE id = $1").bind(dead.job_id).fetch_one(&env.pool).await.unwrap();
+    let (state, error): (JobState, Option<String>) = sqlx::query_as("SELECT state, error FROM jobs WHERE id = $1")
+        .bind(dead.job_id)
+        .fetch_one(&env.pool)
+        .await
+        .unwrap();
     assert_eq!(state, JobState::Dead);
     assert!(error.unwrap().contains("dead-lettered"));
     let failed: Vec<String> = sqlx::query_scalar("SELECT error FROM scenes WHERE job_id = $1 AND state = 'failed'")
@@ -229,7 +257,9 @@ async fn a_consuming_worker_finishes_the_batch_and_notifies_waiters() {
     let shutdown = CancellationToken::new();
     let config = scenequeue_worker::WorkerConfig { drain: false, ..env.worker_config() };
     let worker = tokio::spawn(scenequeue_worker::run(config, env.services.clone(), shutdown.clone()));
-    scenequeue_core::db::wait_for_batch(&env.pool, batch, std::time::Duration::from_secs(300)).await.expect("batch finishes");
+    scenequeue_core::db::wait_for_batch(&env.pool, batch, std::time::Duration::from_secs(300))
+        .await
+        .expect("batch finishes");
     shutdown.cancel();
     let report = worker.await.unwrap().expect("worker stops cleanly");
     assert_eq!(report.jobs_done as usize, job_ids(&env, batch).await.len());
@@ -243,7 +273,8 @@ async fn a_consuming_worker_finishes_the_batch_and_notifies_waiters() {
 async fn a_worker_with_an_unknown_model_refuses_to_start_and_says_why() {
     let env = TestEnv::new().await;
     let config = scenequeue_worker::WorkerConfig { default_model: "no-such-model".into(), ..env.worker_config() };
-    let err = scenequeue_worker::run(config, env.services.clone(), CancellationToken::new()).await.unwrap_err().to_string();
+    let err =
+        scenequeue_worker::run(config, env.services.clone(), CancellationToken::new()).await.unwrap_err().to_string();
     assert!(err.contains("no-such-model") && err.contains("nsnet2-48k"), "{err}");
     env.cleanup().await;
 }

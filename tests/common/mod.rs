@@ -2,7 +2,7 @@
 //! services, removed again when it ends, plus generated audio fixtures.
 #![allow(dead_code)]
 
-use scenequeue_core::config::{Services, DEFAULT_AMQP_URL, DEFAULT_DATABASE_URL};
+use scenequeue_core::config::{DEFAULT_AMQP_URL, DEFAULT_DATABASE_URL, Services};
 use scenequeue_core::mq::{self, Topology};
 use scenequeue_core::{db, ids::BatchId};
 use scenequeue_worker::WorkerConfig;
@@ -88,7 +88,9 @@ impl TestEnv {
     pub async fn cleanup(self) {
         self.pool.close().await;
         if let Ok(mut admin) = PgConnection::connect(&self.base_url).await {
-            let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.db_name)).execute(&mut admin).await;
+            let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.db_name))
+                .execute(&mut admin)
+                .await;
         }
         if let Ok(connection) = mq::connect(&self.services.amqp_url).await {
             if let Ok(channel) = connection.create_channel().await {
@@ -128,7 +130,8 @@ pub fn speech_like(sample_rate: u32, seconds: f64, seed: u64) -> Vec<f32> {
             let voiced = cycle > 0.3 && cycle < 2.7;
             let envelope = if voiced { (std::f32::consts::PI * 4.0 * t).sin().abs() * 0.8 + 0.2 } else { 0.0 };
             let f0 = 120.0 + 20.0 * (t * 0.7).sin();
-            let harmonics: f32 = (1..8).map(|k| (2.0 * std::f32::consts::PI * f0 * k as f32 * t).sin() / k as f32).sum();
+            let harmonics: f32 =
+                (1..8).map(|k| (2.0 * std::f32::consts::PI * f0 * k as f32 * t).sin() / k as f32).sum();
             0.25 * envelope * harmonics + 0.01 * noise.next()
         })
         .collect()

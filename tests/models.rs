@@ -1,0 +1,127 @@
+//! The real models through the real ONNX Runtime: quality on real speech, and clear errors for bad model
+//! directories.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::{Noise, model_dir, ort_library};
+use scenequeue_audio::{decode, level, resample};
+use scenequeue_worker::model::{self, ModelError};
+use scenequeue_worker::runtime::{Device, Runtime};
+use std::path::Path;
+use std::process::Command;
+
+fn runtime() -> Runtime {
+    Runtime::init(&ort_library(), Device::Cpu, 1).expect("ONNX Runtime loads (run scripts/fetch-models.sh)")
+}
+
+/// Real speech from espeak-ng at `rate` Hz.
+fn speech(dir: &Path, rate: u32) -> Vec<f32> {
+    let path = dir.join("speech.wav");
+    let status = Command::new("espeak-ng")
+        .args(["-v", "en-us", "-s", "150", "-w"])
+        .arg(&path)
+        .arg("The quick brown fox jumps over the lazy dog. Enhancement should keep every word of this sentence.")
+        .status()
+        .expect("espeak-ng is installed (scripts/test.sh installs it)");
+    assert!(status.success());
+    let info = decode::probe(&path).unwrap();
+    let (x, sr) = decode::read_span_mono(&path, 0.0, info.duration_s()).unwrap();
+    resample::resample(&x, sr, rate).unwrap().iter().map(|s| s * 0.5).collect()
+}
+
+fn mix_at(clean: &[f32], snr_db: f64, seed: u64) -> Vec<f32> {
+    let mut noise = Noise::new(seed);
+    let n: Vec<f32> = clean.iter().map(|_| noise.next()).collect();
+    let p = |x: &[f32]| x.iter().map(|&s| f64::from(s).powi(2)).sum::<f64>() / x.len() as f64;
+    let g = (p(clean) / (p(&n) * 10f64.powf(snr_db / 10.0))).sqrt() as f32;
+    clean.iter().zip(&n).map(|(&c, &v)| c + g * v).collect()
+}
+
+fn scratch(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("sq-models-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+#[test]
+fn nsnet2_48k_raises_the_snr_of_noisy_speech() {
+    let dir = scratch("48k");
+    let clean = speech(&dir, 48_000);
+    let noisy = mix_at(&clean, 5.0, 11);
+    let mut enhancer = model::load(&runtime(), &model_dir(), "nsnet2-48k").unwrap();
+    assert_eq!(enhancer.sample_rate(), 48_000);
+    let out = enhancer.enhance(&noisy).unwrap();
+    assert_eq!(out.len(), noisy.len());
+    let (before, after) = (level::snr_db(&clean, &noisy), level::snr_db(&clean, &out));
+    assert!((before - 5.0).abs() < 0.1);
+    assert!(after > before + 5.0, "SNR {before:.1} dB -> {after:.1} dB");
+    std::fs::remove_dir_all(dir).ok();
+}
+
+#[test]
+fn nsnet2_16k_raises_the_snr_of_noisy_speech() {
+    let dir = scratch("16k");
+    let clean = speech(&dir, 16_000);
+    let noisy = mix_at(&clean, 5.0, 12);
+    let mut enhancer = model::load(&runtime(), &model_dir(), "nsnet2-16k").unwrap();
+    let out = enhancer.enhance(&noisy).unwrap();
+    let (before, after) = (level::snr_db(&clean, &noisy), level::snr_db(&clean, &out));
+    assert!(after > before + 3.0, "SNR {before:.1} dB -> {after:.1} dB");
+    std::fs::remove_dir_all(dir).ok();
+}
+
+fn fake_model_dir(name: &str, manifest: &str, file: &str, bytes: &[u8]) -> std::path::PathBuf {
+    let root = scratch(name);
+    std::fs::create_dir_all(root.join(name)).unwrap();
+    std::fs::write(root.join(name).join("manifest.toml"), manifest).unwrap();
+    std::fs::write(root.join(name).join(file), bytes).unwrap();
+    root
+}
+
+#[test]
+fn a_file_that_is_not_onnx_is_named_in_the_error() {
+    let root = fake_model_dir(
+        "broken",
+        "name = \"broken\"\nadapter = \"nsnet2\"\nsample_rate = 48000\nmodel = \"model.onnx\"\n",
+        "model.onnx",
+        b"this is not a protobuf",
+    );
+    let err = model::load(&runtime(), &root, "broken").err().expect("loading fails");
+    assert!(matches!(err, ModelError::Load { .. }), "{err}");
+    assert!(err.to_string().contains("model.onnx"), "{err}");
+    std::fs::remove_dir_all(root).ok();
+}
+
+#[test]
+fn a_model_that_does_not_fit_its_adapter_is_refused() {
+    // The 16 kHz network (161 bins) declared as 48 kHz (513 bins).
+    let bytes = std::fs::read(model_dir().join("nsnet2-16k/nsnet2-20ms-baseline.onnx")).unwrap();
+    let root = fake_model_dir(
+        "mislabelled",
+        "name = \"mislabelled\"\nadapter = \"nsnet2\"\nsample_rate = 48000\nmodel = \"m.onnx\"\n",
+        "m.onnx",
+        &bytes,
+    );
+    let err = model::load(&runtime(), &root, "mislabelled").err().expect("loading fails");
+    assert!(matches!(err, ModelError::Mismatch { .. }), "{err}");
+    assert!(err.to_string().contains("513"), "{err}");
+    std::fs::remove_dir_all(root).ok();
+}
+
+#[test]
+fn manifest_problems_are_specific() {
+    let root = fake_model_dir("typo", "name = \"typo\"\nadaptor = \"nsnet2\"\n", "x", b"");
+    let err = model::manifest(&root, "typo").err().expect("bad manifest");
+    assert!(err.to_string().contains("manifest.toml") && err.to_string().contains("adaptor"), "{err}");
+    let missing = model::manifest(&root, "absent").err().expect("unknown model");
+    assert!(missing.to_string().contains("typo"), "lists the available models: {missing}");
+    std::fs::remove_dir_all(root).ok();
+}
+
+#[test]
+fn a_missing_runtime_library_is_a_clear_error() {
+    // Whether or not another test of this process loaded the library first, the path asked for is named.
+    let err = Runtime::init(Path::new("/nonexistent/libonnxruntime.so"), Device::Cpu, 1).err().expect("an error");
+    assert!(err.to_string().contains("/nonexistent/libonnxruntime.so"), "{err}");
+}
