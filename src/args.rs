@@ -3,7 +3,7 @@
 use clap::{Args, Parser, Subcommand};
 use scenequeue_core::config::{DEFAULT_AMQP_URL, DEFAULT_DATABASE_URL, DEFAULT_QUEUE};
 use scenequeue_core::ids::BatchId;
-use scenequeue_worker::runtime::Device;
+use scenequeue_worker::runtime::{ArenaExtend, ConvSearch, Device};
 use scenequeue_worker::sessions::SessionPolicy;
 use std::path::PathBuf;
 
@@ -46,6 +46,9 @@ pub enum Command {
     Migrate,
     /// Generate noisy sample speech, run it through the whole system and show how much cleaner it got.
     Demo(DemoArgs),
+    /// Serve one job's scenes for a worker with the `process` session policy (started by the worker itself).
+    #[command(hide = true)]
+    InferenceChild,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -99,9 +102,24 @@ pub struct WorkerArgs {
     /// ONNX Runtime intra-op threads.
     #[arg(long, env = "SCENEQUEUE_THREADS", default_value_t = 1)]
     pub threads: usize,
-    /// per-job, every-N-jobs or persistent.
+    /// per-job, every-N-jobs, held-above-MIB, shrink-each-run, process or persistent (docs/SESSIONS.md).
     #[arg(long, env = "SCENEQUEUE_SESSION_POLICY", default_value = "per-job")]
     pub session_policy: SessionPolicy,
+    /// cuDNN convolution search: heuristic, exhaustive (only worth it with fixed shapes) or default.
+    #[arg(long, env = "SCENEQUEUE_CUDNN_SEARCH", default_value = "heuristic")]
+    pub cudnn_search: ConvSearch,
+    /// CUDA arena growth: next-power-of-two or same-as-requested.
+    #[arg(long, env = "SCENEQUEUE_CUDA_ARENA_EXTEND", default_value = "next-power-of-two")]
+    pub cuda_arena_extend: ArenaExtend,
+    /// Cap on the CUDA arena in MiB (also emulates a smaller card).
+    #[arg(long, env = "SCENEQUEUE_GPU_MEM_LIMIT_MB")]
+    pub gpu_mem_limit_mb: Option<u64>,
+    /// Longest window, seconds, when a scene is retried in windows after running out of memory.
+    #[arg(long, env = "SCENEQUEUE_OOM_WINDOW_S", default_value_t = 30.0)]
+    pub oom_window_s: f64,
+    /// After out-of-memory errors on the GPU, run the scene on the CPU rather than fail it.
+    #[arg(long, env = "SCENEQUEUE_CPU_FALLBACK")]
+    pub cpu_fallback: bool,
     /// Job lease, seconds (renewed every third of it while the job runs).
     #[arg(long, env = "SCENEQUEUE_LEASE_S", default_value_t = 600)]
     pub lease_s: u64,

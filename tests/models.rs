@@ -112,9 +112,9 @@ fn a_model_that_does_not_fit_its_adapter_is_refused() {
 #[test]
 fn manifest_problems_are_specific() {
     let root = fake_model_dir("typo", "name = \"typo\"\nadaptor = \"nsnet2\"\n", "x", b"");
-    let err = model::manifest(&root, "typo").err().expect("bad manifest");
+    let err = model::manifest(&root, "typo").expect_err("bad manifest");
     assert!(err.to_string().contains("manifest.toml") && err.to_string().contains("adaptor"), "{err}");
-    let missing = model::manifest(&root, "absent").err().expect("unknown model");
+    let missing = model::manifest(&root, "absent").expect_err("unknown model");
     assert!(missing.to_string().contains("typo"), "lists the available models: {missing}");
     std::fs::remove_dir_all(root).ok();
 }
@@ -122,6 +122,6 @@ fn manifest_problems_are_specific() {
 #[test]
 fn a_missing_runtime_library_is_a_clear_error() {
     // Whether or not another test of this process loaded the library first, the path asked for is named.
-    let err = Runtime::init(Path::new("/nonexistent/libonnxruntime.so"), Device::Cpu, 1).err().expect("an error");
+    let err = Runtime::init(Path::new("/nonexistent/libonnxruntime.so"), Device::Cpu, 1).expect_err("an error");
     assert!(err.to_string().contains("/nonexistent/libonnxruntime.so"), "{err}");
 }

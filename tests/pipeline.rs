@@ -76,7 +76,8 @@ async fn batch_is_enhanced_with_every_scene_accounted_for_once() {
     }
 
     // Every scene succeeded, with exactly one result and one distinct output file of the right length.
-    let scenes: Vec<(SceneState, f64, f64, Option<String>, Option<f64>, Option<f64>, Option<f64>)> = sqlx::query_as(
+    type Row = (SceneState, f64, f64, Option<String>, Option<f64>, Option<f64>, Option<f64>);
+    let scenes: Vec<Row> = sqlx::query_as(
         "SELECT s.state, s.start_s, s.end_s, r.output_path, r.duration_s, r.rms_in_db, r.rms_out_db
          FROM scenes s LEFT JOIN results r ON r.scene_id = s.id WHERE s.batch_id = $1",
     )
@@ -276,5 +277,37 @@ async fn a_worker_with_an_unknown_model_refuses_to_start_and_says_why() {
     let err =
         scenequeue_worker::run(config, env.services.clone(), CancellationToken::new()).await.unwrap_err().to_string();
     assert!(err.contains("no-such-model") && err.contains("nsnet2-48k"), "{err}");
+    env.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recovery_and_memory_telemetry_are_recorded() {
+    let env = TestEnv::new().await;
+    let batch = small_batch(&env).await;
+    let config = scenequeue_worker::WorkerConfig {
+        faults: scenequeue_worker::faults::FaultPlan { oom_first_runs: 1, ..Default::default() },
+        ..env.worker_config()
+    };
+    let report = scenequeue_worker::run(config, env.services.clone(), CancellationToken::new()).await.unwrap();
+    assert_eq!((report.ooms, report.scenes_recovered), (1, 1));
+    let recovered: Vec<(String, i32)> = sqlx::query_as(
+        "SELECT r.recovery::text, r.oom_count FROM results r JOIN scenes s ON s.id = r.scene_id
+         WHERE s.batch_id = $1 AND r.recovery <> 'none'",
+    )
+    .bind(batch)
+    .fetch_all(&env.pool)
+    .await
+    .unwrap();
+    assert_eq!(recovered, vec![("recreated".to_string(), 1)]);
+    // On a CPU worker GPU figures are absent (NULL), resident memory is recorded for every job.
+    let (rss, gpu, create_ms): (Option<i64>, Option<i64>, Option<i64>) = sqlx::query_as(
+        "SELECT count(rss_after_mb), count(gpu_after_mb), count(session_create_ms) FROM jobs WHERE batch_id = $1",
+    )
+    .bind(batch)
+    .fetch_one(&env.pool)
+    .await
+    .unwrap();
+    let jobs = job_ids(&env, batch).await.len() as i64;
+    assert_eq!((rss, gpu, create_ms), (Some(jobs), Some(0), Some(jobs)));
     env.cleanup().await;
 }

@@ -9,6 +9,7 @@
 //! - [`resample`]: sample-rate conversion of a whole scene.
 //! - [`stft`]: short-time Fourier analysis and weighted overlap-add synthesis.
 //! - [`level`]: RMS, noise floor and SNR measurements.
+//! - [`windows`]: overlapping windows with crossfades, for bounded-memory processing of long scenes.
 
 pub mod decode;
 pub mod encode;
@@ -16,6 +17,7 @@ pub mod level;
 pub mod resample;
 pub mod scenes;
 pub mod stft;
+pub mod windows;
 
 use std::path::PathBuf;
 

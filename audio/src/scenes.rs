@@ -131,10 +131,10 @@ pub fn split(energies: &[f32], duration_s: f64, p: &SplitParams) -> Vec<Span> {
     for span in merged {
         let parts = (span.duration_s() / p.max_scene_s).ceil().max(1.0) as usize;
         let step = span.duration_s() / parts as f64;
+        // Shared boundaries, so consecutive parts meet exactly (no float gap between them).
+        let boundary = |i: usize| if i == parts { span.end_s } else { span.start_s + step * i as f64 };
         for i in 0..parts {
-            let start_s = span.start_s + step * i as f64;
-            let end_s = if i + 1 == parts { span.end_s } else { start_s + step };
-            scenes.push(Span { start_s, end_s });
+            scenes.push(Span { start_s: boundary(i), end_s: boundary(i + 1) });
         }
     }
     scenes.retain(|s| s.duration_s() > 0.0);

@@ -74,3 +74,19 @@ macro_rules! display_as_serde {
     )*};
 }
 display_as_serde!(BatchState, MediaState, SceneState, JobState, WorkerState);
+
+/// Which step of out-of-memory recovery produced a scene's output (`none`: the first run succeeded).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize, sqlx::Type)]
+#[sqlx(type_name = "recovery_step", rename_all = "lowercase")]
+#[serde(rename_all = "lowercase")]
+pub enum RecoveryStep {
+    #[default]
+    None,
+    /// The session was dropped and recreated, then the scene ran whole.
+    Recreated,
+    /// The scene ran in shorter windows on a fresh session.
+    Windowed,
+    /// The scene ran on a CPU session.
+    Cpu,
+}
+display_as_serde!(RecoveryStep);

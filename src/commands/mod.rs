@@ -19,6 +19,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Status { batch } => status::run(&services, batch).await,
         Command::Migrate => scheduler::migrate(&services).await,
         Command::Demo(args) => demo::run(&services, &args).await,
+        Command::InferenceChild => {
+            tokio::task::spawn_blocking(scenequeue_worker::isolation::child_main).await?.map_err(anyhow::Error::msg)
+        }
     }
 }
 

@@ -3,6 +3,8 @@
 use crate::args::WorkerArgs;
 use scenequeue_core::config::Services;
 use scenequeue_worker::WorkerConfig;
+use scenequeue_worker::recovery::RecoveryConfig;
+use scenequeue_worker::runtime::CudaSettings;
 use std::time::Duration;
 
 pub fn config(args: &WorkerArgs) -> WorkerConfig {
@@ -10,6 +12,16 @@ pub fn config(args: &WorkerArgs) -> WorkerConfig {
         device: args.device,
         intra_threads: args.threads,
         session_policy: args.session_policy,
+        cuda: CudaSettings {
+            conv_search: args.cudnn_search,
+            arena_extend: args.cuda_arena_extend,
+            memory_limit_mb: args.gpu_mem_limit_mb,
+        },
+        recovery: RecoveryConfig {
+            window_s: args.oom_window_s.max(1.0),
+            cpu_fallback: args.cpu_fallback,
+            ..RecoveryConfig::default()
+        },
         lease_ttl: Duration::from_secs(args.lease_s.max(3)),
         max_jobs: args.max_jobs,
         drain: args.drain,
@@ -20,8 +32,14 @@ pub fn config(args: &WorkerArgs) -> WorkerConfig {
 pub async fn run(services: &Services, args: &WorkerArgs) -> anyhow::Result<()> {
     let report = scenequeue_worker::run(config(args), services.clone(), super::shutdown_on_signal()).await?;
     eprintln!(
-        "worker done: {} jobs, {} scenes succeeded, {} failed, {} sessions created",
-        report.jobs_done, report.scenes_succeeded, report.scenes_failed, report.sessions_created
+        "worker done: {} jobs, {} scenes succeeded, {} failed ({} recovered from {} out-of-memory errors), \
+         {} sessions created",
+        report.jobs_done,
+        report.scenes_succeeded,
+        report.scenes_failed,
+        report.scenes_recovered,
+        report.ooms,
+        report.sessions_created
     );
     Ok(())
 }

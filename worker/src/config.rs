@@ -1,6 +1,9 @@
 //! Worker settings. The CLI fills them from flags and environment variables (README, "Configuration").
 
-use crate::runtime::Device;
+use crate::faults::FaultPlan;
+use crate::inference::InferenceOptions;
+use crate::recovery::RecoveryConfig;
+use crate::runtime::{CudaSettings, Device, RuntimeOptions};
 use crate::sessions::SessionPolicy;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -16,7 +19,13 @@ pub struct WorkerConfig {
     pub device: Device,
     /// ONNX Runtime intra-op threads per session.
     pub intra_threads: usize,
+    pub cuda: CudaSettings,
     pub session_policy: SessionPolicy,
+    pub recovery: RecoveryConfig,
+    /// Injected failures (tests and the GPU check only).
+    pub faults: FaultPlan,
+    /// The `scenequeue` binary started for the `process` policy (default: this executable).
+    pub child_program: Option<PathBuf>,
     /// How long a job lease lasts without renewal; renewed every third of it.
     pub lease_ttl: Duration,
     /// Unacknowledged jobs held from the broker.
@@ -38,12 +47,28 @@ impl WorkerConfig {
             default_model,
             device: Device::Cpu,
             intra_threads: 1,
+            cuda: CudaSettings::default(),
             session_policy: SessionPolicy::PerJob,
+            recovery: RecoveryConfig::default(),
+            faults: FaultPlan::default(),
+            child_program: None,
             lease_ttl: Duration::from_secs(600),
             prefetch: 1,
             max_reconnects: 10,
             max_jobs: None,
             drain: false,
+        }
+    }
+
+    pub fn inference_options(&self) -> InferenceOptions {
+        InferenceOptions {
+            runtime: RuntimeOptions {
+                cuda: self.cuda,
+                ..RuntimeOptions::new(self.ort_library.clone(), self.device, self.intra_threads)
+            },
+            model_dir: self.model_dir.clone(),
+            recovery: self.recovery.clone(),
+            faults: self.faults.clone(),
         }
     }
 }

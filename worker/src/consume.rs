@@ -3,12 +3,12 @@
 //! result rows (one per scene, upserted) make that redelivery harmless.
 
 use crate::config::WorkerConfig;
-use crate::inference::{InferenceHandle, SceneFailure, ThreadGone};
-use crate::model::ModelError;
+use crate::inference::{self, InferenceHandle, JobTelemetry, ThreadGone};
+use crate::memory::MemoryProbe;
 use crate::paths::scene_output;
 use crate::registry;
-use crate::runtime::{Runtime, RuntimeError};
-use crate::scene::{SceneOutput, SceneTask};
+use crate::runtime::RuntimeError;
+use crate::scene::{SceneFailure, SceneOutput, SceneTask};
 use futures_util::StreamExt;
 use lapin::message::Delivery;
 use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicGetOptions, BasicNackOptions, BasicRejectOptions};
@@ -36,7 +36,7 @@ pub enum WorkerError {
     #[error(transparent)]
     Runtime(#[from] RuntimeError),
     #[error("model check at start-up failed: {0}")]
-    Model(#[from] ModelError),
+    Startup(SceneFailure),
     #[error(transparent)]
     Thread(#[from] ThreadGone),
     #[error("cannot start the inference thread: {0}")]
@@ -57,6 +57,10 @@ pub struct WorkerReport {
     pub jobs_done: u64,
     pub scenes_succeeded: u64,
     pub scenes_failed: u64,
+    /// Out-of-memory errors met (and recovered from, unless the scene failed).
+    pub ooms: u64,
+    /// Scenes whose output came from a recovery step.
+    pub scenes_recovered: u64,
     /// Deliveries of jobs that were already finished or held by another worker.
     pub duplicates: u64,
     pub sessions_created: u64,
@@ -84,12 +88,13 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> Result<WorkerReport, WorkerError> {
     let pool = db::connect(&services.database_url, 4).await?;
-    let runtime = Runtime::init(&config.ort_library, config.device, config.intra_threads)?;
-    let inference = InferenceHandle::start(runtime, config.model_dir.clone(), config.session_policy)?;
-    inference.warm(&config.default_model).await??;
+    let runner = inference::runner(&config.inference_options(), config.session_policy, config.child_program.clone())?;
+    let inference = InferenceHandle::start(runner)?;
+    inference.warm(&config.default_model).await?.map_err(WorkerError::Startup)?;
     let worker = WorkerId::new();
-    registry::register(&pool, worker, config.device).await?;
-    info!(worker.id = %worker, device = %config.device, model = %config.default_model, "worker started");
+    let gpu = MemoryProbe::new(config.device).gpu_info();
+    registry::register(&pool, worker, config.device, config.session_policy, gpu).await?;
+    info!(worker.id = %worker, device = %config.device, policy = %config.session_policy, model = %config.default_model, "worker started");
 
     let ctx = Ctx { pool: &pool, inference: &inference, config: &config, worker };
     let topology = Topology::new(&services.queue);
@@ -114,9 +119,6 @@ pub async fn run(
             Err(e) => break Err(e),
         }
     };
-    let (created, create_time) = inference.job_done().await?;
-    report.sessions_created = created;
-    report.session_create_time = create_time;
     registry::set_state(&pool, worker, WorkerState::Stopped, false).await?;
     info!(worker.id = %worker, jobs = report.jobs_done, "worker stopped");
     result.map(|()| report)
@@ -220,7 +222,10 @@ async fn run_leased(
     let heartbeat = tokio::spawn(heartbeat(ctx.pool.clone(), job, ctx.worker, ctx.config.lease_ttl, lost.clone()));
     let outcome = run_job(ctx, job, batch, &lost, report).await;
     heartbeat.abort();
-    ctx.inference.job_done().await?;
+    let telemetry = ctx.inference.job_done().await?;
+    record_telemetry(ctx.pool, job, &telemetry).await?;
+    report.sessions_created += telemetry.sessions_created;
+    report.session_create_time += Duration::from_secs_f64(telemetry.session_create_ms / 1000.0);
     match outcome {
         Ok(JobEnd::Done) => {
             if jobs::complete(ctx.pool, job, ctx.worker).await? {
@@ -325,9 +330,11 @@ async fn run_job(
             Ok(out) => {
                 record_success(ctx, job, scene.id, attempt, &output_path, &out).await?;
                 report.scenes_succeeded += 1;
+                report.ooms += u64::from(out.oom_count);
+                report.scenes_recovered += u64::from(out.recovery != scenequeue_core::states::RecoveryStep::None);
             }
-            Err(SceneFailure::Model(e)) => return Err(JobFailure::Retry(e.to_string())),
-            Err(SceneFailure::Scene(e)) => {
+            Err(e) if e.is_job_level() => return Err(JobFailure::Retry(e.to_string())),
+            Err(e) => {
                 warn!(scene.id = %scene.id, error = %e, "scene failed");
                 sqlx::query("UPDATE scenes SET state = 'failed', error = $2 WHERE id = $1")
                     .bind(scene.id)
@@ -352,12 +359,13 @@ async fn record_success(
     let mut tx = ctx.pool.begin().await?;
     sqlx::query(
         "INSERT INTO results (scene_id, job_id, worker_id, attempt, output_path, sample_rate, duration_s,
-                              rms_in_db, rms_out_db, processing_ms)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+                              rms_in_db, rms_out_db, processing_ms, recovery, oom_count, gpu_mem_mb)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
          ON CONFLICT (scene_id) DO UPDATE SET job_id = EXCLUDED.job_id, worker_id = EXCLUDED.worker_id,
              attempt = EXCLUDED.attempt, output_path = EXCLUDED.output_path, sample_rate = EXCLUDED.sample_rate,
              duration_s = EXCLUDED.duration_s, rms_in_db = EXCLUDED.rms_in_db, rms_out_db = EXCLUDED.rms_out_db,
-             processing_ms = EXCLUDED.processing_ms, created_at = now()",
+             processing_ms = EXCLUDED.processing_ms, recovery = EXCLUDED.recovery, oom_count = EXCLUDED.oom_count,
+             gpu_mem_mb = EXCLUDED.gpu_mem_mb, created_at = now()",
     )
     .bind(scene)
     .bind(job)
@@ -369,6 +377,9 @@ async fn record_success(
     .bind(f64::from(out.rms_in_db))
     .bind(f64::from(out.rms_out_db))
     .bind(out.processing_ms)
+    .bind(out.recovery)
+    .bind(out.oom_count as i32)
+    .bind(out.gpu_mem_mb)
     .execute(&mut *tx)
     .await?;
     sqlx::query("UPDATE scenes SET state = 'succeeded', error = NULL WHERE id = $1")
@@ -376,4 +387,18 @@ async fn record_success(
         .execute(&mut *tx)
         .await?;
     tx.commit().await
+}
+
+async fn record_telemetry(pool: &PgPool, job: JobId, t: &JobTelemetry) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE jobs SET gpu_peak_mb = $2, gpu_after_mb = $3, rss_after_mb = $4, session_create_ms = $5 WHERE id = $1",
+    )
+    .bind(job)
+    .bind(t.gpu_peak_mb)
+    .bind(t.after.gpu_held_mb())
+    .bind(t.after.rss_mb)
+    .bind(t.session_create_ms as f32)
+    .execute(pool)
+    .await?;
+    Ok(())
 }

@@ -1,34 +1,132 @@
-//! The inference thread: one OS thread owns the sessions and runs every model call, so inference never blocks
-//! the async runtime and at most one session exists per worker. The async side talks to it through a channel
-//! of capacity one and awaits each reply.
+//! The inference thread: one OS thread owns the sessions (or the isolated child process) and runs every model
+//! call, so inference never blocks the async runtime and at most one session exists per worker. The async side
+//! talks to it through a channel of capacity one and awaits each reply.
 
-use crate::model::ModelError;
-use crate::runtime::Runtime;
-use crate::scene::{SceneError, SceneOutput, SceneTask, process};
+use crate::faults::FaultPlan;
+use crate::isolation::Isolated;
+use crate::memory::{MemoryProbe, MemorySample};
+use crate::recovery::RecoveryConfig;
+use crate::runtime::{Runtime, RuntimeOptions};
+use crate::scene::{self, SceneFailure, SceneOutput, SceneTask};
 use crate::sessions::{SessionPolicy, Sessions};
+use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
-use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 
-/// Why a scene produced no output.
-#[derive(Debug, thiserror::Error)]
-pub enum SceneFailure {
-    /// The model could not be loaded: a problem of this worker, not of the scene; the job is retried.
-    #[error(transparent)]
-    Model(#[from] ModelError),
-    /// The scene itself failed (unreadable span, inference error): recorded on the scene.
-    #[error(transparent)]
-    Scene(#[from] SceneError),
+/// Everything the inference side needs; serializable so an isolated child gets the same settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InferenceOptions {
+    pub runtime: RuntimeOptions,
+    pub model_dir: PathBuf,
+    pub recovery: RecoveryConfig,
+    pub faults: FaultPlan,
+}
+
+/// What a job cost in sessions and memory.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct JobTelemetry {
+    /// Sessions (or child processes) created during the job.
+    pub sessions_created: u64,
+    pub session_create_ms: f64,
+    /// Highest GPU memory held after any scene of the job, MiB.
+    pub gpu_peak_mb: Option<f32>,
+    /// Memory after the job, once the policy was applied.
+    pub after: MemorySample,
+    pub session_dropped: bool,
+}
+
+/// One way of running scenes: in this process, or in a child per job.
+pub trait Runner {
+    fn warm(&mut self, model: &str) -> Result<(), SceneFailure>;
+    fn scene(&mut self, model: &str, task: &SceneTask) -> Result<SceneOutput, SceneFailure>;
+    fn job_done(&mut self) -> JobTelemetry;
+}
+
+/// Sessions in this process.
+pub struct InProcess {
+    sessions: Sessions,
+    probe: MemoryProbe,
+    recovery: RecoveryConfig,
+    peak: Option<f32>,
+    created_before: (u64, f64),
+}
+
+impl InProcess {
+    pub fn new(runtime: Runtime, options: &InferenceOptions, policy: SessionPolicy) -> Self {
+        let probe = MemoryProbe::new(runtime.device());
+        Self {
+            sessions: Sessions::new(runtime, options.model_dir.clone(), policy, options.faults.clone()),
+            probe,
+            recovery: options.recovery.clone(),
+            peak: None,
+            created_before: (0, 0.0),
+        }
+    }
+
+    pub fn probe(&self) -> &MemoryProbe {
+        &self.probe
+    }
+}
+
+fn max_opt(a: Option<f32>, b: Option<f32>) -> Option<f32> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.max(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+impl Runner for InProcess {
+    fn warm(&mut self, model: &str) -> Result<(), SceneFailure> {
+        self.sessions.get(model).map(|_| ()).map_err(SceneFailure::Model)
+    }
+
+    fn scene(&mut self, model: &str, task: &SceneTask) -> Result<SceneOutput, SceneFailure> {
+        let out = scene::process(&mut self.sessions, model, task, &self.recovery, &self.probe)?;
+        self.peak = max_opt(self.peak, out.gpu_mem_mb);
+        Ok(out)
+    }
+
+    fn job_done(&mut self) -> JobTelemetry {
+        let held = self.probe.sample();
+        let session_dropped = self.sessions.job_done(held.held_mb());
+        let after = if session_dropped { self.probe.sample() } else { held };
+        let (created, time) = self.sessions.created();
+        let time_ms = time.as_secs_f64() * 1000.0;
+        let telemetry = JobTelemetry {
+            sessions_created: created - self.created_before.0,
+            session_create_ms: time_ms - self.created_before.1,
+            gpu_peak_mb: max_opt(self.peak.take(), held.gpu_held_mb()),
+            after,
+            session_dropped,
+        };
+        self.created_before = (created, time_ms);
+        telemetry
+    }
+}
+
+/// Builds the runner for `policy`.
+pub fn runner(
+    options: &InferenceOptions,
+    policy: SessionPolicy,
+    child_program: Option<PathBuf>,
+) -> Result<Box<dyn Runner + Send>, crate::runtime::RuntimeError> {
+    let runtime = Runtime::with_options(options.runtime.clone())?;
+    Ok(match policy {
+        SessionPolicy::Process => Box::new(Isolated::new(options.clone(), child_program)),
+        _ => Box::new(InProcess::new(runtime, options, policy)),
+    })
 }
 
 #[derive(Debug, thiserror::Error)]
 #[error("the inference thread has stopped")]
 pub struct ThreadGone;
 
+type Reply<T> = oneshot::Sender<T>;
+
 enum Command {
-    Warm { model: String, reply: oneshot::Sender<Result<(), ModelError>> },
-    Scene { model: String, task: Box<SceneTask>, reply: oneshot::Sender<Result<SceneOutput, SceneFailure>> },
-    JobDone { reply: oneshot::Sender<(u64, Duration)> },
+    Warm { model: String, reply: Reply<Result<(), SceneFailure>> },
+    Scene { model: String, task: Box<SceneTask>, reply: Reply<Result<SceneOutput, SceneFailure>> },
+    JobDone { reply: Reply<JobTelemetry> },
 }
 
 #[derive(Clone)]
@@ -37,25 +135,19 @@ pub struct InferenceHandle {
 }
 
 impl InferenceHandle {
-    pub fn start(runtime: Runtime, model_dir: PathBuf, policy: SessionPolicy) -> std::io::Result<Self> {
+    pub fn start(mut runner: Box<dyn Runner + Send>) -> std::io::Result<Self> {
         let (tx, mut rx) = mpsc::channel::<Command>(1);
         std::thread::Builder::new().name("inference".into()).spawn(move || {
-            let mut sessions = Sessions::new(runtime, model_dir, policy);
             while let Some(command) = rx.blocking_recv() {
                 match command {
                     Command::Warm { model, reply } => {
-                        let _ = reply.send(sessions.get(&model).map(|_| ()));
+                        let _ = reply.send(runner.warm(&model));
                     }
                     Command::Scene { model, task, reply } => {
-                        let result = sessions
-                            .get(&model)
-                            .map_err(SceneFailure::from)
-                            .and_then(|enhancer| process(enhancer, &task).map_err(SceneFailure::from));
-                        let _ = reply.send(result);
+                        let _ = reply.send(runner.scene(&model, &task));
                     }
                     Command::JobDone { reply } => {
-                        sessions.job_done();
-                        let _ = reply.send(sessions.created());
+                        let _ = reply.send(runner.job_done());
                     }
                 }
             }
@@ -63,14 +155,14 @@ impl InferenceHandle {
         Ok(Self { tx })
     }
 
-    async fn call<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Command) -> Result<T, ThreadGone> {
+    async fn call<T>(&self, make: impl FnOnce(Reply<T>) -> Command) -> Result<T, ThreadGone> {
         let (reply, answer) = oneshot::channel();
         self.tx.send(make(reply)).await.map_err(|_| ThreadGone)?;
         answer.await.map_err(|_| ThreadGone)
     }
 
     /// Creates the session for `model` now (checks the model at start-up and pays CUDA initialisation early).
-    pub async fn warm(&self, model: &str) -> Result<Result<(), ModelError>, ThreadGone> {
+    pub async fn warm(&self, model: &str) -> Result<Result<(), SceneFailure>, ThreadGone> {
         self.call(|reply| Command::Warm { model: model.to_string(), reply }).await
     }
 
@@ -78,8 +170,8 @@ impl InferenceHandle {
         self.call(|reply| Command::Scene { model: model.to_string(), task: Box::new(task), reply }).await
     }
 
-    /// Applies the session policy after a job; returns sessions created so far and the time spent creating them.
-    pub async fn job_done(&self) -> Result<(u64, Duration), ThreadGone> {
+    /// Applies the session policy after a job and reports what the job cost.
+    pub async fn job_done(&self) -> Result<JobTelemetry, ThreadGone> {
         self.call(|reply| Command::JobDone { reply }).await
     }
 }

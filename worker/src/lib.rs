@@ -6,7 +6,11 @@
 //! - [`runtime`]: the process-wide ONNX Runtime environment and per-session options (CPU or CUDA).
 //! - [`model`]: model manifests and the adapters that turn audio into model tensors and back.
 //! - [`sessions`]: the session policy: when an enhancer is created and dropped.
-//! - [`inference`]: the dedicated inference thread and its async handle.
+//! - [`inference`]: the dedicated inference thread, its async handle, and the in-process runner.
+//! - [`isolation`]: the process-per-job runner and the child process's side.
+//! - [`recovery`]: out-of-memory recovery (fresh session, windows, CPU).
+//! - [`faults`]: injected out-of-memory errors, for testing recovery without a GPU.
+//! - [`memory`]: GPU (NVML) and process memory telemetry.
 //! - [`scene`]: one scene end to end: read, resample, enhance, write, measure (blocking).
 //! - [`paths`]: output file names derived from ids and sanitized names.
 //! - [`consume`]: the consume loop, job leases and acks.
@@ -14,9 +18,13 @@
 
 pub mod config;
 pub mod consume;
+pub mod faults;
 pub mod inference;
+pub mod isolation;
+pub mod memory;
 pub mod model;
 pub mod paths;
+pub mod recovery;
 pub mod registry;
 pub mod runtime;
 pub mod scene;

@@ -1,21 +1,35 @@
 //! This worker's row in `workers`: who it is, where it runs, what it is doing, when it was last seen.
 
 use crate::runtime::Device;
+use crate::sessions::SessionPolicy;
 use scenequeue_core::ids::WorkerId;
 use scenequeue_core::states::WorkerState;
 use sqlx::PgPool;
 
-pub async fn register(pool: &PgPool, id: WorkerId, device: Device) -> Result<(), sqlx::Error> {
+pub async fn register(
+    pool: &PgPool,
+    id: WorkerId,
+    device: Device,
+    policy: SessionPolicy,
+    gpu: Option<(String, f32)>,
+) -> Result<(), sqlx::Error> {
     let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|h| h.trim().to_string())
         .unwrap_or_else(|_| "unknown".into());
-    sqlx::query("INSERT INTO workers (id, hostname, pid, device) VALUES ($1, $2, $3, $4)")
-        .bind(id)
-        .bind(hostname)
-        .bind(std::process::id() as i32)
-        .bind(device.to_string())
-        .execute(pool)
-        .await?;
+    let (gpu_name, gpu_total_mb) = gpu.unzip();
+    sqlx::query(
+        "INSERT INTO workers (id, hostname, pid, device, session_policy, gpu_name, gpu_total_mb)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(id)
+    .bind(hostname)
+    .bind(std::process::id() as i32)
+    .bind(device.to_string())
+    .bind(policy.to_string())
+    .bind(gpu_name)
+    .bind(gpu_total_mb)
+    .execute(pool)
+    .await?;
     Ok(())
 }
 

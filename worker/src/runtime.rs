@@ -1,16 +1,21 @@
 //! ONNX Runtime: the library is loaded once per process (from a path, never downloaded), and every session is
-//! built with the same options: thread count, and the CUDA execution provider when asked for. CUDA registration
-//! fails loudly: a missing CUDA library must never silently turn a GPU worker into a slow CPU worker.
+//! built from one set of options: threads, and for CUDA the execution-provider settings below. CUDA
+//! registration fails loudly: a missing CUDA library must never silently turn a GPU worker into a CPU worker.
+//!
+//! Defaults follow the measurements in docs/BENCHMARKS.md: cuDNN's HEURISTIC convolution search (EXHAUSTIVE
+//! was 10-16x slower on variable-length scenes), the arena's default extension, no memory limit.
 
 use ort::environment::Environment;
-use ort::ep::{CUDA, ExecutionProviderDispatch};
-use ort::session::Session;
+use ort::ep::cuda::ConvAlgorithmSearch;
+use ort::ep::{ArenaExtendStrategy, CUDA, ExecutionProviderDispatch};
 use ort::session::builder::{GraphOptimizationLevel, SessionBuilder};
+use ort::session::{RunOptions, Session};
+use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 /// Where inference runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Device {
     Cpu,
     Cuda { device_id: i32 },
@@ -40,6 +45,75 @@ impl std::fmt::Display for Device {
     }
 }
 
+/// cuDNN convolution algorithm search.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum ConvSearch {
+    /// Picks by heuristics, no benchmarking: fast for every shape (the default).
+    #[default]
+    Heuristic,
+    /// Benchmarks every algorithm per new shape: only worth it when shapes repeat (fixed windows).
+    Exhaustive,
+    /// cuDNN's default algorithm.
+    Default,
+}
+
+impl std::str::FromStr for ConvSearch {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "heuristic" => Ok(Self::Heuristic),
+            "exhaustive" => Ok(Self::Exhaustive),
+            "default" => Ok(Self::Default),
+            _ => Err(format!("unknown cuDNN search {s:?}: expected heuristic, exhaustive or default")),
+        }
+    }
+}
+
+/// How the CUDA memory arena grows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum ArenaExtend {
+    #[default]
+    NextPowerOfTwo,
+    SameAsRequested,
+}
+
+impl std::str::FromStr for ArenaExtend {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "next-power-of-two" => Ok(Self::NextPowerOfTwo),
+            "same-as-requested" => Ok(Self::SameAsRequested),
+            _ => Err(format!("unknown arena extension {s:?}: expected next-power-of-two or same-as-requested")),
+        }
+    }
+}
+
+/// Execution-provider settings for CUDA sessions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct CudaSettings {
+    pub conv_search: ConvSearch,
+    pub arena_extend: ArenaExtend,
+    /// Cap on the CUDA arena, MiB (also emulates a smaller card).
+    pub memory_limit_mb: Option<u64>,
+}
+
+/// Everything that shapes a session; serializable so an isolated child process builds identical sessions.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RuntimeOptions {
+    pub library: PathBuf,
+    pub device: Device,
+    pub intra_threads: usize,
+    pub cuda: CudaSettings,
+    /// Ask ONNX Runtime to return unused arena memory after every run.
+    pub shrink_arena_each_run: bool,
+}
+
+impl RuntimeOptions {
+    pub fn new(library: PathBuf, device: Device, intra_threads: usize) -> Self {
+        Self { library, device, intra_threads, cuda: CudaSettings::default(), shrink_arena_each_run: false }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum RuntimeError {
     #[error("ONNX Runtime library not found at {0} (run scripts/fetch-models.sh, or set SCENEQUEUE_ORT_LIBRARY)")]
@@ -54,32 +128,45 @@ pub enum RuntimeError {
 
 static ENV: OnceLock<(PathBuf, Environment)> = OnceLock::new();
 
-/// Session options shared by every session of a worker.
+/// Builds sessions with one set of options.
 #[derive(Debug, Clone)]
 pub struct Runtime {
-    pub device: Device,
-    pub intra_threads: usize,
+    pub options: RuntimeOptions,
 }
 
 impl Runtime {
     /// Loads the library (once per process) and returns a runtime for building sessions.
     pub fn init(library: &Path, device: Device, intra_threads: usize) -> Result<Self, RuntimeError> {
-        let requested = library.to_path_buf();
+        Self::with_options(RuntimeOptions::new(library.to_path_buf(), device, intra_threads))
+    }
+
+    pub fn with_options(mut options: RuntimeOptions) -> Result<Self, RuntimeError> {
+        options.intra_threads = options.intra_threads.max(1);
+        let requested = options.library.clone();
         if let Some((loaded, _)) = ENV.get() {
             if !same_file(loaded, &requested) {
                 return Err(RuntimeError::Conflict { loaded: loaded.clone(), requested });
             }
         } else {
-            if !library.is_file() {
+            if !requested.is_file() {
                 return Err(RuntimeError::LibraryMissing(requested));
             }
-            let builder = ort::init_from(library)
+            let builder = ort::init_from(&requested)
                 .map_err(|e| RuntimeError::Load { path: requested.clone(), reason: e.to_string() })?;
             let env = builder.with_name("scenequeue").build()?;
             // A concurrent initialiser may have won; its environment is equivalent.
             let _ = ENV.set((requested, env));
         }
-        Ok(Self { device, intra_threads: intra_threads.max(1) })
+        Ok(Self { options })
+    }
+
+    /// The same runtime on the CPU (the last step of out-of-memory recovery).
+    pub fn on_cpu(&self) -> Self {
+        Self { options: RuntimeOptions { device: Device::Cpu, ..self.options.clone() } }
+    }
+
+    pub fn device(&self) -> Device {
+        self.options.device
     }
 
     fn environment(&self) -> Result<&Environment, RuntimeError> {
@@ -87,17 +174,25 @@ impl Runtime {
     }
 
     fn execution_providers(&self) -> Vec<ExecutionProviderDispatch> {
-        match self.device {
-            Device::Cpu => Vec::new(),
-            Device::Cuda { device_id } => vec![
-                CUDA::default()
-                    .with_device_id(device_id)
-                    // HEURISTIC: EXHAUSTIVE search measured 10-16x slower on variable-length scenes.
-                    .with_conv_algorithm_search(ort::ep::cuda::ConvAlgorithmSearch::Heuristic)
-                    .build()
-                    .error_on_failure(),
-            ],
+        let Device::Cuda { device_id } = self.options.device else {
+            return Vec::new();
+        };
+        let cuda = &self.options.cuda;
+        let mut ep = CUDA::default()
+            .with_device_id(device_id)
+            .with_conv_algorithm_search(match cuda.conv_search {
+                ConvSearch::Heuristic => ConvAlgorithmSearch::Heuristic,
+                ConvSearch::Exhaustive => ConvAlgorithmSearch::Exhaustive,
+                ConvSearch::Default => ConvAlgorithmSearch::Default,
+            })
+            .with_arena_extend_strategy(match cuda.arena_extend {
+                ArenaExtend::NextPowerOfTwo => ArenaExtendStrategy::NextPowerOfTwo,
+                ArenaExtend::SameAsRequested => ArenaExtendStrategy::SameAsRequested,
+            });
+        if let Some(mb) = cuda.memory_limit_mb {
+            ep = ep.with_memory_limit((mb as usize).saturating_mul(1 << 20));
         }
+        vec![ep.build().error_on_failure()]
     }
 
     /// A session builder with this runtime's options.
@@ -105,7 +200,7 @@ impl Runtime {
         let builder = Session::builder(self.environment()?)?
             .with_optimization_level(GraphOptimizationLevel::Level3)
             .map_err(ort::Error::from)?
-            .with_intra_threads(self.intra_threads)
+            .with_intra_threads(self.options.intra_threads)
             .map_err(ort::Error::from)?
             .with_execution_providers(self.execution_providers())
             .map_err(ort::Error::from)?;
@@ -115,6 +210,20 @@ impl Runtime {
     /// Builds a session for the model file at `path`.
     pub fn session(&self, path: &Path) -> Result<Session, RuntimeError> {
         Ok(self.builder()?.commit_from_file(path)?)
+    }
+
+    /// Options for every run: arena shrinkage when asked for.
+    pub fn run_options(&self) -> Result<Option<RunOptions>, RuntimeError> {
+        if !self.options.shrink_arena_each_run {
+            return Ok(None);
+        }
+        let mut options = RunOptions::new()?;
+        let arena = match self.options.device {
+            Device::Cpu => "cpu:0".to_string(),
+            Device::Cuda { device_id } => format!("gpu:{device_id}"),
+        };
+        options.set("memory.enable_memory_arena_shrinkage", arena)?;
+        Ok(Some(options))
     }
 }
 

@@ -1,8 +1,10 @@
 //! The session policy: when the enhancer (and with it the ONNX Runtime session and its memory arena) is
-//! created and dropped. Dropping the session is what returns the arena's memory: a persistent session keeps
-//! its high-water mark for ever, which is how a long run of scenes exhausts a GPU.
+//! created and dropped. Dropping the session is what returns the arena's memory: a persistent session keeps its
+//! high-water mark for ever, which is how a long run of scenes exhausts a GPU. docs/SESSIONS.md says when to
+//! choose which policy.
 
-use crate::model::{Enhancer, ModelError, load};
+use crate::faults::{FaultPlan, Faults};
+use crate::model::{Enhancer, InferenceError, ModelError, load};
 use crate::runtime::Runtime;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -13,24 +15,68 @@ pub enum SessionPolicy {
     PerJob,
     /// A fresh session after every N jobs.
     EveryJobs(u32),
-    /// One session for the worker's life (only for CPU workers or measurements).
+    /// Keep the session while the memory it leaves held after a job stays at or under this many MiB.
+    HeldAbove(u32),
+    /// One session, with the arena shrunk back after every run.
+    ShrinkEachRun,
+    /// Every job in a child process with its own CUDA context, gone when the job ends.
+    Process,
+    /// One session for the worker's life (for CPU workers and measurements).
     Persistent,
 }
 
 impl std::str::FromStr for SessionPolicy {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let number = |prefix: &str, suffix: &str| {
+            s.strip_prefix(prefix)
+                .and_then(|n| n.strip_suffix(suffix))
+                .and_then(|n| n.parse::<u32>().ok())
+                .filter(|&n| n > 0)
+        };
         match s {
             "per-job" => Ok(Self::PerJob),
+            "shrink-each-run" => Ok(Self::ShrinkEachRun),
+            "process" => Ok(Self::Process),
             "persistent" => Ok(Self::Persistent),
-            _ => s
-                .strip_prefix("every-")
-                .and_then(|n| n.strip_suffix("-jobs"))
-                .and_then(|n| n.parse().ok())
-                .filter(|&n: &u32| n > 0)
+            _ => number("every-", "-jobs")
                 .map(Self::EveryJobs)
-                .ok_or_else(|| format!("unknown session policy {s:?}: expected per-job, every-N-jobs or persistent")),
+                .or_else(|| number("held-above-", "").map(Self::HeldAbove))
+                .ok_or_else(|| {
+                    format!(
+                        "unknown session policy {s:?}: expected per-job, every-N-jobs, held-above-MIB, \
+                         shrink-each-run, process or persistent"
+                    )
+                }),
         }
+    }
+}
+
+impl std::fmt::Display for SessionPolicy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::PerJob => f.write_str("per-job"),
+            Self::EveryJobs(n) => write!(f, "every-{n}-jobs"),
+            Self::HeldAbove(mb) => write!(f, "held-above-{mb}"),
+            Self::ShrinkEachRun => f.write_str("shrink-each-run"),
+            Self::Process => f.write_str("process"),
+            Self::Persistent => f.write_str("persistent"),
+        }
+    }
+}
+
+/// Why an enhancement call produced nothing.
+#[derive(Debug, thiserror::Error)]
+pub enum EnhanceError {
+    #[error(transparent)]
+    Model(#[from] ModelError),
+    #[error(transparent)]
+    Inference(#[from] InferenceError),
+}
+
+impl EnhanceError {
+    pub fn is_out_of_memory(&self) -> bool {
+        matches!(self, Self::Inference(e) if e.is_out_of_memory())
     }
 }
 
@@ -40,19 +86,31 @@ struct Current {
     jobs: u32,
 }
 
-/// Owns at most one enhancer and applies the policy. Lives on the inference thread.
+/// Owns at most one enhancer and applies the policy. Lives on one thread (the inference thread).
 pub struct Sessions {
     runtime: Runtime,
     model_dir: PathBuf,
     policy: SessionPolicy,
     current: Option<Current>,
+    faults: Faults,
     created: u64,
     create_time: Duration,
 }
 
 impl Sessions {
-    pub fn new(runtime: Runtime, model_dir: PathBuf, policy: SessionPolicy) -> Self {
-        Self { runtime, model_dir, policy, current: None, created: 0, create_time: Duration::ZERO }
+    pub fn new(mut runtime: Runtime, model_dir: PathBuf, policy: SessionPolicy, faults: FaultPlan) -> Self {
+        if policy == SessionPolicy::ShrinkEachRun {
+            runtime.options.shrink_arena_each_run = true;
+        }
+        Self {
+            runtime,
+            model_dir,
+            policy,
+            current: None,
+            faults: Faults::new(faults),
+            created: 0,
+            create_time: Duration::ZERO,
+        }
     }
 
     /// The enhancer for `model`, creating a session if none is live for it. A stale session (another model) is
@@ -72,20 +130,47 @@ impl Sessions {
         Ok(self.current.insert(current).enhancer.as_mut())
     }
 
-    /// Called after every job: drops the session when the policy says so.
-    pub fn job_done(&mut self) {
-        let drop_now = match (&mut self.current, self.policy) {
-            (None, _) => false,
-            (Some(_), SessionPolicy::PerJob) => true,
-            (Some(c), SessionPolicy::EveryJobs(n)) => {
-                c.jobs += 1;
-                c.jobs >= n
-            }
-            (Some(_), SessionPolicy::Persistent) => false,
+    /// Runs `model` on the primary device (where injected faults apply).
+    pub fn enhance(&mut self, model: &str, x: &[f32]) -> Result<Vec<f32>, EnhanceError> {
+        self.get(model)?;
+        self.faults.check(x.len())?;
+        Ok(self.get(model)?.enhance(x)?)
+    }
+
+    /// Runs `model` once on a throw-away CPU session (the last step of out-of-memory recovery).
+    pub fn enhance_on_cpu(&mut self, model: &str, x: &[f32]) -> Result<Vec<f32>, EnhanceError> {
+        let started = Instant::now();
+        let mut enhancer = load(&self.runtime.on_cpu(), &self.model_dir, model)?;
+        self.create_time += started.elapsed();
+        self.created += 1;
+        Ok(enhancer.enhance(x)?)
+    }
+
+    /// Drops the live session now, returning its memory.
+    pub fn reset(&mut self) {
+        self.current = None;
+    }
+
+    /// Applies the policy after a job, given the memory held now (MiB). Returns whether the session was dropped.
+    pub fn job_done(&mut self, held_mb: Option<f32>) -> bool {
+        let Some(current) = self.current.as_mut() else {
+            return false;
+        };
+        current.jobs += 1;
+        let drop_now = match self.policy {
+            SessionPolicy::PerJob | SessionPolicy::Process => true,
+            SessionPolicy::EveryJobs(n) => current.jobs >= n,
+            SessionPolicy::HeldAbove(limit) => held_mb.is_some_and(|mb| mb > limit as f32),
+            SessionPolicy::ShrinkEachRun | SessionPolicy::Persistent => false,
         };
         if drop_now {
             self.current = None;
         }
+        drop_now
+    }
+
+    pub fn policy(&self) -> SessionPolicy {
+        self.policy
     }
 
     /// Sessions created so far and the total time spent creating them.
@@ -99,11 +184,20 @@ mod tests {
     use super::SessionPolicy;
 
     #[test]
-    fn policies_parse() {
-        assert_eq!("per-job".parse(), Ok(SessionPolicy::PerJob));
-        assert_eq!("every-4-jobs".parse(), Ok(SessionPolicy::EveryJobs(4)));
-        assert_eq!("persistent".parse(), Ok(SessionPolicy::Persistent));
+    fn policies_parse_and_print_back() {
+        for (text, policy) in [
+            ("per-job", SessionPolicy::PerJob),
+            ("every-4-jobs", SessionPolicy::EveryJobs(4)),
+            ("held-above-1500", SessionPolicy::HeldAbove(1500)),
+            ("shrink-each-run", SessionPolicy::ShrinkEachRun),
+            ("process", SessionPolicy::Process),
+            ("persistent", SessionPolicy::Persistent),
+        ] {
+            assert_eq!(text.parse(), Ok(policy));
+            assert_eq!(policy.to_string(), text);
+        }
         assert!("every-0-jobs".parse::<SessionPolicy>().is_err());
+        assert!("held-above-".parse::<SessionPolicy>().is_err());
         assert!("sometimes".parse::<SessionPolicy>().is_err());
     }
 }

@@ -56,10 +56,36 @@ pub enum ModelError {
 
 #[derive(Debug, thiserror::Error)]
 pub enum InferenceError {
+    /// An allocation failed: recoverable by freeing memory (see `recovery`).
+    #[error("out of memory: {0}")]
+    OutOfMemory(String),
     #[error("ONNX Runtime: {0}")]
-    Ort(#[from] ort::Error),
+    Ort(ort::Error),
     #[error("model output has an unexpected shape: {0}")]
     Shape(String),
+}
+
+impl InferenceError {
+    pub fn is_out_of_memory(&self) -> bool {
+        matches!(self, Self::OutOfMemory(_))
+    }
+}
+
+/// Messages by which ONNX Runtime, CUDA and cuDNN report a failed allocation.
+const OOM_MARKERS: &[&str] = &[
+    "out of memory",
+    "Failed to allocate memory",
+    "CUDNN_STATUS_ALLOC_FAILED",
+    "CUBLAS_STATUS_ALLOC_FAILED",
+    "cudaErrorMemoryAllocation",
+    "bad_alloc",
+];
+
+impl From<ort::Error> for InferenceError {
+    fn from(e: ort::Error) -> Self {
+        let message = e.to_string();
+        if OOM_MARKERS.iter().any(|m| message.contains(m)) { Self::OutOfMemory(message) } else { Self::Ort(e) }
+    }
 }
 
 fn valid_name(name: &str) -> bool {
@@ -106,8 +132,10 @@ pub fn available(model_dir: &Path) -> Vec<String> {
 /// Creates a ready-to-run enhancer (a new ONNX Runtime session) for model `name`.
 pub fn load(runtime: &Runtime, model_dir: &Path, name: &str) -> Result<Box<dyn Enhancer>, ModelError> {
     let (manifest, file) = manifest(model_dir, name)?;
-    let session = runtime.session(&file).map_err(|source| ModelError::Load { path: file.clone(), source })?;
+    let load_err = |source| ModelError::Load { path: file.clone(), source };
+    let session = runtime.session(&file).map_err(load_err)?;
+    let run_options = runtime.run_options().map_err(load_err)?;
     match manifest.adapter {
-        AdapterKind::Nsnet2 => Ok(Box::new(nsnet2::Nsnet2::new(session, manifest.sample_rate, &file)?)),
+        AdapterKind::Nsnet2 => Ok(Box::new(nsnet2::Nsnet2::new(session, run_options, manifest.sample_rate, &file)?)),
     }
 }

@@ -4,7 +4,7 @@
 //! 320-sample frames (161 bins). The gain is floored at -80 dB as in the reference implementation.
 
 use super::{AdapterKind, InferenceError, ModelError};
-use ort::session::Session;
+use ort::session::{RunOptions, Session};
 use ort::value::{Tensor, ValueType};
 use scenequeue_audio::stft::{Stft, sqrt_hann};
 use std::path::Path;
@@ -13,13 +13,19 @@ const MIN_GAIN: f32 = 1e-4;
 
 pub struct Nsnet2 {
     session: Session,
+    run_options: Option<RunOptions>,
     stft: Stft,
     sample_rate: u32,
     input: String,
 }
 
 impl Nsnet2 {
-    pub fn new(session: Session, sample_rate: u32, path: &Path) -> Result<Self, ModelError> {
+    pub fn new(
+        session: Session,
+        run_options: Option<RunOptions>,
+        sample_rate: u32,
+        path: &Path,
+    ) -> Result<Self, ModelError> {
         let mismatch = |expected: String, found: String| ModelError::Mismatch {
             path: path.to_path_buf(),
             adapter: AdapterKind::Nsnet2,
@@ -51,7 +57,13 @@ impl Nsnet2 {
         }
         let input = inputs[0].name().to_string();
         let window = sqrt_hann(win);
-        Ok(Self { session, stft: Stft::new(win, win / 2, n_fft, window.clone(), window), sample_rate, input })
+        Ok(Self {
+            session,
+            run_options,
+            stft: Stft::new(win, win / 2, n_fft, window.clone(), window),
+            sample_rate,
+            input,
+        })
     }
 }
 
@@ -66,7 +78,11 @@ impl super::Enhancer for Nsnet2 {
         let frames = spec.len() / bins;
         let features: Vec<f32> = spec.iter().map(|c| c.norm_sqr().max(1e-12).log10()).collect();
         let tensor = Tensor::from_array(([1usize, frames, bins], features))?;
-        let outputs = self.session.run(ort::inputs![self.input.as_str() => tensor])?;
+        let inputs = ort::inputs![self.input.as_str() => tensor];
+        let outputs = match &self.run_options {
+            Some(options) => self.session.run_with_options(inputs, options)?,
+            None => self.session.run(inputs)?,
+        };
         let (_, gains) = outputs[0].try_extract_tensor::<f32>()?;
         if gains.len() != spec.len() {
             return Err(InferenceError::Shape(format!("{} gains for {frames} frames x {bins} bins", gains.len())));

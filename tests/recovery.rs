@@ -1,0 +1,156 @@
+//! Session policies and out-of-memory recovery through the real inference path (real model, real ONNX
+//! Runtime), with failures injected at the inference seam so every step runs without a GPU.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::{model_dir, ort_library, speech_like, write_wav};
+use scenequeue_core::states::RecoveryStep;
+use scenequeue_worker::faults::FaultPlan;
+use scenequeue_worker::inference::{self, InferenceOptions, Runner};
+use scenequeue_worker::recovery::RecoveryConfig;
+use scenequeue_worker::runtime::{Device, RuntimeOptions};
+use scenequeue_worker::scene::SceneTask;
+use scenequeue_worker::sessions::SessionPolicy;
+use std::path::{Path, PathBuf};
+
+struct Fixture {
+    dir: PathBuf,
+    source: PathBuf,
+}
+
+impl Fixture {
+    fn new(name: &str, seconds: f64) -> Self {
+        let dir = std::env::temp_dir().join(format!("sq-recovery-{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let source = dir.join("source.wav");
+        write_wav(&source, &speech_like(48_000, seconds, 5), 48_000, 1);
+        Self { dir, source }
+    }
+
+    fn task(&self, i: usize, start_s: f64, end_s: f64) -> SceneTask {
+        SceneTask { source: self.source.clone(), start_s, end_s, output: self.dir.join(format!("out-{i}.wav")) }
+    }
+}
+
+impl Drop for Fixture {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn options(faults: FaultPlan, recovery: RecoveryConfig) -> InferenceOptions {
+    InferenceOptions {
+        runtime: RuntimeOptions::new(ort_library(), Device::Cpu, 1),
+        model_dir: model_dir(),
+        recovery,
+        faults,
+    }
+}
+
+fn runner(faults: FaultPlan, recovery: RecoveryConfig, policy: SessionPolicy) -> Box<dyn Runner + Send> {
+    inference::runner(&options(faults, recovery), policy, Some(PathBuf::from(env!("CARGO_BIN_EXE_scenequeue"))))
+        .unwrap()
+}
+
+fn frames(path: &Path) -> u32 {
+    hound::WavReader::open(path).unwrap().duration()
+}
+
+#[test]
+fn an_oom_is_recovered_by_a_fresh_session() {
+    let f = Fixture::new("fresh", 6.0);
+    let mut r =
+        runner(FaultPlan { oom_first_runs: 1, ..Default::default() }, RecoveryConfig::default(), SessionPolicy::PerJob);
+    let out = r.scene("nsnet2-48k", &f.task(0, 0.5, 4.5)).unwrap();
+    assert_eq!(out.recovery, RecoveryStep::Recreated);
+    assert_eq!(out.oom_count, 1);
+    assert_eq!(frames(&f.dir.join("out-0.wav")), 4 * 48_000);
+    assert_eq!(r.job_done().sessions_created, 2, "the failed session and its replacement");
+}
+
+#[test]
+fn an_oom_on_long_input_is_recovered_in_windows_of_bounded_length() {
+    let f = Fixture::new("windows", 10.0);
+    let faults = FaultPlan { oom_above_samples: Some(3 * 48_000), ..Default::default() };
+    let recovery = RecoveryConfig { window_s: 2.5, ..RecoveryConfig::default() };
+    let mut r = runner(faults, recovery, SessionPolicy::PerJob);
+    let out = r.scene("nsnet2-48k", &f.task(0, 0.0, 9.0)).unwrap();
+    assert_eq!(out.recovery, RecoveryStep::Windowed);
+    assert_eq!(out.oom_count, 2, "the whole scene failed twice before the windows");
+    assert_eq!(frames(&f.dir.join("out-0.wav")), 9 * 48_000);
+    assert!(out.rms_out_db < out.rms_in_db && out.rms_out_db > out.rms_in_db - 20.0, "{out:?}");
+    // A short scene under the limit is not affected.
+    assert_eq!(r.scene("nsnet2-48k", &f.task(1, 0.0, 2.0)).unwrap().recovery, RecoveryStep::None);
+}
+
+#[test]
+fn when_every_device_run_fails_the_cpu_fallback_finishes_the_scene() {
+    let f = Fixture::new("cpu", 4.0);
+    let recovery = RecoveryConfig { cpu_fallback: true, ..RecoveryConfig::default() };
+    let mut r = runner(FaultPlan { oom_always: true, ..Default::default() }, recovery, SessionPolicy::PerJob);
+    let out = r.scene("nsnet2-48k", &f.task(0, 0.0, 3.0)).unwrap();
+    assert_eq!(out.recovery, RecoveryStep::Cpu);
+    assert_eq!(out.oom_count, 3);
+    assert_eq!(frames(&f.dir.join("out-0.wav")), 3 * 48_000);
+}
+
+#[test]
+fn without_fallback_the_scene_fails_naming_every_step_and_the_runner_goes_on() {
+    let f = Fixture::new("fail", 4.0);
+    let mut r =
+        runner(FaultPlan { oom_always: true, ..Default::default() }, RecoveryConfig::default(), SessionPolicy::PerJob);
+    let err = r.scene("nsnet2-48k", &f.task(0, 0.0, 3.0)).unwrap_err();
+    assert!(!err.is_job_level(), "an unrecoverable scene fails alone, the job goes on");
+    let text = err.to_string();
+    assert!(
+        text.contains("fresh session") && text.contains("windows") && text.contains("CPU fallback is off"),
+        "{text}"
+    );
+    assert!(!f.dir.join("out-0.wav").exists());
+    r.job_done();
+}
+
+/// Runs `jobs` jobs of two scenes each and returns the sessions created per job.
+fn sessions_per_job(policy: SessionPolicy, jobs: usize) -> Vec<u64> {
+    let f = Fixture::new(&format!("policy-{}", policy.to_string().replace('-', "")), 5.0);
+    let mut r = runner(FaultPlan::default(), RecoveryConfig::default(), policy);
+    r.warm("nsnet2-48k").unwrap();
+    (0..jobs)
+        .map(|j| {
+            r.scene("nsnet2-48k", &f.task(2 * j, 0.0, 2.0)).unwrap();
+            r.scene("nsnet2-48k", &f.task(2 * j + 1, 2.0, 4.5)).unwrap();
+            let t = r.job_done();
+            assert!(t.after.rss_mb.is_some() && t.gpu_peak_mb.is_none(), "{t:?}");
+            t.sessions_created
+        })
+        .collect()
+}
+
+#[test]
+fn each_policy_creates_sessions_when_it_should() {
+    assert_eq!(sessions_per_job(SessionPolicy::PerJob, 3), vec![1, 1, 1]);
+    assert_eq!(sessions_per_job(SessionPolicy::EveryJobs(2), 4), vec![1, 0, 1, 0]);
+    assert_eq!(sessions_per_job(SessionPolicy::Persistent, 3), vec![1, 0, 0]);
+    assert_eq!(sessions_per_job(SessionPolicy::ShrinkEachRun, 3), vec![1, 0, 0]);
+    // The threshold compares resident memory on a CPU worker: 1 MiB is always exceeded, 1 TiB never.
+    assert_eq!(sessions_per_job(SessionPolicy::HeldAbove(1), 3), vec![1, 1, 1]);
+    assert_eq!(sessions_per_job(SessionPolicy::HeldAbove(1 << 20), 3), vec![1, 0, 0]);
+}
+
+#[test]
+fn process_isolation_runs_each_job_in_a_fresh_child() {
+    let counts = sessions_per_job(SessionPolicy::Process, 2);
+    assert_eq!(counts, vec![1, 1], "one child process per job");
+}
+
+#[test]
+fn an_isolated_child_reports_scene_errors_without_dying() {
+    let f = Fixture::new("isolated-errors", 3.0);
+    let mut r = runner(FaultPlan::default(), RecoveryConfig::default(), SessionPolicy::Process);
+    let err = r.scene("nsnet2-48k", &f.task(0, 10.0, 12.0)).unwrap_err();
+    assert!(err.to_string().contains("outside the recording"), "{err}");
+    assert!(!err.is_job_level());
+    assert!(r.scene("nsnet2-48k", &f.task(1, 0.0, 2.0)).is_ok(), "the same child serves the next scene");
+    assert_eq!(r.job_done().sessions_created, 1);
+}

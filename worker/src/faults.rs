@@ -1,0 +1,42 @@
+//! Fault injection for the inference layer: makes runs on the worker's primary device fail with an
+//! out-of-memory error on demand, so every step of recovery can be driven on a machine without a GPU.
+//! Off unless a plan is configured (tests and the GPU check use it; production never sets one).
+
+use crate::model::InferenceError;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct FaultPlan {
+    /// The first N runs on the primary device fail.
+    pub oom_first_runs: u32,
+    /// Runs on inputs longer than this many samples fail (a card too small for long scenes).
+    pub oom_above_samples: Option<usize>,
+    /// Every run on the primary device fails (only the CPU fallback can succeed).
+    pub oom_always: bool,
+}
+
+/// A plan and how many primary-device runs it has seen.
+#[derive(Debug, Default)]
+pub struct Faults {
+    plan: FaultPlan,
+    runs: u32,
+}
+
+impl Faults {
+    pub fn new(plan: FaultPlan) -> Self {
+        Self { plan, runs: 0 }
+    }
+
+    /// Called before every primary-device run of `samples` samples.
+    pub fn check(&mut self, samples: usize) -> Result<(), InferenceError> {
+        self.runs += 1;
+        let p = &self.plan;
+        if p.oom_always || self.runs <= p.oom_first_runs || p.oom_above_samples.is_some_and(|max| samples > max) {
+            return Err(InferenceError::OutOfMemory(format!(
+                "injected fault on run {} ({samples} samples)",
+                self.runs
+            )));
+        }
+        Ok(())
+    }
+}

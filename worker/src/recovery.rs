@@ -1,0 +1,85 @@
+//! Out-of-memory recovery. An allocation failure costs at most a retry, never the worker or the job:
+//! 1. drop the session (its arena with it), create a fresh one, run the scene whole again;
+//! 2. drop it again and run the scene in shorter overlapping windows (bounded memory per call);
+//! 3. if configured, run the scene on a CPU session;
+//! 4. only then fail the scene, with every step named in the reason.
+
+use crate::sessions::{EnhanceError, Sessions};
+use scenequeue_audio::windows::process_windowed;
+use scenequeue_core::states::RecoveryStep;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RecoveryConfig {
+    /// Longest window of step 2, seconds (at most half the scene).
+    pub window_s: f64,
+    /// Crossfade between windows, seconds.
+    pub overlap_s: f64,
+    /// Allow step 3.
+    pub cpu_fallback: bool,
+}
+
+impl Default for RecoveryConfig {
+    fn default() -> Self {
+        Self { window_s: 30.0, overlap_s: 0.5, cpu_fallback: false }
+    }
+}
+
+/// Enhanced audio and how it was obtained.
+#[derive(Debug)]
+pub struct Recovered {
+    pub audio: Vec<f32>,
+    pub step: RecoveryStep,
+    pub ooms: u32,
+}
+
+/// Runs `model` over `x` (at `rate` Hz), recovering from out-of-memory errors as described above. Any other
+/// error is returned at once.
+pub fn enhance(
+    sessions: &mut Sessions,
+    model: &str,
+    x: &[f32],
+    rate: u32,
+    config: &RecoveryConfig,
+) -> Result<Recovered, EnhanceError> {
+    let mut ooms = 0;
+    let last = match sessions.enhance(model, x) {
+        Ok(audio) => return Ok(Recovered { audio, step: RecoveryStep::None, ooms }),
+        Err(e) if e.is_out_of_memory() => e,
+        Err(e) => return Err(e),
+    };
+    tracing::warn!(error = %last, "out of memory; recreating the session");
+    drop(last);
+
+    ooms += 1;
+    sessions.reset();
+    match sessions.enhance(model, x) {
+        Ok(audio) => return Ok(Recovered { audio, step: RecoveryStep::Recreated, ooms }),
+        Err(e) if e.is_out_of_memory() => tracing::warn!(error = %e, "out of memory on a fresh session"),
+        Err(e) => return Err(e),
+    }
+
+    ooms += 1;
+    sessions.reset();
+    let rate = f64::from(rate);
+    let window = ((config.window_s * rate) as usize).min(x.len().div_ceil(2)).max(rate as usize);
+    let overlap = ((config.overlap_s * rate) as usize).min(window / 4);
+    tracing::warn!(window_s = window as f64 / rate, "still out of memory; retrying in windows");
+    let last = match process_windowed(x, window, overlap, |w| sessions.enhance(model, w)) {
+        Ok(audio) => return Ok(Recovered { audio, step: RecoveryStep::Windowed, ooms }),
+        Err(e) if e.is_out_of_memory() => e,
+        Err(e) => return Err(e),
+    };
+
+    ooms += 1;
+    sessions.reset();
+    if config.cpu_fallback {
+        tracing::warn!("still out of memory; running the scene on the CPU");
+        let audio = sessions.enhance_on_cpu(model, x)?;
+        return Ok(Recovered { audio, step: RecoveryStep::Cpu, ooms });
+    }
+    Err(EnhanceError::Inference(crate::model::InferenceError::OutOfMemory(format!(
+        "still out of memory after a fresh session and {:.1} s windows (CPU fallback is off): {last}",
+        window as f64 / rate
+    ))))
+}
