@@ -1,0 +1,30 @@
+//! `scenequeue-bench`: measurements that belong in docs/BENCHMARKS.md, never in tests.
+//!
+//! `sessions` runs the worker's inference path (the same runners, recovery and telemetry a worker uses) over
+//! a deterministic plan of scenes packed into jobs, once per session policy, and reports per policy:
+//! out-of-memory count, GPU memory at baseline / peak / after the last job, whether memory went back to the
+//! baseline after every job, throughput (times real time), session creation time and its share of job time.
+
+mod sessions;
+mod synth;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "scenequeue-bench")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    Sessions(sessions::Args),
+}
+
+fn main() -> anyhow::Result<()> {
+    scenequeue_core::telemetry::init();
+    match Cli::parse().command {
+        Command::Sessions(args) => sessions::run(&args),
+    }
+}
