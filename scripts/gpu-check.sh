@@ -16,7 +16,7 @@ OUT=${1:-gpu-check-out}
 ORT_DIR=${ORT_DIR:-/tmp/ort}
 BIN=${BIN_DIR:-target/release}
 SCENES=${SCENES:-200}
-POLICIES=${POLICIES:-per-job process persistent every-4-jobs held-above-1024 shrink-each-run}
+POLICIES=${POLICIES-per-job process persistent every-4-jobs held-above-1024 shrink-each-run}
 POLICY_TIME_S=${POLICY_TIME_S:-60}
 MEM_LIMIT_MB=${MEM_LIMIT_MB:-8192}
 V=/opt/torch/.venv/lib/python3.12/site-packages/nvidia
@@ -29,11 +29,19 @@ mkdir -p "$OUT"
 [ -f models/nsnet2-48k/nsnet2-20ms-48k-baseline.onnx ] || { echo "error: model missing (scripts/fetch-models.sh)" >&2; exit 1; }
 nvidia-smi --query-gpu=name,memory.total,memory.used,driver_version --format=csv | tee "$OUT/nvidia-smi.csv"
 
-bench() { "$BIN/scenequeue-bench" sessions --device cuda --ort-library "$LIB" --scenequeue "$BIN/scenequeue" "$@"; }
+# bench SECONDS ARGS...: the session benchmark on CUDA, killed after SECONDS.
+bench() {
+  local limit=$1; shift
+  timeout "$limit" "$BIN/scenequeue-bench" sessions --device cuda --ort-library "$LIB" --scenequeue "$BIN/scenequeue" "$@"
+}
 
-# 1. A missing CUDA library is an error, never a silent CPU run.
-echo "== 1. CUDA registration without the CUDA libraries must fail"
-if LD_LIBRARY_PATH="$ORT_DIR" timeout 60 "$BIN/scenequeue-bench" sessions --device cuda --ort-library "$LIB" \
+# 1. A missing CUDA provider library is an error, never a silent CPU run.
+echo "== 1. CUDA registration without libonnxruntime_providers_cuda.so must fail"
+NOCUDA=$(mktemp -d)
+cp "$LIB" "$ORT_DIR/libonnxruntime_providers_shared.so" "$NOCUDA/"
+if [ "${SKIP_STEP1:-0}" = 1 ]; then
+  echo "skipped" > "$OUT/step1.txt"
+elif timeout 60 "$BIN/scenequeue-bench" sessions --device cuda --ort-library "$NOCUDA/libonnxruntime.so.1.31.1" \
      --scenes 1 --policies per-job --out "$OUT/work-noload" >"$OUT/noload.md" 2>"$OUT/noload.log"; then
   echo "FAILED: ran without CUDA libraries" | tee "$OUT/step1.txt"
 else
@@ -42,16 +50,22 @@ fi
 
 export LD_LIBRARY_PATH="$ORT_DIR:$CUDA_LIBS:${LD_LIBRARY_PATH:-}"
 
-# 2. Real out-of-memory errors on the GPU: a tiny arena cap makes long scenes fail; recovery must finish them.
-echo "== 2. OOM recovery on the GPU (arena capped at 48 MiB, CPU fallback on)"
-timeout 120 bench --policies per-job --scenes 8 --min-scene-s 20 --max-scene-s 120 --gpu-mem-limit-mb 48 \
-  --cpu-fallback --time-limit-s 60 --out "$OUT/work-oom" >"$OUT/oom.md" 2>"$OUT/oom.log" || echo "step 2 exited with $?"
-cat "$OUT/oom.md"; grep -m3 -i "out of memory" "$OUT/oom.log" | cut -c1-300
+# 2. Real out-of-memory errors on the GPU: small arena caps make long scenes fail; recovery must finish them.
+# OOM_CPU_FALLBACK=0 leaves the scenes to the windows alone.
+fallback=$([ "${OOM_CPU_FALLBACK:-1}" = 1 ] && echo --cpu-fallback)
+for cap in ${OOM_CAPS:-96 160}; do
+  echo "== 2. OOM recovery on the GPU (arena capped at $cap MiB, ${fallback:-no CPU fallback})"
+  bench 120 --policies per-job --scenes 4 --min-scene-s 60 --max-scene-s 220 --gpu-mem-limit-mb "$cap" \
+    $fallback --time-limit-s 60 --out "$OUT/work-oom" >"$OUT/oom-$cap.md" 2>"$OUT/oom-$cap.log" \
+    || echo "step 2 ($cap MiB) exited with $?"
+  tail -n 1 "$OUT/oom-$cap.md"; grep "WARN" "$OUT/oom-$cap.log" | sed 's/ error=.*//' | cut -c29-120 | sort | uniq -c
+done
 
 # 3. Every policy over the same scenes, under an 8 GB cap.
+[ -z "$POLICIES" ] && { cat "$OUT/step1.txt"; tail -q -n 1 "$OUT"/oom-*.md; exit 0; }
 echo "== 3. Session policies: $SCENES scenes of 1-220 s, arena capped at $MEM_LIMIT_MB MiB"
 for p in $POLICIES; do
-  timeout $((POLICY_TIME_S * 3)) bench --policies "$p" --scenes "$SCENES" --gpu-mem-limit-mb "$MEM_LIMIT_MB" \
+  bench $((POLICY_TIME_S * 3)) --policies "$p" --scenes "$SCENES" --gpu-mem-limit-mb "$MEM_LIMIT_MB" \
     --time-limit-s "$POLICY_TIME_S" --out "$OUT/work-$p" >"$OUT/policy-$p.md" 2>"$OUT/policy-$p.log" || echo "policy $p exited with $? (124: timed out)"
   tail -n 1 "$OUT/policy-$p.md"
 done
@@ -61,4 +75,4 @@ done
 } > "$OUT/policies.md"
 rm -rf "$OUT"/work-*
 echo "== summary"
-cat "$OUT/step1.txt"; echo; cat "$OUT/oom.md"; echo; cat "$OUT/policies.md"
+cat "$OUT/step1.txt"; echo; tail -q -n 1 "$OUT"/oom-*.md; echo; cat "$OUT/policies.md"

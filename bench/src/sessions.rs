@@ -222,18 +222,19 @@ fn table(results: &[PolicyResult], gpu: Option<(String, f32)>) -> String {
             None => "device: CPU (no GPU figures)".into(),
         },
         format!(
-            "| policy | jobs | scenes | failed | OOM | x real time | sessions | create ms (mean) | restart share | GPU MiB baseline | peak | after last job | jobs back to baseline | RSS MiB |"
+            "| policy | jobs | scenes | failed | OOM | recovered | x real time | sessions | create ms (mean) | restart share | GPU MiB baseline | peak | after last job | jobs back to baseline | RSS MiB |"
         ),
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|".into(),
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|".into(),
     ];
     for r in results {
         out.push(format!(
-            "| {} | {} | {} | {} | {} | {:.1} | {} | {:.1} | {:.2}% | {} | {} | {} | {}/{} | {} |",
+            "| {} | {} | {} | {} | {} | {} | {:.1} | {} | {:.1} | {:.2}% | {} | {} | {} | {}/{} | {} |",
             r.policy,
             r.jobs,
             r.scenes,
             r.failed_scenes,
             r.ooms,
+            r.recovered_scenes,
             r.x_real_time,
             r.sessions_created,
             r.session_create_ms_mean,

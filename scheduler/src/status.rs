@@ -15,6 +15,32 @@ pub struct StateCounts {
     pub failed_scenes: Vec<(String, i32, String)>,
     /// (job id, error) of dead jobs.
     pub dead_jobs: Vec<(String, String)>,
+    pub workers: Vec<WorkerRow>,
+    pub memory: MemorySummary,
+}
+
+/// One worker, as `status` shows it.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct WorkerRow {
+    pub hostname: String,
+    pub pid: i32,
+    pub device: String,
+    pub session_policy: String,
+    pub state: String,
+    pub jobs_done: i64,
+    pub gpu_name: Option<String>,
+    /// Seconds since the worker last reported.
+    pub idle_s: f64,
+}
+
+/// Memory and recovery figures over the finished jobs and results in scope.
+#[derive(Debug, Clone, Default, sqlx::FromRow)]
+pub struct MemorySummary {
+    pub gpu_peak_mb: Option<f32>,
+    pub gpu_after_max_mb: Option<f32>,
+    pub session_create_ms_avg: Option<f64>,
+    pub oom_count: Option<i64>,
+    pub recovered_scenes: Option<i64>,
 }
 
 pub const FAILURES_SHOWN: i64 = 20;
@@ -57,6 +83,28 @@ pub async fn status(pool: &PgPool, batch: Option<BatchId>) -> Result<StateCounts
         .bind(batch)
         .bind(FAILURES_SHOWN)
         .fetch_all(pool)
+        .await?,
+        // Workers seen in the last day, most recent first.
+        workers: sqlx::query_as(
+            "SELECT hostname, pid, device, session_policy, state::text AS state, jobs_done, gpu_name,
+                    extract(epoch FROM now() - last_seen)::float8 AS idle_s
+             FROM workers WHERE last_seen > now() - interval '1 day' ORDER BY last_seen DESC LIMIT $1",
+        )
+        .bind(FAILURES_SHOWN)
+        .fetch_all(pool)
+        .await?,
+        memory: sqlx::query_as(
+            "SELECT (SELECT max(gpu_peak_mb) FROM jobs WHERE $1::uuid IS NULL OR batch_id = $1) AS gpu_peak_mb,
+                    (SELECT max(gpu_after_mb) FROM jobs WHERE $1::uuid IS NULL OR batch_id = $1) AS gpu_after_max_mb,
+                    (SELECT avg(session_create_ms)::float8 FROM jobs WHERE $1::uuid IS NULL OR batch_id = $1)
+                        AS session_create_ms_avg,
+                    (SELECT sum(oom_count) FROM results r JOIN scenes s ON s.id = r.scene_id
+                      WHERE $1::uuid IS NULL OR s.batch_id = $1) AS oom_count,
+                    (SELECT count(*) FROM results r JOIN scenes s ON s.id = r.scene_id
+                      WHERE r.recovery <> 'none' AND ($1::uuid IS NULL OR s.batch_id = $1)) AS recovered_scenes",
+        )
+        .bind(batch)
+        .fetch_one(pool)
         .await?,
     })
 }

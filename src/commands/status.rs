@@ -23,6 +23,29 @@ pub fn render(c: &StateCounts) -> String {
     for (job, error) in &c.dead_jobs {
         out.push(format!("dead job {job}: {error}"));
     }
+    let m = &c.memory;
+    let mb = |v: Option<f32>| v.map_or("-".to_string(), |v| format!("{v:.0} MiB"));
+    out.push(format!(
+        "memory   GPU peak {}, held after a job at most {}; session creation {} on average; {} out-of-memory errors, {} scenes recovered",
+        mb(m.gpu_peak_mb),
+        mb(m.gpu_after_max_mb),
+        m.session_create_ms_avg.map_or("-".to_string(), |v| format!("{v:.1} ms")),
+        m.oom_count.unwrap_or(0),
+        m.recovered_scenes.unwrap_or(0)
+    ));
+    for w in &c.workers {
+        out.push(format!(
+            "worker   {}:{} {} ({}) {} {}, {} jobs, seen {:.0} s ago",
+            w.hostname,
+            w.pid,
+            w.device,
+            w.gpu_name.as_deref().unwrap_or("no GPU"),
+            w.session_policy,
+            w.state,
+            w.jobs_done,
+            w.idle_s
+        ));
+    }
     out.join("\n")
 }
 

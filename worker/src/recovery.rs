@@ -1,6 +1,7 @@
 //! Out-of-memory recovery. An allocation failure costs at most a retry, never the worker or the job:
 //! 1. drop the session (its arena with it), create a fresh one, run the scene whole again;
-//! 2. drop it again and run the scene in shorter overlapping windows (bounded memory per call);
+//! 2. drop it again and run the scene in overlapping windows, shorter each time (window_s, then a third of it,
+//!    and so on down to min_window_s), each on a fresh session;
 //! 3. if configured, run the scene on a CPU session;
 //! 4. only then fail the scene, with every step named in the reason.
 
@@ -13,6 +14,8 @@ use serde::{Deserialize, Serialize};
 pub struct RecoveryConfig {
     /// Longest window of step 2, seconds (at most half the scene).
     pub window_s: f64,
+    /// Shortest window step 2 tries, seconds.
+    pub min_window_s: f64,
     /// Crossfade between windows, seconds.
     pub overlap_s: f64,
     /// Allow step 3.
@@ -21,7 +24,7 @@ pub struct RecoveryConfig {
 
 impl Default for RecoveryConfig {
     fn default() -> Self {
-        Self { window_s: 30.0, overlap_s: 0.5, cpu_fallback: false }
+        Self { window_s: 30.0, min_window_s: 2.0, overlap_s: 0.5, cpu_fallback: false }
     }
 }
 
@@ -59,17 +62,27 @@ pub fn enhance(
         Err(e) => return Err(e),
     }
 
-    ooms += 1;
-    sessions.reset();
     let rate = f64::from(rate);
-    let window = ((config.window_s * rate) as usize).min(x.len().div_ceil(2)).max(rate as usize);
-    let overlap = ((config.overlap_s * rate) as usize).min(window / 4);
-    tracing::warn!(window_s = window as f64 / rate, "still out of memory; retrying in windows");
-    let last = match process_windowed(x, window, overlap, |w| sessions.enhance(model, w)) {
-        Ok(audio) => return Ok(Recovered { audio, step: RecoveryStep::Windowed, ooms }),
-        Err(e) if e.is_out_of_memory() => e,
-        Err(e) => return Err(e),
-    };
+    let mut last = None;
+    let mut tried: Option<usize> = None;
+    let mut window_s = config.window_s;
+    while window_s >= config.min_window_s * 0.999 {
+        let window = ((window_s * rate) as usize).min(x.len().div_ceil(2)).max((config.min_window_s * rate) as usize);
+        window_s /= 3.0;
+        if tried.is_some_and(|t| t <= window) {
+            continue;
+        }
+        tried = Some(window);
+        ooms += 1;
+        sessions.reset();
+        let overlap = ((config.overlap_s * rate) as usize).min(window / 4);
+        tracing::warn!(window_s = window as f64 / rate, "still out of memory; retrying in windows");
+        match process_windowed(x, window, overlap, |w| sessions.enhance(model, w)) {
+            Ok(audio) => return Ok(Recovered { audio, step: RecoveryStep::Windowed, ooms }),
+            Err(e) if e.is_out_of_memory() => last = Some(e),
+            Err(e) => return Err(e),
+        }
+    }
 
     ooms += 1;
     sessions.reset();
@@ -78,8 +91,9 @@ pub fn enhance(
         let audio = sessions.enhance_on_cpu(model, x)?;
         return Ok(Recovered { audio, step: RecoveryStep::Cpu, ooms });
     }
+    let smallest = tried.map_or(0.0, |w| w as f64 / rate);
+    let last = last.map_or_else(String::new, |e| format!(": {e}"));
     Err(EnhanceError::Inference(crate::model::InferenceError::OutOfMemory(format!(
-        "still out of memory after a fresh session and {:.1} s windows (CPU fallback is off): {last}",
-        window as f64 / rate
+        "still out of memory after a fresh session and windows down to {smallest:.1} s (CPU fallback is off){last}"
     ))))
 }

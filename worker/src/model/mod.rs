@@ -79,12 +79,19 @@ const OOM_MARKERS: &[&str] = &[
     "CUBLAS_STATUS_ALLOC_FAILED",
     "cudaErrorMemoryAllocation",
     "bad_alloc",
+    // ONNX Runtime's BFC arena at its cap (gpu_mem_limit): "Available memory of N is smaller than requested bytes".
+    "is smaller than requested bytes",
 ];
+
+/// Whether an error message reports a failed allocation.
+pub fn is_out_of_memory_message(message: &str) -> bool {
+    OOM_MARKERS.iter().any(|m| message.contains(m))
+}
 
 impl From<ort::Error> for InferenceError {
     fn from(e: ort::Error) -> Self {
         let message = e.to_string();
-        if OOM_MARKERS.iter().any(|m| message.contains(m)) { Self::OutOfMemory(message) } else { Self::Ort(e) }
+        if is_out_of_memory_message(&message) { Self::OutOfMemory(message) } else { Self::Ort(e) }
     }
 }
 
@@ -137,5 +144,21 @@ pub fn load(runtime: &Runtime, model_dir: &Path, name: &str) -> Result<Box<dyn E
     let run_options = runtime.run_options().map_err(load_err)?;
     match manifest.adapter {
         AdapterKind::Nsnet2 => Ok(Box::new(nsnet2::Nsnet2::new(session, run_options, manifest.sample_rate, &file)?)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_out_of_memory_message;
+
+    #[test]
+    fn allocation_failures_are_recognised_as_out_of_memory() {
+        // As ONNX Runtime 1.31 reported it on an H200 with gpu_mem_limit set (docs/BENCHMARKS.md).
+        let arena = "Non-zero status code returned while running GRU node. Name:'GRU_15' Status Message: \
+                     bfc_arena.cc:360 void* onnxruntime::BFCArena::AllocateRawInternal(size_t, bool, onnxruntime::Stream*) \
+                     Available memory of 1048576 is smaller than requested bytes of 45088768";
+        assert!(is_out_of_memory_message(arena));
+        assert!(is_out_of_memory_message("CUDA failure 2: out of memory"));
+        assert!(!is_out_of_memory_message("Invalid input name: feats"));
     }
 }
