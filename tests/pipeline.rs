@@ -39,7 +39,7 @@ async fn batch_is_enhanced_with_every_scene_accounted_for_once() {
     write_wav(&input.join("nested/b-16k-stereo.wav"), &speech_like(16_000, 7.0, 2), 16_000, 2);
     write_wav(&input.join("c 44k1 (mono).wav"), &speech_like(44_100, 6.5, 3), 44_100, 1);
     std::fs::write(input.join("corrupt.wav"), b"RIFF\x10\x00\x00\x00WAVEjunk that is not audio").unwrap();
-    std::fs::write(input.join("voice-memo.m4a"), b"not decoded in this version").unwrap();
+    std::fs::write(input.join("voice-memo.m4a"), b"not an mp4 at all").unwrap();
     std::fs::write(input.join("notes.txt"), b"ignored: not audio").unwrap();
 
     let (connection, publisher) = env.publisher().await;
@@ -66,10 +66,11 @@ async fn batch_is_enhanced_with_every_scene_accounted_for_once() {
         if path.ends_with("corrupt.wav") {
             assert_eq!(*state, MediaState::Failed);
             let e = error.as_deref().unwrap();
-            assert!(e.contains("corrupt.wav") && e.contains("not a readable WAV"), "{e}");
+            assert!(e.contains("corrupt.wav") && e.contains("not readable as audio"), "{e}");
         } else if path.ends_with(".m4a") {
             assert_eq!(*state, MediaState::Failed);
-            assert!(error.as_deref().unwrap().contains(".m4a files are not supported yet"), "{error:?}");
+            let e = error.as_deref().unwrap();
+            assert!(e.contains("voice-memo.m4a") && e.contains(".m4a is not a recognised audio container"), "{e}");
         } else {
             assert_eq!(*state, MediaState::Split, "{path}: {error:?}");
         }

@@ -1,18 +1,26 @@
-//! Reading recordings. A recording is never loaded whole: the splitter streams frame energies, the worker
-//! seeks to one span. Multichannel input is mixed down to mono by averaging the channels, since the enhancement
-//! models are single-channel and speech is what matters.
+//! Reading recordings, in any container and codec symphonia supports (WAV, FLAC, MP3, Ogg Vorbis, AAC in
+//! MP4/M4A, MKV/WebM with a supported codec, AIFF, CAF, ALAC). A recording is never loaded whole: the splitter
+//! streams frame energies packet by packet, the worker seeks to one span. Multichannel input is mixed down to
+//! mono by averaging the channels, since the enhancement models are single-channel and speech is what matters.
 
 use crate::AudioError;
-use hound::{SampleFormat, WavReader};
 use std::fs::File;
-use std::io::BufReader;
 use std::path::Path;
+use symphonia::core::audio::SampleBuffer;
+use symphonia::core::codecs::{CODEC_TYPE_NULL, CodecType, Decoder, DecoderOptions};
+use symphonia::core::errors::Error as SymError;
+use symphonia::core::formats::{FormatOptions, FormatReader, SeekMode, SeekTo};
+use symphonia::core::io::MediaSourceStream;
+use symphonia::core::meta::MetadataOptions;
+use symphonia::core::probe::Hint;
+use symphonia::core::units::{Time, TimeBase};
 
 /// What a recording holds.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct AudioInfo {
     pub sample_rate: u32,
     pub channels: u16,
+    /// Frames (samples per channel); from the header where it says, else counted by decoding.
     pub frames: u64,
 }
 
@@ -22,143 +30,267 @@ impl AudioInfo {
     }
 }
 
-type Reader = WavReader<BufReader<File>>;
+/// More packets than this failing to decode in one recording means the file is damaged, not merely glitched.
+const MAX_BAD_PACKETS: usize = 16;
+/// Sample rates accepted from headers; anything else is a corrupt or hostile header.
+const RATES: std::ops::RangeInclusive<u32> = 1_000..=768_000;
 
-fn open(path: &Path) -> Result<(Reader, AudioInfo), AudioError> {
-    let reader = WavReader::open(path)
-        .map_err(|e| AudioError::Unreadable { path: path.to_path_buf(), reason: e.to_string() })?;
-    let spec = reader.spec();
-    let supported = match spec.sample_format {
-        SampleFormat::Int => matches!(spec.bits_per_sample, 8 | 16 | 24 | 32),
-        SampleFormat::Float => spec.bits_per_sample == 32,
-    };
-    if !supported {
-        return Err(AudioError::Unsupported {
-            path: path.to_path_buf(),
-            what: format!("{:?} samples of {} bits", spec.sample_format, spec.bits_per_sample),
-        });
-    }
-    if spec.channels == 0 || spec.sample_rate == 0 {
-        return Err(AudioError::Unsupported {
-            path: path.to_path_buf(),
-            what: format!("{} channels at {} Hz", spec.channels, spec.sample_rate),
-        });
-    }
-    let info =
-        AudioInfo { sample_rate: spec.sample_rate, channels: spec.channels, frames: u64::from(reader.duration()) };
-    if info.frames == 0 {
+fn codec_name(codec: CodecType) -> String {
+    use symphonia::core::codecs as c;
+    let known: &[(CodecType, &str)] = &[
+        (c::CODEC_TYPE_OPUS, "Opus"),
+        (c::CODEC_TYPE_VORBIS, "Vorbis"),
+        (c::CODEC_TYPE_AAC, "AAC"),
+        (c::CODEC_TYPE_MP3, "MP3"),
+        (c::CODEC_TYPE_FLAC, "FLAC"),
+        (c::CODEC_TYPE_ALAC, "ALAC"),
+        (c::CODEC_TYPE_AC4, "AC-4"),
+        (c::CODEC_TYPE_WMA, "WMA"),
+        (c::CODEC_TYPE_MP2, "MP2"),
+        (c::CODEC_TYPE_EAC3, "E-AC-3"),
+        (c::CODEC_TYPE_DCA, "DTS"),
+        (c::CODEC_TYPE_WAVPACK, "WavPack"),
+        (c::CODEC_TYPE_SPEEX, "Speex"),
+        (c::CODEC_TYPE_ATRAC3, "ATRAC3"),
+    ];
+    known.iter().find(|(t, _)| *t == codec).map_or_else(|| format!("codec {codec}"), |(_, n)| n.to_string())
+}
+
+fn container(path: &Path) -> String {
+    path.extension().and_then(|e| e.to_str()).map_or_else(|| "file".into(), |e| format!(".{}", e.to_ascii_lowercase()))
+}
+
+/// An opened recording: the demuxer, the decoder of its first audio track, and what it holds.
+struct Opened {
+    format: Box<dyn FormatReader>,
+    decoder: Box<dyn Decoder>,
+    track: u32,
+    time_base: Option<TimeBase>,
+    sample_rate: u32,
+    channels: u16,
+    header_frames: Option<u64>,
+}
+
+fn open(path: &Path) -> Result<Opened, AudioError> {
+    let unreadable = |reason: String| AudioError::Unreadable { path: path.to_path_buf(), reason };
+    let file = File::open(path).map_err(|e| unreadable(e.to_string()))?;
+    let size = file.metadata().map(|m| m.len()).unwrap_or(0);
+    if size == 0 {
         return Err(AudioError::Empty { path: path.to_path_buf() });
     }
-    Ok((reader, info))
+    let stream = MediaSourceStream::new(Box::new(file), Default::default());
+    let mut hint = Hint::new();
+    if let Some(ext) = path.extension().and_then(|e| e.to_str()) {
+        hint.with_extension(ext);
+    }
+    let probed = symphonia::default::get_probe()
+        .format(
+            &hint,
+            stream,
+            &FormatOptions { enable_gapless: true, ..Default::default() },
+            &MetadataOptions::default(),
+        )
+        .map_err(|e| match e {
+            SymError::Unsupported(_) => AudioError::Unsupported {
+                path: path.to_path_buf(),
+                what: format!("{} is not a recognised audio container", container(path)),
+            },
+            other => unreadable(other.to_string()),
+        })?;
+    let format = probed.format;
+    let Some(track) = format.tracks().iter().find(|t| t.codec_params.codec != CODEC_TYPE_NULL) else {
+        return Err(AudioError::Unsupported {
+            path: path.to_path_buf(),
+            what: format!("{} has no audio track", container(path)),
+        });
+    };
+    let params = track.codec_params.clone();
+    let track_id = track.id;
+    let decoder = symphonia::default::get_codecs().make(&params, &DecoderOptions::default()).map_err(|e| match e {
+        SymError::Unsupported(_) => AudioError::Unsupported {
+            path: path.to_path_buf(),
+            what: format!("{} audio in a {} container is not supported", codec_name(params.codec), container(path)),
+        },
+        other => unreadable(other.to_string()),
+    })?;
+    let sample_rate = params.sample_rate.unwrap_or(0);
+    if !RATES.contains(&sample_rate) {
+        return Err(AudioError::Unsupported {
+            path: path.to_path_buf(),
+            what: format!("a sample rate of {sample_rate} Hz (header damaged?)"),
+        });
+    }
+    let channels = params.channels.map_or(0, |c| c.count()) as u16;
+    // Some codecs only know their channel count after the first packet; 0 here is settled while decoding.
+    if channels > 64 {
+        return Err(AudioError::Unsupported { path: path.to_path_buf(), what: format!("{channels} channels") });
+    }
+    Ok(Opened {
+        format,
+        decoder,
+        track: track_id,
+        time_base: params.time_base,
+        sample_rate,
+        channels,
+        header_frames: params.n_frames,
+    })
 }
 
-/// Reads the header only.
-pub fn probe(path: &Path) -> Result<AudioInfo, AudioError> {
-    open(path).map(|(_, info)| info)
-}
-
-/// Feeds every sample of the reader, converted to f32 in [-1, 1], to `sink` in file order.
-fn for_each_sample(path: &Path, reader: &mut Reader, limit: u64, mut sink: impl FnMut(f32)) -> Result<u64, AudioError> {
-    let spec = reader.spec();
-    let bad = |e: hound::Error| AudioError::Unreadable { path: path.to_path_buf(), reason: e.to_string() };
-    let mut n = 0u64;
-    match spec.sample_format {
-        SampleFormat::Float => {
-            for s in reader.samples::<f32>() {
-                if n == limit {
-                    break;
-                }
-                sink(s.map_err(bad)?);
-                n += 1;
+impl Opened {
+    /// Decodes packets in order and feeds each mono frame to `sink` until it returns false or the stream ends.
+    /// Returns the frames fed. A few undecodable packets are skipped (and the gap filled with silence so timing
+    /// holds); many mean the file is damaged.
+    fn decode_mono(
+        &mut self,
+        path: &Path,
+        mut skip: u64,
+        mut sink: impl FnMut(f32) -> bool,
+    ) -> Result<u64, AudioError> {
+        let unreadable = |reason: String| AudioError::Unreadable { path: path.to_path_buf(), reason };
+        let mut buffer: Option<SampleBuffer<f32>> = None;
+        let (mut fed, mut bad) = (0u64, 0usize);
+        loop {
+            let packet = match self.format.next_packet() {
+                Ok(p) => p,
+                Err(SymError::IoError(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(fed),
+                Err(SymError::ResetRequired) => return Ok(fed),
+                Err(e) => return Err(unreadable(e.to_string())),
+            };
+            if packet.track_id() != self.track {
+                continue;
             }
-        }
-        SampleFormat::Int => {
-            let scale = 1.0 / (1u64 << (spec.bits_per_sample - 1)) as f32;
-            for s in reader.samples::<i32>() {
-                if n == limit {
-                    break;
+            let decoded = match self.decoder.decode(&packet) {
+                Ok(d) => d,
+                Err(SymError::DecodeError(e)) => {
+                    bad += 1;
+                    if bad > MAX_BAD_PACKETS {
+                        return Err(unreadable(format!(
+                            "damaged: more than {MAX_BAD_PACKETS} undecodable packets ({e})"
+                        )));
+                    }
+                    continue;
                 }
-                sink(s.map_err(bad)? as f32 * scale);
-                n += 1;
+                Err(e) => return Err(unreadable(e.to_string())),
+            };
+            let spec = *decoded.spec();
+            let channels = spec.channels.count().max(1);
+            if buffer.as_ref().is_none_or(|b| b.capacity() < decoded.capacity() * channels) {
+                buffer = Some(SampleBuffer::new(decoded.capacity() as u64, spec));
+            }
+            let Some(buf) = buffer.as_mut() else { continue };
+            buf.copy_interleaved_ref(decoded);
+            for frame in buf.samples().chunks_exact(channels) {
+                if skip > 0 {
+                    skip -= 1;
+                    continue;
+                }
+                let mono = frame.iter().sum::<f32>() / channels as f32;
+                fed += 1;
+                if !sink(mono) {
+                    return Ok(fed);
+                }
             }
         }
     }
-    Ok(n)
+
+    fn info(&self, frames: u64) -> AudioInfo {
+        AudioInfo { sample_rate: self.sample_rate, channels: self.channels.max(1), frames }
+    }
+}
+
+/// Reads the header; decodes the whole stream only when the header does not say how long it is.
+pub fn probe(path: &Path) -> Result<AudioInfo, AudioError> {
+    let mut opened = open(path)?;
+    let frames = match opened.header_frames {
+        Some(n) => n,
+        None => opened.decode_mono(path, 0, |_| true)?,
+    };
+    if frames == 0 {
+        return Err(AudioError::Empty { path: path.to_path_buf() });
+    }
+    Ok(opened.info(frames))
 }
 
 /// Streams the recording once and returns the energy (mean square of the mono mix, in dBFS) of consecutive
 /// frames of `frame_s` seconds. Memory is one float per frame: 1.4 MB for ten hours at 10 ms.
 pub fn frame_energies_db(path: &Path, frame_s: f64) -> Result<(AudioInfo, Vec<f32>), AudioError> {
-    let (mut reader, info) = open(path)?;
-    let channels = usize::from(info.channels);
-    let frame_len = ((frame_s * f64::from(info.sample_rate)).round() as usize).max(1);
-    let mut energies = Vec::with_capacity((info.frames as usize).div_ceil(frame_len));
-    let (mut acc, mut frame_acc, mut ch, mut in_frame) = (0.0f32, 0.0f64, 0usize, 0usize);
-    let total = info.frames * u64::from(info.channels);
-    let read = for_each_sample(path, &mut reader, total, |s| {
-        acc += s;
-        ch += 1;
-        if ch == channels {
-            let mono = f64::from(acc / channels as f32);
-            frame_acc += mono * mono;
+    let mut opened = open(path)?;
+    let frame_len = ((frame_s * f64::from(opened.sample_rate)).round() as usize).max(1);
+    let expected = opened.header_frames.unwrap_or(0);
+    // Reserve from the header only within reason: a hostile header must not allocate gigabytes.
+    let mut energies = Vec::with_capacity(((expected as usize) / frame_len + 1).min(1 << 24));
+    let (mut acc, mut n) = (0.0f64, 0usize);
+    let frames = opened.decode_mono(path, 0, |s| {
+        acc += f64::from(s) * f64::from(s);
+        n += 1;
+        if n == frame_len {
+            energies.push(crate::level::power_to_db(acc / frame_len as f64));
             acc = 0.0;
-            ch = 0;
-            in_frame += 1;
-            if in_frame == frame_len {
-                energies.push(crate::level::power_to_db(frame_acc / frame_len as f64));
-                frame_acc = 0.0;
-                in_frame = 0;
-            }
+            n = 0;
         }
+        true
     })?;
-    if read < total {
+    if n > 0 {
+        energies.push(crate::level::power_to_db(acc / n as f64));
+    }
+    if frames == 0 {
+        return Err(AudioError::Empty { path: path.to_path_buf() });
+    }
+    // Encoders pad the last packet, so only a clear shortfall (over 0.1 s) counts as truncation.
+    if expected > frames + u64::from(opened.sample_rate) / 10 {
         return Err(AudioError::Unreadable {
             path: path.to_path_buf(),
-            reason: format!("truncated: header promises {total} samples, file holds {read}"),
+            reason: format!("truncated: header promises {expected} frames, the file holds {frames}"),
         });
     }
-    if in_frame > 0 {
-        energies.push(crate::level::power_to_db(frame_acc / in_frame as f64));
-    }
-    Ok((info, energies))
+    Ok((opened.info(frames), energies))
 }
 
-/// Reads `[start_s, end_s)` of the recording as mono f32 at its own sample rate.
+/// Reads `[start_s, end_s)` of the recording as mono f32 at its own sample rate, seeking where the container
+/// allows it and decoding from the start where it does not.
 pub fn read_span_mono(path: &Path, start_s: f64, end_s: f64) -> Result<(Vec<f32>, u32), AudioError> {
-    let (mut reader, info) = open(path)?;
-    let sr = f64::from(info.sample_rate);
-    let start = (start_s * sr).round().max(0.0) as u64;
-    let end = ((end_s * sr).round() as u64).min(info.frames);
-    if start >= end {
-        return Err(AudioError::SpanOutOfRange {
-            path: path.to_path_buf(),
-            start_s,
-            end_s,
-            duration_s: info.duration_s(),
-        });
+    let mut opened = open(path)?;
+    let sr = f64::from(opened.sample_rate);
+    let start = (start_s.max(0.0) * sr).round() as u64;
+    let end = (end_s * sr).round() as u64;
+    let out_of_range =
+        |duration_s: f64| AudioError::SpanOutOfRange { path: path.to_path_buf(), start_s, end_s, duration_s };
+    if end <= start || opened.header_frames.is_some_and(|n| start >= n) {
+        return Err(out_of_range(opened.header_frames.unwrap_or(0) as f64 / sr));
     }
-    let start32 = u32::try_from(start)
-        .map_err(|_| AudioError::Unsupported { path: path.to_path_buf(), what: "offset beyond 2^32 frames".into() })?;
-    reader.seek(start32).map_err(|e| AudioError::Unreadable { path: path.to_path_buf(), reason: e.to_string() })?;
-    let channels = usize::from(info.channels);
-    let frames = (end - start) as usize;
-    let mut out = Vec::with_capacity(frames);
-    let (mut acc, mut ch) = (0.0f32, 0usize);
-    let wanted = (frames * channels) as u64;
-    let read = for_each_sample(path, &mut reader, wanted, |s| {
-        acc += s;
-        ch += 1;
-        if ch == channels {
-            out.push(acc / channels as f32);
-            acc = 0.0;
-            ch = 0;
-        }
+    // Seek to just before the span, then skip to its first frame exactly.
+    let mut skip = start;
+    let track = opened.track;
+    if start > 0
+        && let Ok(seeked) =
+            opened.format.seek(SeekMode::Accurate, SeekTo::Time { time: Time::from(start_s), track_id: Some(track) })
+    {
+        opened.decoder.reset();
+        let at = match opened.time_base {
+            Some(tb) => {
+                let t = tb.calc_time(seeked.actual_ts);
+                ((t.seconds as f64 + t.frac) * sr).round() as u64
+            }
+            None => seeked.actual_ts,
+        };
+        skip = start.saturating_sub(at);
+    }
+    let wanted = (end - start) as usize;
+    let mut out = Vec::with_capacity(wanted.min(1 << 28));
+    opened.decode_mono(path, skip, |s| {
+        out.push(s);
+        out.len() < wanted
     })?;
-    if read < wanted {
+    if out.is_empty() {
+        return Err(out_of_range(opened.header_frames.unwrap_or(0) as f64 / sr));
+    }
+    // A span ending within a packet of the end of the stream may come up a little short: pad with silence.
+    if out.len() + (sr as usize) / 10 < wanted {
         return Err(AudioError::Unreadable {
             path: path.to_path_buf(),
-            reason: format!("truncated: span needs {wanted} samples from frame {start}, file holds {read}"),
+            reason: format!("truncated: span needs {wanted} frames from frame {start}, the file holds {}", out.len()),
         });
     }
-    Ok((out, info.sample_rate))
+    out.resize(wanted, 0.0);
+    Ok((out, opened.sample_rate))
 }

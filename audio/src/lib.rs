@@ -3,7 +3,7 @@
 //! `encode`. Everything here is blocking work: callers run it off the async runtime.
 //!
 //! # Layout
-//! - [`decode`]: probe a recording, stream its frame energies, read one span as mono.
+//! - [`decode`]: probe a recording (any common container and codec), stream its frame energies, read a span.
 //! - [`encode`]: write a scene as WAV, atomically.
 //! - [`scenes`]: the energy-based scene splitter.
 //! - [`resample`]: sample-rate conversion of a whole scene.
@@ -23,9 +23,9 @@ use std::path::PathBuf;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AudioError {
-    #[error("{path}: not a readable WAV file: {reason}")]
+    #[error("{path}: not readable as audio: {reason}")]
     Unreadable { path: PathBuf, reason: String },
-    #[error("{path}: unsupported format: {what} (WAV is supported: 8/16/24/32-bit PCM or 32-bit float)")]
+    #[error("{path}: unsupported: {what}")]
     Unsupported { path: PathBuf, what: String },
     #[error("{path}: the recording holds no audio")]
     Empty { path: PathBuf },

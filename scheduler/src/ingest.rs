@@ -6,11 +6,12 @@ use scenequeue_audio::decode::{AudioInfo, frame_energies_db};
 use scenequeue_audio::scenes::{Span, SplitParams, split};
 use std::path::{Path, PathBuf};
 
-/// Extensions of recordings this version decodes.
-const DECODED: &[&str] = &["wav", "wave"];
-/// Extensions recognised as audio or video that this version refuses with a clear message.
-const RECOGNISED: &[&str] =
-    &["flac", "mp3", "ogg", "oga", "opus", "m4a", "mp4", "aac", "mkv", "webm", "wma", "aiff", "aif"];
+/// Extensions picked up when a directory is walked: audio files and the video containers whose soundtrack can
+/// be decoded. Files named explicitly are always tried, whatever their name.
+const MEDIA: &[&str] = &[
+    "wav", "wave", "flac", "mp3", "ogg", "oga", "opus", "m4a", "m4b", "mp4", "mov", "aac", "mkv", "mka", "webm", "aif",
+    "aiff", "aifc", "caf", "wma", "ac3",
+];
 
 fn extension(path: &Path) -> Option<String> {
     path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase)
@@ -44,7 +45,7 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), SchedulerError> {
     for path in entries {
         if path.is_dir() {
             walk(&path, out)?;
-        } else if extension(&path).is_some_and(|e| DECODED.contains(&e.as_str()) || RECOGNISED.contains(&e.as_str())) {
+        } else if extension(&path).is_some_and(|e| MEDIA.contains(&e.as_str())) {
             out.push(absolute(&path)?);
         }
     }
@@ -60,18 +61,6 @@ pub struct CutRecording {
 
 /// Decodes and cuts one recording. The error is the message stored for it.
 pub fn cut(path: &Path, params: &SplitParams) -> Result<CutRecording, String> {
-    match extension(path) {
-        Some(e) if DECODED.contains(&e.as_str()) => {}
-        Some(e) => {
-            return Err(format!(
-                "{}: .{e} files are not supported yet (this version decodes WAV only)",
-                path.display()
-            ));
-        }
-        None => {
-            return Err(format!("{}: no file extension; expected a .wav recording", path.display()));
-        }
-    }
     let (info, energies) = frame_energies_db(path, params.frame_s).map_err(|e| e.to_string())?;
     let scenes = split(&energies, info.duration_s(), params);
     if scenes.is_empty() {
