@@ -5,7 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
 
-apt_install espeak-ng sox ca-certificates gcc libc6-dev pkg-config
+# ffmpeg and sox's MP3 support make the format fixtures (AAC, Matroska, WebM/Opus, MP3).
+apt_install espeak-ng sox libsox-fmt-mp3 ffmpeg ca-certificates gcc libc6-dev pkg-config
 need_cargo
 scripts/services.sh
 scripts/fetch-models.sh

@@ -125,30 +125,35 @@ fn open(path: &Path) -> Result<Opened, AudioError> {
     if channels > 64 {
         return Err(AudioError::Unsupported { path: path.to_path_buf(), what: format!("{channels} channels") });
     }
-    Ok(Opened {
-        format,
-        decoder,
-        track: track_id,
-        time_base: params.time_base,
-        sample_rate,
-        channels,
-        header_frames: params.n_frames,
-    })
+    // Containers count length in their own time base (Matroska in milliseconds): convert to frames.
+    let header_frames = params.n_frames.map(|n| match params.time_base {
+        Some(tb) => seconds(tb, n).mul_add(f64::from(sample_rate), 0.0).round() as u64,
+        None => n,
+    });
+    Ok(Opened { format, decoder, track: track_id, time_base: params.time_base, sample_rate, channels, header_frames })
+}
+
+fn seconds(tb: TimeBase, ts: u64) -> f64 {
+    let t = tb.calc_time(ts);
+    t.seconds as f64 + t.frac
 }
 
 impl Opened {
-    /// Decodes packets in order and feeds each mono frame to `sink` until it returns false or the stream ends.
-    /// Returns the frames fed. A few undecodable packets are skipped (and the gap filled with silence so timing
-    /// holds); many mean the file is damaged.
+    /// Decodes packets in order and feeds each mono frame from frame `from` on to `sink`, until it returns false
+    /// or the stream ends. Returns the frames fed. After a seek (`after_seek`), the position is taken from the
+    /// first packet's timestamp, since demuxers land on a packet boundary before the requested time. A few
+    /// undecodable packets are skipped; many mean the file is damaged.
     fn decode_mono(
         &mut self,
         path: &Path,
-        mut skip: u64,
+        from: u64,
+        after_seek: bool,
         mut sink: impl FnMut(f32) -> bool,
     ) -> Result<u64, AudioError> {
         let unreadable = |reason: String| AudioError::Unreadable { path: path.to_path_buf(), reason };
         let mut buffer: Option<SampleBuffer<f32>> = None;
         let (mut fed, mut bad) = (0u64, 0usize);
+        let mut position: Option<u64> = if after_seek { None } else { Some(0) };
         loop {
             let packet = match self.format.next_packet() {
                 Ok(p) => p,
@@ -179,9 +184,16 @@ impl Opened {
             }
             let Some(buf) = buffer.as_mut() else { continue };
             buf.copy_interleaved_ref(decoded);
+            let sr = f64::from(self.sample_rate);
+            let mut at = *position.get_or_insert_with(|| match self.time_base {
+                Some(tb) => (seconds(tb, packet.ts()) * sr).round() as u64,
+                None => packet.ts(),
+            });
+            let frames = buf.samples().len() / channels;
+            position = Some(at + frames as u64);
             for frame in buf.samples().chunks_exact(channels) {
-                if skip > 0 {
-                    skip -= 1;
+                at += 1;
+                if at <= from {
                     continue;
                 }
                 let mono = frame.iter().sum::<f32>() / channels as f32;
@@ -203,7 +215,7 @@ pub fn probe(path: &Path) -> Result<AudioInfo, AudioError> {
     let mut opened = open(path)?;
     let frames = match opened.header_frames {
         Some(n) => n,
-        None => opened.decode_mono(path, 0, |_| true)?,
+        None => opened.decode_mono(path, 0, false, |_| true)?,
     };
     if frames == 0 {
         return Err(AudioError::Empty { path: path.to_path_buf() });
@@ -220,7 +232,7 @@ pub fn frame_energies_db(path: &Path, frame_s: f64) -> Result<(AudioInfo, Vec<f3
     // Reserve from the header only within reason: a hostile header must not allocate gigabytes.
     let mut energies = Vec::with_capacity(((expected as usize) / frame_len + 1).min(1 << 24));
     let (mut acc, mut n) = (0.0f64, 0usize);
-    let frames = opened.decode_mono(path, 0, |s| {
+    let frames = opened.decode_mono(path, 0, false, |s| {
         acc += f64::from(s) * f64::from(s);
         n += 1;
         if n == frame_len {
@@ -258,26 +270,23 @@ pub fn read_span_mono(path: &Path, start_s: f64, end_s: f64) -> Result<(Vec<f32>
     if end <= start || opened.header_frames.is_some_and(|n| start >= n) {
         return Err(out_of_range(opened.header_frames.unwrap_or(0) as f64 / sr));
     }
-    // Seek to just before the span, then skip to its first frame exactly.
-    let mut skip = start;
+    // Seek to just before the span, then skip to its first frame exactly. Only where timestamps count samples
+    // (WAV, FLAC, MP3, Ogg, MP4): with coarser ones (Matroska counts milliseconds) the position after a seek
+    // was measured 15 ms off, so those recordings are decoded from the start instead: slower, never misaligned.
     let track = opened.track;
-    if start > 0
-        && let Ok(seeked) =
-            opened.format.seek(SeekMode::Accurate, SeekTo::Time { time: Time::from(start_s), track_id: Some(track) })
-    {
+    let sample_exact = opened.time_base.is_none_or(|tb| tb.numer == 1 && tb.denom == opened.sample_rate);
+    let seeked = start > 0
+        && sample_exact
+        && opened
+            .format
+            .seek(SeekMode::Accurate, SeekTo::Time { time: Time::from(start_s), track_id: Some(track) })
+            .is_ok();
+    if seeked {
         opened.decoder.reset();
-        let at = match opened.time_base {
-            Some(tb) => {
-                let t = tb.calc_time(seeked.actual_ts);
-                ((t.seconds as f64 + t.frac) * sr).round() as u64
-            }
-            None => seeked.actual_ts,
-        };
-        skip = start.saturating_sub(at);
     }
     let wanted = (end - start) as usize;
     let mut out = Vec::with_capacity(wanted.min(1 << 28));
-    opened.decode_mono(path, skip, |s| {
+    opened.decode_mono(path, start, seeked, |s| {
         out.push(s);
         out.len() < wanted
     })?;

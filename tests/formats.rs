@@ -1,0 +1,138 @@
+//! Decoding what a backlog holds, through the same calls the scheduler and workers use, and a clear error for
+//! each kind of bad input. Fixtures are made with sox and ffmpeg (installed by scripts/test.sh).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::{speech_like, write_wav};
+use scenequeue_audio::decode::{frame_energies_db, probe, read_span_mono};
+use scenequeue_audio::level::{rms_db, snr_db};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+struct Dir(PathBuf);
+
+impl Dir {
+    fn new(name: &str) -> Self {
+        let d = std::env::temp_dir().join(format!("sq-formats-{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&d).unwrap();
+        Self(d)
+    }
+}
+
+impl Drop for Dir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn run(cmd: &mut Command) {
+    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e} (scripts/test.sh installs sox and ffmpeg)"));
+    assert!(out.status.success(), "{cmd:?}: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// A 12 s stereo 44.1 kHz source and the mono mix it should decode to.
+fn source(dir: &Path) -> (PathBuf, Vec<f32>) {
+    let mono = speech_like(44_100, 12.0, 9);
+    let path = dir.join("source.wav");
+    write_wav(&path, &mono, 44_100, 2);
+    (path, mono)
+}
+
+fn ffmpeg(src: &Path, dst: &Path, args: &[&str]) {
+    run(Command::new("ffmpeg").args(["-nostdin", "-loglevel", "error", "-y", "-i"]).arg(src).args(args).arg(dst));
+}
+
+fn sox(src: &Path, dst: &Path, args: &[&str]) {
+    run(Command::new("sox").arg("-R").arg(src).args(args).arg(dst));
+}
+
+/// Checks duration, streaming energies and a span read after a seek, against the original.
+fn check(path: &Path, original: &[f32], lossless: bool) {
+    let (info, energies) = frame_energies_db(path, 0.01).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    assert_eq!(info.sample_rate, 44_100, "{}", path.display());
+    assert!((info.duration_s() - 12.0).abs() < 0.1, "{}: {} s", path.display(), info.duration_s());
+    assert!((energies.len() as f64 - 1200.0).abs() < 10.0, "{}: {} frames", path.display(), energies.len());
+    let (span, rate) = read_span_mono(path, 5.0, 7.5).unwrap();
+    assert_eq!((span.len(), rate), (110_250, 44_100));
+    let reference = &original[5 * 44_100..5 * 44_100 + 110_250];
+    if lossless {
+        assert!(snr_db(reference, &span) > 60.0, "{}: SNR {}", path.display(), snr_db(reference, &span));
+    } else {
+        assert!((rms_db(reference) - rms_db(&span)).abs() < 1.0, "{}", path.display());
+    }
+}
+
+#[test]
+fn common_containers_and_codecs_decode_with_seeking() {
+    let dir = Dir::new("ok");
+    let (wav, mono) = source(&dir.0);
+    check(&wav, &mono, true);
+    for (name, lossless) in [("a.flac", true), ("a.ogg", false), ("a.mp3", false)] {
+        let out = dir.0.join(name);
+        sox(&wav, &out, &[]);
+        check(&out, &mono, lossless);
+    }
+    for (name, args, lossless) in [
+        ("a.m4a", &["-c:a", "aac", "-b:a", "128k"][..], false),
+        ("a.mp4", &["-c:a", "aac", "-b:a", "96k"][..], false),
+        ("a.mkv", &["-c:a", "flac"][..], true),
+        ("a.mka", &["-c:a", "libvorbis"][..], false),
+    ] {
+        let out = dir.0.join(name);
+        ffmpeg(&wav, &out, args);
+        check(&out, &mono, lossless);
+    }
+}
+
+fn error_of(path: &Path) -> String {
+    frame_energies_db(path, 0.01).err().unwrap_or_else(|| panic!("{} decoded", path.display())).to_string()
+}
+
+#[test]
+fn bad_inputs_get_specific_errors() {
+    let dir = Dir::new("bad");
+    let (wav, _) = source(&dir.0);
+    let bytes = std::fs::read(&wav).unwrap();
+
+    let empty = dir.0.join("empty.wav");
+    std::fs::write(&empty, b"").unwrap();
+    assert!(error_of(&empty).contains("holds no audio"), "{}", error_of(&empty));
+
+    let truncated = dir.0.join("truncated.wav");
+    std::fs::write(&truncated, &bytes[..bytes.len() / 3]).unwrap();
+    let e = error_of(&truncated);
+    assert!(e.contains("truncated.wav") && e.contains("truncated"), "{e}");
+
+    let text = dir.0.join("notes.mp3");
+    std::fs::write(&text, "just some text, not audio at all\n".repeat(50)).unwrap();
+    let e = error_of(&text);
+    assert!(
+        e.contains("notes.mp3") && (e.contains("not a recognised audio container") || e.contains("not readable")),
+        "{e}"
+    );
+
+    // A WAV header claiming 4 billion samples per second.
+    let mut absurd = bytes.clone();
+    absurd[24..28].copy_from_slice(&u32::MAX.to_le_bytes());
+    let absurd_path = dir.0.join("absurd.wav");
+    std::fs::write(&absurd_path, &absurd).unwrap();
+    let e = error_of(&absurd_path);
+    assert!(e.contains("absurd.wav"), "{e}");
+
+    let opus = dir.0.join("talk.webm");
+    ffmpeg(&wav, &opus, &["-c:a", "libopus", "-b:a", "48k"]);
+    let e = error_of(&opus);
+    assert!(e.contains("Opus") && e.contains(".webm") && e.contains("not supported"), "{e}");
+
+    let silent = dir.0.join("silent.flac");
+    write_wav(&dir.0.join("silent.wav"), &vec![0.0; 44_100 * 3], 44_100, 1);
+    sox(&dir.0.join("silent.wav"), &silent, &[]);
+    let (info, _) = frame_energies_db(&silent, 0.01).unwrap();
+    assert!((info.duration_s() - 3.0).abs() < 0.01);
+    let cut = scenequeue_scheduler::ingest::cut(&silent, &Default::default()).unwrap_err();
+    assert!(cut.contains("silent.flac") && cut.contains("silent"), "{cut}");
+
+    // The good file still decodes: nothing above is sticky.
+    assert!(probe(&wav).is_ok());
+}
