@@ -59,12 +59,18 @@ pub struct SplitArgs {
     /// Longest scene, seconds.
     #[arg(long, env = "SCENEQUEUE_MAX_SCENE_S", default_value_t = 30.0)]
     pub max_scene_s: f64,
-    /// Shortest pause that separates scenes, seconds.
-    #[arg(long, env = "SCENEQUEUE_MIN_SILENCE_S", default_value_t = 0.3)]
+    /// Shortest pause that separates scenes (pass one), seconds.
+    #[arg(long, env = "SCENEQUEUE_MIN_SILENCE_S", default_value_t = 0.5)]
     pub min_silence_s: f64,
+    /// Shortest pause at which a scene longer than the maximum is re-cut (pass two), seconds.
+    #[arg(long, env = "SCENEQUEUE_SPLIT_SILENCE_S", default_value_t = 0.2)]
+    pub split_silence_s: f64,
     /// Seconds of audio per job.
     #[arg(long, env = "SCENEQUEUE_JOB_SECONDS", default_value_t = 300.0)]
     pub job_seconds: f64,
+    /// Pack by whole fixed windows of this many seconds (a scene costs its duration rounded up to windows).
+    #[arg(long, env = "SCENEQUEUE_PACK_WINDOW_S")]
+    pub pack_window_s: Option<f64>,
     /// Attempts per job before it is declared dead.
     #[arg(long, env = "SCENEQUEUE_MAX_ATTEMPTS", default_value_t = 3)]
     pub max_attempts: i32,

@@ -8,7 +8,7 @@ use common::{TestEnv, speech_like, write_wav};
 use scenequeue_audio::scenes::SplitParams;
 use scenequeue_core::ids::{BatchId, JobId};
 use scenequeue_core::states::{BatchState, JobState, MediaState, SceneState};
-use scenequeue_scheduler::submit::{SubmitRequest, submit};
+use scenequeue_scheduler::submit::{MediaOutcome, SubmitRequest, submit};
 use std::path::PathBuf;
 use tokio_util::sync::CancellationToken;
 
@@ -19,6 +19,7 @@ fn request(env: &TestEnv, inputs: Vec<PathBuf>, job_budget_s: f64) -> SubmitRequ
         model: "nsnet2-48k".into(),
         split: SplitParams::default(),
         job_budget_s,
+        pack_mode: scenequeue_scheduler::packing::PackMode::Duration,
         max_attempts: 3,
         decode_concurrency: 2,
     }
@@ -310,5 +311,38 @@ async fn recovery_and_memory_telemetry_are_recorded() {
     .unwrap();
     let jobs = job_ids(&env, batch).await.len() as i64;
     assert_eq!((rss, gpu, create_ms), (Some(jobs), Some(0), Some(jobs)));
+    env.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn submitting_the_same_recordings_again_does_not_duplicate_them() {
+    let env = TestEnv::new().await;
+    let input = env.dir.join("in");
+    std::fs::create_dir_all(&input).unwrap();
+    write_wav(&input.join("one.wav"), &speech_like(48_000, 5.0, 21), 48_000, 1);
+    write_wav(&input.join("two.wav"), &speech_like(48_000, 6.0, 22), 48_000, 1);
+    // The same bytes under another name, in the same submission.
+    std::fs::copy(input.join("one.wav"), input.join("one-copy.wav")).unwrap();
+    let (connection, publisher) = env.publisher().await;
+    let first = submit(&env.pool, &publisher, &request(&env, vec![input.clone()], 300.0)).await.unwrap();
+    let outcome = |r: &scenequeue_scheduler::submit::SubmitReport, name: &str| {
+        r.media.iter().find(|m| m.path.ends_with(name)).map(|m| m.outcome.clone()).unwrap()
+    };
+    // Paths are taken in sorted order, so the copy comes first and is kept.
+    assert!(matches!(outcome(&first, "one-copy.wav"), MediaOutcome::Split { .. }));
+    assert_eq!(outcome(&first, "one.wav"), MediaOutcome::Duplicate { batch: first.batch });
+
+    // Again, after "a crash", with one new recording: only the new one is planned.
+    write_wav(&input.join("three.wav"), &speech_like(48_000, 4.0, 23), 48_000, 1);
+    let second = submit(&env.pool, &publisher, &request(&env, vec![input.clone()], 300.0)).await.unwrap();
+    connection.close(200, "ok").await.ok();
+    assert_eq!(outcome(&second, "one.wav"), MediaOutcome::Duplicate { batch: first.batch });
+    assert_eq!(outcome(&second, "two.wav"), MediaOutcome::Duplicate { batch: first.batch });
+    assert!(matches!(outcome(&second, "three.wav"), MediaOutcome::Split { .. }));
+    let media: i64 = sqlx::query_scalar("SELECT count(*) FROM media").fetch_one(&env.pool).await.unwrap();
+    assert_eq!(media, 3, "one (as its copy), two, three: no duplicate rows");
+    let hashes: i64 =
+        sqlx::query_scalar("SELECT count(DISTINCT content_hash) FROM media").fetch_one(&env.pool).await.unwrap();
+    assert_eq!(hashes, 3);
     env.cleanup().await;
 }

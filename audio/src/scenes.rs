@@ -1,9 +1,17 @@
-//! Energy-based scene splitting: a recording becomes spans of speech-level audio separated by pauses.
+//! Energy-based scene splitting in two passes: a recording becomes spans of speech-level audio separated by
+//! pauses.
 //!
-//! Works on per-frame energies (see `decode::frame_energies_db`), so it is pure and cheap. The silence
-//! threshold adapts to the recording: `margin_db` above its noise floor (10th percentile of frame energies), but
-//! never below `floor_db` and never so high that the loud part (90th percentile) would count as silence. A
-//! recording with no usable pauses falls back to cuts at `max_scene_s`.
+//! 1. Pass one cuts at long pauses (`min_silence_s`, default 0.5 s) into voiced regions.
+//! 2. Pass two re-cuts every region longer than `max_scene_s` (default 30 s) at shorter pauses
+//!    (`split_silence_s`, default 0.2 s), grouping the pieces between them into scenes of at most the maximum.
+//! 3. What still has no usable pause is cut into equal parts no longer than the maximum (the fixed-length
+//!    fallback).
+//!
+//! Scenes keep `pad_s` (0.1 s) of context, and scenes shorter than `min_scene_s` (1 s) join a neighbour when
+//! the result fits. Works on per-frame energies (see `decode::frame_energies_db`), so it is pure and cheap. The
+//! silence threshold adapts to the recording: `margin_db` (6 dB) above its noise floor (10th percentile of frame
+//! energies), never below `floor_db` (-60 dBFS) and never so high that the loud part (90th percentile) would
+//! count as silence; a recording that never rises above `floor_db` has no scenes.
 
 /// Splitter settings; `Default` gives the documented defaults.
 #[derive(Debug, Clone, PartialEq)]
@@ -14,8 +22,10 @@ pub struct SplitParams {
     pub min_scene_s: f64,
     /// No scene is longer than this; longer voiced regions are cut into equal parts.
     pub max_scene_s: f64,
-    /// A pause must last this long to separate scenes.
+    /// Pass one: a pause must last this long to separate scenes.
     pub min_silence_s: f64,
+    /// Pass two: shorter pauses at which regions longer than `max_scene_s` are cut.
+    pub split_silence_s: f64,
     /// Silence is at most this far above the noise floor.
     pub margin_db: f32,
     /// Frames quieter than this are always silence, and a recording that never rises above it has no scenes.
@@ -30,7 +40,8 @@ impl Default for SplitParams {
             frame_s: 0.01,
             min_scene_s: 1.0,
             max_scene_s: 30.0,
-            min_silence_s: 0.3,
+            min_silence_s: 0.5,
+            split_silence_s: 0.2,
             margin_db: 6.0,
             floor_db: -60.0,
             pad_s: 0.1,
@@ -94,14 +105,40 @@ fn voiced_regions(silent: &[bool], min_silence: usize) -> Vec<(usize, usize)> {
     regions
 }
 
+/// Pass two: splits a long region at its shorter pauses into groups of at most `max_frames` frames. A piece that
+/// is longer on its own is left whole here; the fixed-length fallback cuts it later.
+fn recut(silent: &[bool], min_silence: usize, max_frames: usize, offset: usize, out: &mut Vec<(usize, usize)>) {
+    let mut group: Option<(usize, usize)> = None;
+    for (a, b) in voiced_regions(silent, min_silence) {
+        let (a, b) = (a + offset, b + offset);
+        group = match group {
+            Some((start, _)) if b - start <= max_frames => Some((start, b)),
+            Some(done) => {
+                out.push(done);
+                Some((a, b))
+            }
+            None => Some((a, b)),
+        };
+    }
+    out.extend(group);
+}
+
 /// Cuts a recording described by its frame energies into scenes.
 pub fn split(energies: &[f32], duration_s: f64, p: &SplitParams) -> Vec<Span> {
     if energies.is_empty() || duration_s <= 0.0 {
         return Vec::new();
     }
     let silent = silent_frames(energies, p);
-    let min_silence = ((p.min_silence_s / p.frame_s).round() as usize).max(1);
-    let regions = voiced_regions(&silent, min_silence);
+    let frames = |s: f64| ((s / p.frame_s).round() as usize).max(1);
+    let max_frames = ((p.max_scene_s / p.frame_s).floor() as usize).max(1);
+    let mut regions = Vec::new();
+    for (a, b) in voiced_regions(&silent, frames(p.min_silence_s)) {
+        if b - a <= max_frames {
+            regions.push((a, b));
+        } else {
+            recut(&silent[a..b], frames(p.split_silence_s), max_frames, a, &mut regions);
+        }
+    }
 
     // Frames to seconds, padded into the neighbouring pauses but never past their midpoints.
     let mut spans: Vec<Span> = Vec::with_capacity(regions.len());
@@ -186,6 +223,17 @@ mod tests {
     fn silent_recording_has_no_scenes() {
         let (e, d) = pattern(&[(5.0, -90.0)]);
         assert!(split(&e, d, &params()).is_empty());
+    }
+
+    #[test]
+    fn long_regions_are_recut_at_short_pauses_before_falling_back_to_fixed_cuts() {
+        // 57 s of speech whose only pauses (0.25 s) are too short for pass one.
+        let (e, d) = pattern(&[(20.0, -20.0), (0.25, -80.0), (20.0, -20.0), (0.25, -80.0), (17.0, -20.0)]);
+        let scenes = split(&e, d, &params());
+        assert_eq!(scenes.len(), 3, "{scenes:?}");
+        // The cuts fall inside the pauses, not at equal parts.
+        assert!(scenes[0].end_s > 20.0 && scenes[0].end_s < 20.25, "{scenes:?}");
+        assert!(scenes[1].end_s > 40.25 && scenes[1].end_s < 40.5, "{scenes:?}");
     }
 
     #[test]

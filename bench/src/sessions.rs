@@ -2,7 +2,7 @@
 
 use crate::synth::{scene_plan, speech_like};
 use anyhow::Context;
-use scenequeue_scheduler::packing::pack;
+use scenequeue_scheduler::packing::{PackMode, pack};
 use scenequeue_worker::faults::FaultPlan;
 use scenequeue_worker::inference::{InferenceOptions, runner};
 use scenequeue_worker::memory::MemoryProbe;
@@ -93,7 +93,11 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     scenequeue_audio::encode::write_wav_pcm16(&source, &speech_like(rate, source_s, 42), rate)?;
     let spans = scene_plan(args.scenes, args.min_scene_s, args.max_scene_s, source_s, 7);
     let durations: Vec<f64> = spans.iter().map(|(a, b)| b - a).collect();
-    let jobs = pack(&durations, args.job_seconds);
+    // One recording: the scenes are spans of the same source file.
+    let jobs: Vec<Vec<usize>> = pack(&[durations.clone()], args.job_seconds, PackMode::Duration)
+        .into_iter()
+        .map(|j| j.scenes.into_iter().map(|(_, s)| s).collect())
+        .collect();
     let audio_s: f64 = durations.iter().sum();
     eprintln!("{} scenes ({audio_s:.0} s of audio) in {} jobs on {}", spans.len(), jobs.len(), args.device);
 

@@ -139,11 +139,12 @@ pub async fn bury(pool: &PgPool, job: JobId, reason: &str) -> Result<(), sqlx::E
     tx.commit().await
 }
 
-/// A batch is finished once none of its jobs can still change.
+/// A batch is finished once none of its jobs can still change. A batch still ingesting is never finished here:
+/// its submitter activates it when every recording is stored.
 pub async fn finish_batch_if_done(tx: &mut sqlx::PgConnection, batch: BatchId) -> Result<(), sqlx::Error> {
     sqlx::query(
         "UPDATE batches SET state = 'finished', finished_at = now()
-         WHERE id = $1 AND state <> 'finished'
+         WHERE id = $1 AND state = 'active'
            AND NOT EXISTS (SELECT 1 FROM jobs WHERE batch_id = $1 AND state NOT IN ('succeeded', 'dead'))",
     )
     .bind(batch)

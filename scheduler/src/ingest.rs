@@ -59,6 +59,14 @@ pub struct CutRecording {
     pub scenes: Vec<Span>,
 }
 
+/// BLAKE3 of the file's bytes, hex: how a recording is recognised when submitted again.
+pub fn content_hash(path: &Path) -> Result<String, String> {
+    let mut file = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut hasher = blake3::Hasher::new();
+    std::io::copy(&mut file, &mut hasher).map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(hasher.finalize().to_hex().to_string())
+}
+
 /// Decodes and cuts one recording. The error is the message stored for it.
 pub fn cut(path: &Path, params: &SplitParams) -> Result<CutRecording, String> {
     let (info, energies) = frame_energies_db(path, params.frame_s).map_err(|e| e.to_string())?;

@@ -1,20 +1,28 @@
 //! A submission: recordings in, a stored batch with its scenes and jobs, jobs published.
 //!
-//! Everything is stored in one transaction before anything is published, so a crash leaves either nothing or
-//! a complete batch whose unpublished (`pending`) jobs the reaper publishes later.
+//! Streaming and resumable. Recordings are decoded a few at a time and planned one after another (see
+//! `packing`); every `CHUNK_SCENES` scenes the plan so far is committed and its jobs published, so memory stays
+//! flat however large the submission, and workers start while ingest goes on. Each recording is known by the
+//! hash of its bytes: one already split for the same model (in any batch) is skipped, so submitting the same
+//! files again after a crash picks up where the first submission stopped.
 
 use crate::SchedulerError;
-use crate::ingest::{CutRecording, collect_inputs, cut};
-use crate::packing::pack;
+use crate::ingest::{CutRecording, collect_inputs, content_hash, cut};
+use crate::packing::{PackMode, PackedJob, Packer};
 use crate::publish::publish_pending;
 use futures_util::{StreamExt, stream};
-use scenequeue_audio::scenes::SplitParams;
+use scenequeue_audio::scenes::{Span, SplitParams};
 use scenequeue_core::ids::{BatchId, JobId, MediaId, SceneId};
 use scenequeue_core::mq::Publisher;
-use scenequeue_core::states::BatchState;
 use sqlx::PgPool;
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use uuid::Uuid;
+
+/// Scenes planned before a chunk is committed and published.
+pub const CHUNK_SCENES: usize = 10_000;
+/// Recordings stored before a chunk is committed, whatever their scene count.
+const CHUNK_MEDIA: usize = 2_000;
 
 #[derive(Debug, Clone)]
 pub struct SubmitRequest {
@@ -22,19 +30,32 @@ pub struct SubmitRequest {
     pub output_dir: PathBuf,
     pub model: String,
     pub split: SplitParams,
-    /// Seconds of audio per job.
+    /// Seconds of audio (or of windows, see `pack_mode`) per job.
     pub job_budget_s: f64,
+    pub pack_mode: PackMode,
     pub max_attempts: i32,
     /// Recordings decoded at once.
     pub decode_concurrency: usize,
 }
 
-/// The outcome for one recording.
+/// What became of one recording.
+#[derive(Debug, Clone, PartialEq)]
+pub enum MediaOutcome {
+    Split {
+        scenes: usize,
+        duration_s: f64,
+    },
+    Failed(String),
+    /// Already split for this model in `batch` (which may be this one, for a file given twice).
+    Duplicate {
+        batch: BatchId,
+    },
+}
+
 #[derive(Debug, Clone)]
 pub struct MediaReport {
-    pub id: MediaId,
     pub path: PathBuf,
-    pub outcome: Result<(usize, f64), String>,
+    pub outcome: MediaOutcome,
 }
 
 #[derive(Debug, Clone)]
@@ -50,6 +71,41 @@ fn valid_model_name(name: &str) -> bool {
     !name.is_empty() && name.len() <= 64 && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
 }
 
+/// Why a recording is not planned.
+pub enum Rejected {
+    Failed(String),
+    Duplicate(BatchId),
+}
+
+/// One recording after hashing and (unless a duplicate) decoding.
+pub struct Examined {
+    pub path: PathBuf,
+    pub hash: Option<String>,
+    pub outcome: Result<CutRecording, Rejected>,
+}
+
+async fn examine(pool: PgPool, model: String, path: PathBuf, split: SplitParams) -> Result<Examined, SchedulerError> {
+    let p = path.clone();
+    let hash = match tokio::task::spawn_blocking(move || content_hash(&p)).await? {
+        Ok(h) => h,
+        Err(e) => return Ok(Examined { path, hash: None, outcome: Err(Rejected::Failed(e)) }),
+    };
+    let earlier: Option<BatchId> = sqlx::query_scalar(
+        "SELECT m.batch_id FROM media m JOIN batches b ON b.id = m.batch_id
+         WHERE m.content_hash = $1 AND m.state = 'split' AND b.model = $2 LIMIT 1",
+    )
+    .bind(&hash)
+    .bind(&model)
+    .fetch_optional(&pool)
+    .await?;
+    if let Some(batch) = earlier {
+        return Ok(Examined { path, hash: Some(hash), outcome: Err(Rejected::Duplicate(batch)) });
+    }
+    let p = path.clone();
+    let outcome = tokio::task::spawn_blocking(move || cut(&p, &split)).await?.map_err(Rejected::Failed);
+    Ok(Examined { path, hash: Some(hash), outcome })
+}
+
 pub async fn submit(pool: &PgPool, publisher: &Publisher, req: &SubmitRequest) -> Result<SubmitReport, SchedulerError> {
     if !valid_model_name(&req.model) {
         return Err(SchedulerError::BadModelName(req.model.clone()));
@@ -63,175 +119,250 @@ pub async fn submit(pool: &PgPool, publisher: &Publisher, req: &SubmitRequest) -
         return Err(SchedulerError::NothingToSubmit("no recordings found in the given paths".into()));
     }
 
-    // Decode on the blocking pool, a bounded number at a time, keeping submission order.
-    let cuts: Vec<(PathBuf, Result<CutRecording, String>)> = stream::iter(paths)
-        .map(|path| {
-            let params = req.split.clone();
-            async move {
-                let p = path.clone();
-                let r = tokio::task::spawn_blocking(move || cut(&p, &params)).await;
-                (path, r)
-            }
-        })
-        .buffered(req.decode_concurrency.max(1))
-        .map(|(path, r)| r.map(|cut| (path, cut)))
-        .collect::<Vec<_>>()
-        .await
-        .into_iter()
-        .collect::<Result<_, _>>()?;
-
     let batch = BatchId::new();
-    let plan = Plan::build(&cuts, req.job_budget_s);
-    let mut tx = pool.begin().await?;
-    sqlx::query("INSERT INTO batches (id, state, model, output_dir) VALUES ($1, $2, $3, $4)")
+    sqlx::query("INSERT INTO batches (id, state, model, output_dir) VALUES ($1, 'ingesting', $2, $3)")
         .bind(batch)
-        .bind(if plan.jobs.is_empty() { BatchState::Finished } else { BatchState::Active })
         .bind(&req.model)
         .bind(output_dir.to_string_lossy().as_ref())
-        .execute(&mut *tx)
+        .execute(pool)
         .await?;
-    if plan.jobs.is_empty() {
-        sqlx::query("UPDATE batches SET finished_at = now() WHERE id = $1").bind(batch).execute(&mut *tx).await?;
+
+    let mut writer = BatchWriter::new(batch, req.job_budget_s, req.pack_mode, req.max_attempts);
+    let mut report = SubmitReport { batch, media: Vec::new(), scenes: 0, jobs: 0, published: 0 };
+    let mut hashes: HashSet<String> = HashSet::new();
+    let mut examined = stream::iter(paths)
+        .map(|path| examine(pool.clone(), req.model.clone(), path, req.split.clone()))
+        .buffered(req.decode_concurrency.max(1));
+    while let Some(item) = examined.next().await {
+        let mut item = item?;
+        // The same bytes twice in one submission: keep the first.
+        if let (Some(hash), Ok(_)) = (&item.hash, &item.outcome)
+            && !hashes.insert(hash.clone())
+        {
+            item.outcome = Err(Rejected::Duplicate(batch));
+        }
+        report.media.push(writer.add(item));
+        if writer.pending_scenes >= CHUNK_SCENES || writer.media.len() >= CHUNK_MEDIA {
+            let (scenes, jobs) = writer.flush(pool).await?;
+            report.scenes += scenes;
+            report.jobs += jobs;
+            report.published += publish_pending(pool, publisher, Some(batch)).await?;
+        }
     }
-    plan.insert(&mut tx, batch, &cuts, req.max_attempts).await?;
+    let (scenes, jobs) = writer.flush(pool).await?;
+    report.scenes += scenes;
+    report.jobs += jobs;
+
+    let mut tx = pool.begin().await?;
+    sqlx::query("UPDATE batches SET state = 'active' WHERE id = $1").bind(batch).execute(&mut *tx).await?;
+    scenequeue_core::jobs::finish_batch_if_done(&mut tx, batch).await?;
     tx.commit().await?;
-
-    let published = publish_pending(pool, publisher, Some(batch)).await?;
-    Ok(SubmitReport {
-        batch,
-        media: plan.media_reports(&cuts),
-        scenes: plan.scene_ids.len(),
-        jobs: plan.jobs.len(),
-        published,
-    })
+    report.published += publish_pending(pool, publisher, Some(batch)).await?;
+    Ok(report)
 }
 
-/// Ids and job assignment for everything a batch stores.
-struct Plan {
-    media_ids: Vec<MediaId>,
-    /// Per scene: (media index, scene index within the media).
-    scene_refs: Vec<(usize, usize)>,
-    scene_ids: Vec<SceneId>,
-    scene_job: Vec<usize>,
+/// Rows planned but not yet stored. Scenes wait here until the packer closes their job.
+struct BatchWriter {
+    batch: BatchId,
+    packer: Packer,
+    max_attempts: i32,
+    next_recording: usize,
+    /// Recordings with scenes not yet in a closed job: id and spans.
+    open: HashMap<usize, (MediaId, Vec<Span>)>,
+    /// Scenes assigned per recording so far (to know when a recording is complete).
+    assigned: HashMap<usize, usize>,
+    media: Vec<MediaRow>,
     jobs: Vec<(JobId, f64)>,
+    scenes: Vec<SceneRow>,
+    pending_scenes: usize,
 }
 
-impl Plan {
-    fn build(cuts: &[(PathBuf, Result<CutRecording, String>)], budget_s: f64) -> Self {
-        let media_ids: Vec<MediaId> = cuts.iter().map(|_| MediaId::new()).collect();
-        let scene_refs: Vec<(usize, usize)> = cuts
-            .iter()
-            .enumerate()
-            .filter_map(|(m, (_, r))| r.as_ref().ok().map(|c| (m, c.scenes.len())))
-            .flat_map(|(m, n)| (0..n).map(move |s| (m, s)))
-            .collect();
-        let duration = |&(m, s): &(usize, usize)| match &cuts[m].1 {
-            Ok(c) => c.scenes[s].duration_s(),
-            Err(_) => 0.0,
-        };
-        let durations: Vec<f64> = scene_refs.iter().map(duration).collect();
-        let groups = pack(&durations, budget_s);
-        let mut scene_job = vec![0; scene_refs.len()];
-        let mut jobs = Vec::with_capacity(groups.len());
-        for (j, group) in groups.iter().enumerate() {
-            for &s in group {
-                scene_job[s] = j;
-            }
-            jobs.push((JobId::new(), group.iter().map(|&s| durations[s]).sum()));
+struct MediaRow {
+    id: MediaId,
+    path: String,
+    hash: Option<String>,
+    info: Option<(i32, i16, f64)>,
+    error: Option<String>,
+}
+
+struct SceneRow {
+    id: SceneId,
+    media: MediaId,
+    job: JobId,
+    idx: i32,
+    span: Span,
+}
+
+impl BatchWriter {
+    fn new(batch: BatchId, budget_s: f64, mode: PackMode, max_attempts: i32) -> Self {
+        Self {
+            batch,
+            packer: Packer::new(budget_s, mode),
+            max_attempts,
+            next_recording: 0,
+            open: HashMap::new(),
+            assigned: HashMap::new(),
+            media: Vec::new(),
+            jobs: Vec::new(),
+            scenes: Vec::new(),
+            pending_scenes: 0,
         }
-        Self { media_ids, scene_ids: scene_refs.iter().map(|_| SceneId::new()).collect(), scene_refs, scene_job, jobs }
     }
 
-    async fn insert(
-        &self,
-        tx: &mut sqlx::PgConnection,
-        batch: BatchId,
-        cuts: &[(PathBuf, Result<CutRecording, String>)],
-        max_attempts: i32,
-    ) -> Result<(), sqlx::Error> {
-        let ids = |v: &[MediaId]| v.iter().map(|i| i.0).collect::<Vec<Uuid>>();
-        let mut sample_rate = Vec::with_capacity(cuts.len());
-        let mut channels = Vec::with_capacity(cuts.len());
-        let mut duration = Vec::with_capacity(cuts.len());
-        let mut error = Vec::with_capacity(cuts.len());
-        for (_, r) in cuts {
-            match r {
-                Ok(c) => {
-                    sample_rate.push(Some(c.info.sample_rate as i32));
-                    channels.push(Some(i16::try_from(c.info.channels).unwrap_or(i16::MAX)));
-                    duration.push(Some(c.info.duration_s()));
-                    error.push(None);
+    fn add(&mut self, item: Examined) -> MediaReport {
+        let path = item.path.to_string_lossy().into_owned();
+        let outcome = match item.outcome {
+            Err(Rejected::Duplicate(batch)) => {
+                return MediaReport { path: item.path, outcome: MediaOutcome::Duplicate { batch } };
+            }
+            Err(Rejected::Failed(error)) => {
+                let row =
+                    MediaRow { id: MediaId::new(), path, hash: item.hash, info: None, error: Some(error.clone()) };
+                self.media.push(row);
+                MediaOutcome::Failed(error)
+            }
+            Ok(cut) => {
+                let id = MediaId::new();
+                let recording = self.next_recording;
+                self.next_recording += 1;
+                let durations: Vec<f64> = cut.scenes.iter().map(Span::duration_s).collect();
+                let outcome = MediaOutcome::Split { scenes: cut.scenes.len(), duration_s: cut.info.duration_s() };
+                self.media.push(MediaRow {
+                    id,
+                    path,
+                    hash: item.hash,
+                    info: Some((
+                        cut.info.sample_rate as i32,
+                        i16::try_from(cut.info.channels).unwrap_or(i16::MAX),
+                        cut.info.duration_s(),
+                    )),
+                    error: None,
+                });
+                self.pending_scenes += cut.scenes.len();
+                self.open.insert(recording, (id, cut.scenes));
+                for job in self.packer.add_recording(recording, &durations) {
+                    self.close(job);
                 }
-                Err(e) => {
-                    sample_rate.push(None);
-                    channels.push(None);
-                    duration.push(None);
-                    error.push(Some(e.clone()));
-                }
+                outcome
+            }
+        };
+        MediaReport { path: item.path, outcome }
+    }
+
+    /// Turns a closed job into rows and releases recordings whose scenes are all assigned.
+    fn close(&mut self, job: PackedJob) {
+        let job_id = JobId::new();
+        for (recording, idx) in job.scenes {
+            let Some((media, spans)) = self.open.get(&recording) else { continue };
+            self.scenes.push(SceneRow {
+                id: SceneId::new(),
+                media: *media,
+                job: job_id,
+                idx: idx as i32,
+                span: spans[idx],
+            });
+            let done = self.assigned.entry(recording).or_default();
+            *done += 1;
+            if *done == spans.len() {
+                self.open.remove(&recording);
+                self.assigned.remove(&recording);
             }
         }
-        let paths: Vec<String> = cuts.iter().map(|(p, _)| p.to_string_lossy().into_owned()).collect();
+        self.jobs.push((job_id, job.cost_s));
+    }
+
+    /// Closes the open job and stores everything planned, in one transaction. Returns (scenes, jobs) stored.
+    async fn flush(&mut self, pool: &PgPool) -> Result<(usize, usize), sqlx::Error> {
+        if let Some(job) = self.packer.flush() {
+            self.close(job);
+        }
+        let mut tx = pool.begin().await?;
+        self.insert(&mut tx).await?;
+        tx.commit().await?;
+        let stored = (self.scenes.len(), self.jobs.len());
+        self.media.clear();
+        self.jobs.clear();
+        self.scenes.clear();
+        self.pending_scenes = 0;
+        Ok(stored)
+    }
+
+    async fn insert(&self, tx: &mut sqlx::PgConnection) -> Result<(), sqlx::Error> {
         sqlx::query(
-            "INSERT INTO media (id, batch_id, path, state, sample_rate, channels, duration_s, error)
-             SELECT id, $1, path, CASE WHEN error IS NULL THEN 'split' ELSE 'failed' END::media_state, sr, ch, dur, error
-             FROM UNNEST($2::uuid[], $3::text[], $4::int4[], $5::int2[], $6::float8[], $7::text[])
-                  AS t(id, path, sr, ch, dur, error)",
+            "INSERT INTO media (id, batch_id, path, content_hash, state, sample_rate, channels, duration_s, error)
+             SELECT id, $1, path, hash, CASE WHEN error IS NULL THEN 'split' ELSE 'failed' END::media_state,
+                    sr, ch, dur, error
+             FROM UNNEST($2::uuid[], $3::text[], $4::text[], $5::int4[], $6::int2[], $7::float8[], $8::text[])
+                  AS t(id, path, hash, sr, ch, dur, error)",
         )
-        .bind(batch)
-        .bind(ids(&self.media_ids))
-        .bind(&paths)
-        .bind(&sample_rate)
-        .bind(&channels)
-        .bind(&duration)
-        .bind(&error)
+        .bind(self.batch)
+        .bind(self.media.iter().map(|m| m.id.0).collect::<Vec<Uuid>>())
+        .bind(self.media.iter().map(|m| m.path.as_str()).collect::<Vec<&str>>())
+        .bind(self.media.iter().map(|m| m.hash.as_deref()).collect::<Vec<Option<&str>>>())
+        .bind(self.media.iter().map(|m| m.info.map(|i| i.0)).collect::<Vec<Option<i32>>>())
+        .bind(self.media.iter().map(|m| m.info.map(|i| i.1)).collect::<Vec<Option<i16>>>())
+        .bind(self.media.iter().map(|m| m.info.map(|i| i.2)).collect::<Vec<Option<f64>>>())
+        .bind(self.media.iter().map(|m| m.error.as_deref()).collect::<Vec<Option<&str>>>())
         .execute(&mut *tx)
         .await?;
-
         sqlx::query(
             "INSERT INTO jobs (id, batch_id, audio_s, max_attempts)
              SELECT id, $1, audio_s, $4 FROM UNNEST($2::uuid[], $3::float8[]) AS t(id, audio_s)",
         )
-        .bind(batch)
+        .bind(self.batch)
         .bind(self.jobs.iter().map(|(j, _)| j.0).collect::<Vec<Uuid>>())
         .bind(self.jobs.iter().map(|(_, d)| *d).collect::<Vec<f64>>())
-        .bind(max_attempts)
+        .bind(self.max_attempts)
         .execute(&mut *tx)
         .await?;
-
-        let mut starts = Vec::with_capacity(self.scene_refs.len());
-        let mut ends = Vec::with_capacity(self.scene_refs.len());
-        for &(m, s) in &self.scene_refs {
-            if let Ok(c) = &cuts[m].1 {
-                starts.push(c.scenes[s].start_s);
-                ends.push(c.scenes[s].end_s);
-            }
-        }
         sqlx::query(
             "INSERT INTO scenes (id, media_id, batch_id, job_id, idx, start_s, end_s)
              SELECT id, media_id, $1, job_id, idx, start_s, end_s
              FROM UNNEST($2::uuid[], $3::uuid[], $4::uuid[], $5::int4[], $6::float8[], $7::float8[])
                   AS t(id, media_id, job_id, idx, start_s, end_s)",
         )
-        .bind(batch)
-        .bind(self.scene_ids.iter().map(|i| i.0).collect::<Vec<Uuid>>())
-        .bind(self.scene_refs.iter().map(|&(m, _)| self.media_ids[m].0).collect::<Vec<Uuid>>())
-        .bind(self.scene_job.iter().map(|&j| self.jobs[j].0.0).collect::<Vec<Uuid>>())
-        .bind(self.scene_refs.iter().map(|&(_, s)| s as i32).collect::<Vec<i32>>())
-        .bind(&starts)
-        .bind(&ends)
+        .bind(self.batch)
+        .bind(self.scenes.iter().map(|s| s.id.0).collect::<Vec<Uuid>>())
+        .bind(self.scenes.iter().map(|s| s.media.0).collect::<Vec<Uuid>>())
+        .bind(self.scenes.iter().map(|s| s.job.0).collect::<Vec<Uuid>>())
+        .bind(self.scenes.iter().map(|s| s.idx).collect::<Vec<i32>>())
+        .bind(self.scenes.iter().map(|s| s.span.start_s).collect::<Vec<f64>>())
+        .bind(self.scenes.iter().map(|s| s.span.end_s).collect::<Vec<f64>>())
         .execute(&mut *tx)
         .await?;
         Ok(())
     }
+}
 
-    fn media_reports(&self, cuts: &[(PathBuf, Result<CutRecording, String>)]) -> Vec<MediaReport> {
-        cuts.iter()
-            .zip(&self.media_ids)
-            .map(|((path, r), &id)| MediaReport {
-                id,
-                path: path.clone(),
-                outcome: r.as_ref().map(|c| (c.scenes.len(), c.info.duration_s())).map_err(Clone::clone),
-            })
-            .collect()
+/// Stores already-cut recordings as a batch through the same planner and writer as `submit` (benchmarks).
+pub async fn store_cut_batch(
+    pool: &PgPool,
+    publisher: &Publisher,
+    model: &str,
+    recordings: impl IntoIterator<Item = (PathBuf, CutRecording)>,
+    job_budget_s: f64,
+) -> Result<SubmitReport, SchedulerError> {
+    let batch = BatchId::new();
+    sqlx::query("INSERT INTO batches (id, state, model, output_dir) VALUES ($1, 'ingesting', $2, '/dev/null')")
+        .bind(batch)
+        .bind(model)
+        .execute(pool)
+        .await?;
+    let mut writer = BatchWriter::new(batch, job_budget_s, PackMode::Duration, 3);
+    let mut report = SubmitReport { batch, media: Vec::new(), scenes: 0, jobs: 0, published: 0 };
+    for (path, cut) in recordings {
+        writer.add(Examined { path, hash: None, outcome: Ok(cut) });
+        if writer.pending_scenes >= CHUNK_SCENES {
+            let (s, j) = writer.flush(pool).await?;
+            report.scenes += s;
+            report.jobs += j;
+            report.published += publish_pending(pool, publisher, Some(batch)).await?;
+        }
     }
+    let (s, j) = writer.flush(pool).await?;
+    report.scenes += s;
+    report.jobs += j;
+    sqlx::query("UPDATE batches SET state = 'active' WHERE id = $1").bind(batch).execute(pool).await?;
+    report.published += publish_pending(pool, publisher, Some(batch)).await?;
+    Ok(report)
 }

@@ -5,7 +5,8 @@ use anyhow::Context;
 use scenequeue_audio::scenes::SplitParams;
 use scenequeue_core::config::Services;
 use scenequeue_core::{db, mq};
-use scenequeue_scheduler::submit::{SubmitReport, SubmitRequest, submit};
+use scenequeue_scheduler::packing::PackMode;
+use scenequeue_scheduler::submit::{MediaOutcome, SubmitReport, SubmitRequest, submit};
 
 pub fn request(args: &SubmitArgs) -> SubmitRequest {
     request_from(args.inputs.clone(), args.out.clone(), args.model.clone(), &args.split)
@@ -25,9 +26,14 @@ pub fn request_from(
             min_scene_s: split.min_scene_s,
             max_scene_s: split.max_scene_s,
             min_silence_s: split.min_silence_s,
+            split_silence_s: split.split_silence_s,
             ..SplitParams::default()
         },
         job_budget_s: split.job_seconds,
+        pack_mode: match split.pack_window_s {
+            Some(window_s) => PackMode::FixedWindows { window_s },
+            None => PackMode::Duration,
+        },
         max_attempts: split.max_attempts,
         decode_concurrency: std::thread::available_parallelism().map_or(2, |n| n.get()),
     }
@@ -40,8 +46,13 @@ pub async fn submit_and_report(services: &Services, req: &SubmitRequest) -> anyh
     let report = submit(&pool, &publisher, req).await.context("submission failed")?;
     for m in &report.media {
         match &m.outcome {
-            Ok((scenes, secs)) => eprintln!("  ok      {} ({secs:.1} s, {scenes} scenes)", m.path.display()),
-            Err(e) => eprintln!("  failed  {e}"),
+            MediaOutcome::Split { scenes, duration_s } => {
+                eprintln!("  ok         {} ({duration_s:.1} s, {scenes} scenes)", m.path.display())
+            }
+            MediaOutcome::Failed(e) => eprintln!("  failed     {e}"),
+            MediaOutcome::Duplicate { batch } => {
+                eprintln!("  duplicate  {} (already submitted in batch {batch})", m.path.display())
+            }
         }
     }
     eprintln!(

@@ -22,8 +22,15 @@ pub async fn run(services: &Services, args: &DemoArgs) -> anyhow::Result<()> {
     tokio::task::spawn_blocking(move || sample::generate(&input, &reference, snr)).await??;
 
     eprintln!("2/4 submitting");
-    let split =
-        SplitArgs { min_scene_s: 1.0, max_scene_s: 30.0, min_silence_s: 0.3, job_seconds: 20.0, max_attempts: 3 };
+    let split = SplitArgs {
+        min_scene_s: 1.0,
+        max_scene_s: 30.0,
+        min_silence_s: 0.5,
+        split_silence_s: 0.2,
+        job_seconds: 20.0,
+        pack_window_s: None,
+        max_attempts: 3,
+    };
     let req =
         crate::commands::submit::request_from(vec![input_dir.clone()], enhanced_dir, args.worker.model.clone(), &split);
     let report = crate::commands::submit::submit_and_report(services, &req).await?;
