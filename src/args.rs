@@ -42,6 +42,9 @@ pub enum Command {
         /// Only this batch.
         batch: Option<BatchId>,
     },
+    /// Print a batch's scene list as JSON: every recording, its scenes' start and end in the source, their
+    /// states and enhanced files (for downstream transcription).
+    Scenes { batch: BatchId },
     /// Apply database migrations and declare the queues, then exit.
     Migrate,
     /// Generate noisy sample speech, run it through the whole system and show how much cleaner it got.
@@ -87,6 +90,9 @@ pub struct SubmitArgs {
     /// Model to enhance with (a directory under the workers' model dir).
     #[arg(long, env = "SCENEQUEUE_MODEL", default_value = "nsnet2-48k")]
     pub model: String,
+    /// Process recordings again even if already submitted for this model (they are skipped by default).
+    #[arg(long)]
+    pub again: bool,
     #[command(flatten)]
     pub split: SplitArgs,
 }

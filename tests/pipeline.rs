@@ -22,6 +22,7 @@ fn request(env: &TestEnv, inputs: Vec<PathBuf>, job_budget_s: f64) -> SubmitRequ
         pack_mode: scenequeue_scheduler::packing::PackMode::Duration,
         max_attempts: 3,
         decode_concurrency: 2,
+        skip_duplicates: true,
     }
 }
 
@@ -344,5 +345,27 @@ async fn submitting_the_same_recordings_again_does_not_duplicate_them() {
     let hashes: i64 =
         sqlx::query_scalar("SELECT count(DISTINCT content_hash) FROM media").fetch_one(&env.pool).await.unwrap();
     assert_eq!(hashes, 3);
+    env.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_scene_list_exports_every_scene_with_its_output() {
+    let env = TestEnv::new().await;
+    let batch = small_batch(&env).await;
+    drain(&env).await;
+    let list = scenequeue_scheduler::export::scene_list(&env.pool, batch).await.unwrap().expect("the batch exists");
+    assert_eq!(list.recordings.len(), 1);
+    let scenes = &list.recordings[0].scenes;
+    let stored = env.count("SELECT count(*) FROM scenes WHERE batch_id = $1", batch).await as usize;
+    assert_eq!(scenes.len(), stored);
+    assert!(scenes.windows(2).all(|w| w[0].index < w[1].index && w[0].end_s <= w[1].start_s));
+    assert!(
+        scenes
+            .iter()
+            .all(|s| s.state == "succeeded" && s.output.as_deref().is_some_and(|o| std::path::Path::new(o).is_file()))
+    );
+    let json = serde_json::to_value(&list).unwrap();
+    assert_eq!(json["recordings"][0]["scenes"][0]["index"], 0);
+    assert!(scenequeue_scheduler::export::scene_list(&env.pool, BatchId::new()).await.unwrap().is_none());
     env.cleanup().await;
 }

@@ -94,7 +94,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     let spans = scene_plan(args.scenes, args.min_scene_s, args.max_scene_s, source_s, 7);
     let durations: Vec<f64> = spans.iter().map(|(a, b)| b - a).collect();
     // One recording: the scenes are spans of the same source file.
-    let jobs: Vec<Vec<usize>> = pack(&[durations.clone()], args.job_seconds, PackMode::Duration)
+    let jobs: Vec<Vec<usize>> = pack(std::slice::from_ref(&durations), args.job_seconds, PackMode::Duration)
         .into_iter()
         .map(|j| j.scenes.into_iter().map(|(_, s)| s).collect())
         .collect();

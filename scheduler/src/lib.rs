@@ -1,6 +1,7 @@
 //! The scheduler side of scenequeue: turning recordings into published jobs, and keeping jobs moving.
 //!
 //! # Layout
+//! - [`export`]: a batch's scene list (JSON) for downstream transcription.
 //! - [`ingest`]: find the recordings of a submission, decode them and cut them into scenes.
 //! - [`packing`]: group scenes into jobs by a duration budget (pure).
 //! - [`submit`]: persist a batch (media, scenes, jobs) and publish its jobs.
@@ -8,6 +9,7 @@
 //! - [`reaper`]: requeue jobs whose worker vanished, bury those out of attempts, finish batches.
 //! - [`status`]: counts per state for the CLI.
 
+pub mod export;
 pub mod ingest;
 pub mod packing;
 pub mod publish;

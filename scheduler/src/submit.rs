@@ -36,6 +36,8 @@ pub struct SubmitRequest {
     pub max_attempts: i32,
     /// Recordings decoded at once.
     pub decode_concurrency: usize,
+    /// Skip recordings already split for this model (by content hash). Off to process them again on purpose.
+    pub skip_duplicates: bool,
 }
 
 /// What became of one recording.
@@ -84,20 +86,30 @@ pub struct Examined {
     pub outcome: Result<CutRecording, Rejected>,
 }
 
-async fn examine(pool: PgPool, model: String, path: PathBuf, split: SplitParams) -> Result<Examined, SchedulerError> {
+async fn examine(
+    pool: PgPool,
+    model: String,
+    path: PathBuf,
+    split: SplitParams,
+    skip_duplicates: bool,
+) -> Result<Examined, SchedulerError> {
     let p = path.clone();
     let hash = match tokio::task::spawn_blocking(move || content_hash(&p)).await? {
         Ok(h) => h,
         Err(e) => return Ok(Examined { path, hash: None, outcome: Err(Rejected::Failed(e)) }),
     };
-    let earlier: Option<BatchId> = sqlx::query_scalar(
-        "SELECT m.batch_id FROM media m JOIN batches b ON b.id = m.batch_id
+    let earlier: Option<BatchId> = if !skip_duplicates {
+        None
+    } else {
+        sqlx::query_scalar(
+            "SELECT m.batch_id FROM media m JOIN batches b ON b.id = m.batch_id
          WHERE m.content_hash = $1 AND m.state = 'split' AND b.model = $2 LIMIT 1",
-    )
-    .bind(&hash)
-    .bind(&model)
-    .fetch_optional(&pool)
-    .await?;
+        )
+        .bind(&hash)
+        .bind(&model)
+        .fetch_optional(&pool)
+        .await?
+    };
     if let Some(batch) = earlier {
         return Ok(Examined { path, hash: Some(hash), outcome: Err(Rejected::Duplicate(batch)) });
     }
@@ -131,12 +143,12 @@ pub async fn submit(pool: &PgPool, publisher: &Publisher, req: &SubmitRequest) -
     let mut report = SubmitReport { batch, media: Vec::new(), scenes: 0, jobs: 0, published: 0 };
     let mut hashes: HashSet<String> = HashSet::new();
     let mut examined = stream::iter(paths)
-        .map(|path| examine(pool.clone(), req.model.clone(), path, req.split.clone()))
+        .map(|path| examine(pool.clone(), req.model.clone(), path, req.split.clone(), req.skip_duplicates))
         .buffered(req.decode_concurrency.max(1));
     while let Some(item) = examined.next().await {
         let mut item = item?;
         // The same bytes twice in one submission: keep the first.
-        if let (Some(hash), Ok(_)) = (&item.hash, &item.outcome)
+        if let (Some(hash), Ok(_), true) = (&item.hash, &item.outcome, req.skip_duplicates)
             && !hashes.insert(hash.clone())
         {
             item.outcome = Err(Rejected::Duplicate(batch));

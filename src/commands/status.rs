@@ -1,4 +1,4 @@
-//! `scenequeue status`
+//! `scenequeue status` and `scenequeue scenes`
 
 use scenequeue_core::config::Services;
 use scenequeue_core::db;
@@ -52,5 +52,14 @@ pub fn render(c: &StateCounts) -> String {
 pub async fn run(services: &Services, batch: Option<BatchId>) -> anyhow::Result<()> {
     let pool = db::connect(&services.database_url, 1).await?;
     println!("{}", render(&status(&pool, batch).await?));
+    Ok(())
+}
+
+pub async fn scenes(services: &Services, batch: BatchId) -> anyhow::Result<()> {
+    let pool = db::connect(&services.database_url, 1).await?;
+    let list = scenequeue_scheduler::export::scene_list(&pool, batch)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("no batch {batch}"))?;
+    println!("{}", serde_json::to_string_pretty(&list)?);
     Ok(())
 }

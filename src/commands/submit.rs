@@ -9,7 +9,10 @@ use scenequeue_scheduler::packing::PackMode;
 use scenequeue_scheduler::submit::{MediaOutcome, SubmitReport, SubmitRequest, submit};
 
 pub fn request(args: &SubmitArgs) -> SubmitRequest {
-    request_from(args.inputs.clone(), args.out.clone(), args.model.clone(), &args.split)
+    SubmitRequest {
+        skip_duplicates: !args.again,
+        ..request_from(args.inputs.clone(), args.out.clone(), args.model.clone(), &args.split)
+    }
 }
 
 pub fn request_from(
@@ -36,6 +39,7 @@ pub fn request_from(
         },
         max_attempts: split.max_attempts,
         decode_concurrency: std::thread::available_parallelism().map_or(2, |n| n.get()),
+        skip_duplicates: true,
     }
 }
 

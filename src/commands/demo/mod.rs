@@ -9,6 +9,7 @@ use crate::args::{DemoArgs, SplitArgs};
 use anyhow::Context;
 use scenequeue_core::config::Services;
 use scenequeue_core::db;
+use scenequeue_scheduler::submit::SubmitRequest;
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
@@ -31,8 +32,16 @@ pub async fn run(services: &Services, args: &DemoArgs) -> anyhow::Result<()> {
         pack_window_s: None,
         max_attempts: 3,
     };
-    let req =
-        crate::commands::submit::request_from(vec![input_dir.clone()], enhanced_dir, args.worker.model.clone(), &split);
+    // The samples are byte-identical on every run: process them again rather than skip them as duplicates.
+    let req = SubmitRequest {
+        skip_duplicates: false,
+        ..crate::commands::submit::request_from(
+            vec![input_dir.clone()],
+            enhanced_dir,
+            args.worker.model.clone(),
+            &split,
+        )
+    };
     let report = crate::commands::submit::submit_and_report(services, &req).await?;
 
     eprintln!("3/4 running a worker until the batch is done");
