@@ -27,6 +27,9 @@ pub struct ServiceArgs {
     /// Name of the job queue (its dead-letter queue is `<queue>.dead`).
     #[arg(long, global = true, env = "SCENEQUEUE_QUEUE", default_value = DEFAULT_QUEUE)]
     pub queue: String,
+    /// Jobs the broker may hold queued; the rest wait in Postgres and are released by priority.
+    #[arg(long, global = true, env = "SCENEQUEUE_MAX_QUEUED", default_value_t = scenequeue_core::dispatch::DEFAULT_MAX_QUEUED)]
+    pub max_queued: i64,
 }
 
 #[derive(Subcommand, Debug)]
@@ -93,6 +96,9 @@ pub struct SubmitArgs {
     /// Process recordings again even if already submitted for this model (they are skipped by default).
     #[arg(long)]
     pub again: bool,
+    /// Batch priority: higher runs first (e.g. 10 urgent, 0 normal, -10 backlog).
+    #[arg(long, default_value_t = 0, allow_negative_numbers = true)]
+    pub priority: i16,
     #[command(flatten)]
     pub split: SplitArgs,
 }

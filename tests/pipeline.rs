@@ -23,6 +23,8 @@ fn request(env: &TestEnv, inputs: Vec<PathBuf>, job_budget_s: f64) -> SubmitRequ
         max_attempts: 3,
         decode_concurrency: 2,
         skip_duplicates: true,
+        priority: 0,
+        max_queued: 64,
     }
 }
 
@@ -185,7 +187,7 @@ async fn jobs_of_a_vanished_worker_are_requeued_by_the_reaper() {
     channel.queue_purge(&env.topology.queue, Default::default()).await.unwrap();
 
     let (pconn, publisher) = env.publisher().await;
-    let reaped = scenequeue_scheduler::reaper::reap(&env.pool, &publisher, &pconn, &env.topology).await.unwrap();
+    let reaped = scenequeue_scheduler::reaper::reap(&env.pool, &publisher, &pconn, &env.topology, 64).await.unwrap();
     assert_eq!(reaped.requeued, jobs.len());
     assert_eq!(reaped.published, jobs.len());
     pconn.close(200, "ok").await.ok();
@@ -230,7 +232,7 @@ async fn a_dead_lettered_job_is_buried_with_its_reason() {
     assert!(confirm.is_ack());
 
     let (pconn, publisher) = env.publisher().await;
-    let reaped = scenequeue_scheduler::reaper::reap(&env.pool, &publisher, &pconn, &env.topology).await.unwrap();
+    let reaped = scenequeue_scheduler::reaper::reap(&env.pool, &publisher, &pconn, &env.topology, 64).await.unwrap();
     assert_eq!(reaped.dead_lettered, 1);
     pconn.close(200, "ok").await.ok();
     connection.close(200, "ok").await.ok();
@@ -367,5 +369,36 @@ async fn the_scene_list_exports_every_scene_with_its_output() {
     let json = serde_json::to_value(&list).unwrap();
     assert_eq!(json["recordings"][0]["scenes"][0]["index"], 0);
     assert!(scenequeue_scheduler::export::scene_list(&env.pool, BatchId::new()).await.unwrap().is_none());
+    env.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_urgent_batch_is_not_starved_by_a_large_backlog() {
+    let mut env = TestEnv::new().await;
+    env.services.max_queued = 2;
+    let (low_dir, high_dir) = (env.dir.join("backlog"), env.dir.join("urgent"));
+    std::fs::create_dir_all(&low_dir).unwrap();
+    std::fs::create_dir_all(&high_dir).unwrap();
+    for i in 0..8 {
+        write_wav(&low_dir.join(format!("old-{i}.wav")), &speech_like(16_000, 2.5, 100 + i), 16_000, 1);
+    }
+    write_wav(&high_dir.join("now.wav"), &speech_like(16_000, 2.5, 300), 16_000, 1);
+    let (connection, publisher) = env.publisher().await;
+    // One scene per job, so the backlog is eight jobs; only two may sit in the broker at a time.
+    let low = SubmitRequest { max_queued: 2, priority: -10, ..request(&env, vec![low_dir], 1.0) };
+    let low = submit(&env.pool, &publisher, &low).await.unwrap();
+    assert_eq!((low.jobs, low.published), (8, 2));
+    let high = SubmitRequest { max_queued: 2, priority: 10, ..request(&env, vec![high_dir], 1.0) };
+    let high = submit(&env.pool, &publisher, &high).await.unwrap();
+    assert_eq!((high.jobs, high.published), (1, 0), "the broker is full: the urgent job waits in Postgres");
+    connection.close(200, "ok").await.ok();
+
+    let worker = drain(&env).await;
+    assert_eq!(worker.jobs_done, 9, "everything is done in the end");
+    // Completion order: the urgent job runs as soon as a place frees, not after the backlog.
+    let order: Vec<BatchId> =
+        sqlx::query_scalar("SELECT batch_id FROM jobs ORDER BY finished_at").fetch_all(&env.pool).await.unwrap();
+    let urgent_at = order.iter().position(|&b| b == high.batch).unwrap();
+    assert!(urgent_at <= 2, "urgent job finished in place {urgent_at} of {}: {order:?}", order.len());
     env.cleanup().await;
 }

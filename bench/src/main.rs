@@ -4,7 +4,10 @@
 //! a deterministic plan of scenes packed into jobs, once per session policy, and reports per policy:
 //! out-of-memory count, GPU memory at baseline / peak / after the last job, whether memory went back to the
 //! baseline after every job, throughput (times real time), session creation time and its share of job time.
+//!
+//! `plan` measures plan + persist + publish throughput for a synthetic backlog on the real services.
 
+mod plan;
 mod sessions;
 mod synth;
 
@@ -20,11 +23,14 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     Sessions(sessions::Args),
+    /// Plan + persist + publish throughput for a synthetic backlog, on the real services.
+    Plan(plan::Args),
 }
 
 fn main() -> anyhow::Result<()> {
     scenequeue_core::telemetry::init();
     match Cli::parse().command {
         Command::Sessions(args) => sessions::run(&args),
+        Command::Plan(args) => tokio::runtime::Runtime::new()?.block_on(plan::run(&args)),
     }
 }

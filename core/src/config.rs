@@ -8,6 +8,8 @@ pub struct Services {
     pub amqp_url: String,
     /// Base name of the job queue; the dead-letter exchange and queue are derived from it.
     pub queue: String,
+    /// Jobs the broker may hold queued (see `dispatch`).
+    pub max_queued: i64,
 }
 
 pub const DEFAULT_DATABASE_URL: &str = "postgres://scenequeue:scenequeue@127.0.0.1:5432/scenequeue";

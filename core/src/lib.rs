@@ -2,6 +2,7 @@
 //! all speak.
 //!
 //! # Layout
+//! - [`dispatch`]: releasing pending jobs to the broker by priority, with a bounded number queued there.
 //! - [`ids`]: newtype ids over UUIDs, one per table.
 //! - [`states`]: lifecycle enums, mirrored one to one by Postgres enums.
 //! - [`config`]: typed service settings shared by every process.
@@ -12,6 +13,7 @@
 
 pub mod config;
 pub mod db;
+pub mod dispatch;
 pub mod ids;
 pub mod jobs;
 pub mod mq;

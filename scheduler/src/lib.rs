@@ -5,14 +5,12 @@
 //! - [`ingest`]: find the recordings of a submission, decode them and cut them into scenes.
 //! - [`packing`]: group scenes into jobs by a duration budget (pure).
 //! - [`submit`]: persist a batch (media, scenes, jobs) and publish its jobs.
-//! - [`publish`]: publish stored jobs with broker confirms and mark them queued.
 //! - [`reaper`]: requeue jobs whose worker vanished, bury those out of attempts, finish batches.
 //! - [`status`]: counts per state for the CLI.
 
 pub mod export;
 pub mod ingest;
 pub mod packing;
-pub mod publish;
 pub mod reaper;
 pub mod status;
 pub mod submit;
@@ -23,6 +21,8 @@ pub enum SchedulerError {
     Db(#[from] sqlx::Error),
     #[error(transparent)]
     Mq(#[from] scenequeue_core::mq::MqError),
+    #[error(transparent)]
+    Dispatch(#[from] scenequeue_core::dispatch::DispatchError),
     #[error("{path}: {reason}")]
     Input { path: std::path::PathBuf, reason: String },
     #[error("nothing to submit: {0}")]

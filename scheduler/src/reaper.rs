@@ -1,12 +1,12 @@
 //! Keeps jobs moving when workers vanish: a running job whose lease expired goes back to the queue (or is
-//! buried once out of attempts, with the reason), jobs left unpublished by a crash are published, and jobs
+//! buried once out of attempts, with the reason), pending jobs are dispatched (see `core::dispatch`), and jobs
 //! whose message the broker dead-lettered (delivery limit reached) are buried with that reason rather than
 //! left waiting for a message that will never come.
 
 use crate::SchedulerError;
-use crate::publish::publish_pending;
 use lapin::Connection;
 use lapin::options::{BasicAckOptions, BasicGetOptions};
+use scenequeue_core::dispatch::dispatch;
 use scenequeue_core::ids::JobId;
 use scenequeue_core::jobs::bury;
 use scenequeue_core::mq::{JobMessage, Publisher, Topology};
@@ -30,6 +30,7 @@ pub async fn reap(
     publisher: &Publisher,
     connection: &Connection,
     topology: &Topology,
+    max_queued: i64,
 ) -> Result<ReapReport, SchedulerError> {
     let requeued: Vec<JobId> = sqlx::query_scalar(
         "UPDATE jobs SET state = 'pending', lease_owner = NULL, lease_expires = NULL,
@@ -46,7 +47,7 @@ pub async fn reap(
     for &job in &exhausted {
         bury(pool, job, "lease expired on the last attempt").await?;
     }
-    let published = publish_pending(pool, publisher, None).await?;
+    let published = dispatch(pool, publisher, max_queued).await?;
     let dead_lettered = drain_dead_letters(pool, connection, topology).await?;
     Ok(ReapReport { requeued: requeued.len(), buried: exhausted.len(), published, dead_lettered })
 }

@@ -9,9 +9,9 @@
 use crate::SchedulerError;
 use crate::ingest::{CutRecording, collect_inputs, content_hash, cut};
 use crate::packing::{PackMode, PackedJob, Packer};
-use crate::publish::publish_pending;
 use futures_util::{StreamExt, stream};
 use scenequeue_audio::scenes::{Span, SplitParams};
+use scenequeue_core::dispatch::dispatch;
 use scenequeue_core::ids::{BatchId, JobId, MediaId, SceneId};
 use scenequeue_core::mq::Publisher;
 use sqlx::PgPool;
@@ -38,6 +38,10 @@ pub struct SubmitRequest {
     pub decode_concurrency: usize,
     /// Skip recordings already split for this model (by content hash). Off to process them again on purpose.
     pub skip_duplicates: bool,
+    /// Higher runs first.
+    pub priority: i16,
+    /// Jobs the broker may hold queued (see `core::dispatch`).
+    pub max_queued: i64,
 }
 
 /// What became of one recording.
@@ -132,10 +136,11 @@ pub async fn submit(pool: &PgPool, publisher: &Publisher, req: &SubmitRequest) -
     }
 
     let batch = BatchId::new();
-    sqlx::query("INSERT INTO batches (id, state, model, output_dir) VALUES ($1, 'ingesting', $2, $3)")
+    sqlx::query("INSERT INTO batches (id, state, model, output_dir, priority) VALUES ($1, 'ingesting', $2, $3, $4)")
         .bind(batch)
         .bind(&req.model)
         .bind(output_dir.to_string_lossy().as_ref())
+        .bind(req.priority)
         .execute(pool)
         .await?;
 
@@ -158,7 +163,7 @@ pub async fn submit(pool: &PgPool, publisher: &Publisher, req: &SubmitRequest) -
             let (scenes, jobs) = writer.flush(pool).await?;
             report.scenes += scenes;
             report.jobs += jobs;
-            report.published += publish_pending(pool, publisher, Some(batch)).await?;
+            report.published += dispatch(pool, publisher, req.max_queued).await?;
         }
     }
     let (scenes, jobs) = writer.flush(pool).await?;
@@ -169,7 +174,7 @@ pub async fn submit(pool: &PgPool, publisher: &Publisher, req: &SubmitRequest) -
     sqlx::query("UPDATE batches SET state = 'active' WHERE id = $1").bind(batch).execute(&mut *tx).await?;
     scenequeue_core::jobs::finish_batch_if_done(&mut tx, batch).await?;
     tx.commit().await?;
-    report.published += publish_pending(pool, publisher, Some(batch)).await?;
+    report.published += dispatch(pool, publisher, req.max_queued).await?;
     Ok(report)
 }
 
@@ -353,7 +358,21 @@ pub async fn store_cut_batch(
     model: &str,
     recordings: impl IntoIterator<Item = (PathBuf, CutRecording)>,
     job_budget_s: f64,
+    max_queued: i64,
 ) -> Result<SubmitReport, SchedulerError> {
+    let req = SubmitRequest {
+        inputs: Vec::new(),
+        output_dir: PathBuf::from("/dev/null"),
+        model: model.to_string(),
+        split: SplitParams::default(),
+        job_budget_s,
+        pack_mode: PackMode::Duration,
+        max_attempts: 3,
+        decode_concurrency: 1,
+        skip_duplicates: false,
+        priority: 0,
+        max_queued,
+    };
     let batch = BatchId::new();
     sqlx::query("INSERT INTO batches (id, state, model, output_dir) VALUES ($1, 'ingesting', $2, '/dev/null')")
         .bind(batch)
@@ -368,13 +387,13 @@ pub async fn store_cut_batch(
             let (s, j) = writer.flush(pool).await?;
             report.scenes += s;
             report.jobs += j;
-            report.published += publish_pending(pool, publisher, Some(batch)).await?;
+            report.published += dispatch(pool, publisher, req.max_queued).await?;
         }
     }
     let (s, j) = writer.flush(pool).await?;
     report.scenes += s;
     report.jobs += j;
     sqlx::query("UPDATE batches SET state = 'active' WHERE id = $1").bind(batch).execute(pool).await?;
-    report.published += publish_pending(pool, publisher, Some(batch)).await?;
+    report.published += dispatch(pool, publisher, req.max_queued).await?;
     Ok(report)
 }

@@ -27,7 +27,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 fn services(args: &ServiceArgs) -> Services {
-    Services { database_url: args.database_url.clone(), amqp_url: args.amqp_url.clone(), queue: args.queue.clone() }
+    Services {
+        database_url: args.database_url.clone(),
+        amqp_url: args.amqp_url.clone(),
+        queue: args.queue.clone(),
+        max_queued: args.max_queued,
+    }
 }
 
 /// A token cancelled on the first SIGINT or SIGTERM.

@@ -29,7 +29,7 @@ pub async fn run(services: &Services, args: &SchedulerArgs) -> anyhow::Result<()
             _ = shutdown.cancelled() => break,
             _ = tick.tick() => {}
         }
-        match reap(&pool, &publisher, &connection, &topology).await {
+        match reap(&pool, &publisher, &connection, &topology, services.max_queued).await {
             Ok(r) if r != Default::default() => info!(?r, "reaper pass"),
             Ok(_) => {}
             Err(e) => warn!(error = %e, "reaper pass failed"),

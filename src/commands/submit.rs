@@ -11,6 +11,7 @@ use scenequeue_scheduler::submit::{MediaOutcome, SubmitReport, SubmitRequest, su
 pub fn request(args: &SubmitArgs) -> SubmitRequest {
     SubmitRequest {
         skip_duplicates: !args.again,
+        priority: args.priority,
         ..request_from(args.inputs.clone(), args.out.clone(), args.model.clone(), &args.split)
     }
 }
@@ -40,10 +41,13 @@ pub fn request_from(
         max_attempts: split.max_attempts,
         decode_concurrency: std::thread::available_parallelism().map_or(2, |n| n.get()),
         skip_duplicates: true,
+        priority: 0,
+        max_queued: scenequeue_core::dispatch::DEFAULT_MAX_QUEUED,
     }
 }
 
 pub async fn submit_and_report(services: &Services, req: &SubmitRequest) -> anyhow::Result<SubmitReport> {
+    let req = &SubmitRequest { max_queued: services.max_queued, ..req.clone() };
     let pool = db::connect(&services.database_url, 4).await?;
     let connection = mq::connect(&services.amqp_url).await?;
     let publisher = mq::Publisher::new(&connection, &mq::Topology::new(&services.queue)).await?;

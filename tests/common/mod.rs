@@ -61,7 +61,14 @@ impl TestEnv {
         let connection = mq::connect(&amqp_url).await.expect("RabbitMQ answers (run scripts/services.sh)");
         topology.declare(&connection.create_channel().await.expect("channel")).await.expect("declare topology");
         connection.close(200, "ok").await.ok();
-        Self { services: Services { database_url: url, amqp_url, queue }, pool, topology, dir, base_url, db_name }
+        Self {
+            services: Services { database_url: url, amqp_url, queue, max_queued: 64 },
+            pool,
+            topology,
+            dir,
+            base_url,
+            db_name,
+        }
     }
 
     pub fn worker_config(&self) -> WorkerConfig {

@@ -15,6 +15,7 @@ use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicGetOptions, Basi
 use lapin::types::FieldTable;
 use scenequeue_core::config::Services;
 use scenequeue_core::db::{self, DbError};
+use scenequeue_core::dispatch::dispatch;
 use scenequeue_core::ids::{BatchId, JobId, MediaId, SceneId, WorkerId};
 use scenequeue_core::jobs::{self, Lease};
 use scenequeue_core::mq::{self, JobMessage, MqError, Topology};
@@ -79,6 +80,8 @@ struct Ctx<'a> {
     inference: &'a InferenceHandle,
     config: &'a WorkerConfig,
     worker: WorkerId,
+    /// Jobs the broker may hold queued; the worker tops the queue up to this after every job.
+    max_queued: i64,
 }
 
 /// Runs a worker until `shutdown` fires (the job in progress is finished first) or `max_jobs` are done.
@@ -96,7 +99,7 @@ pub async fn run(
     registry::register(&pool, worker, config.device, config.session_policy, gpu).await?;
     info!(worker.id = %worker, device = %config.device, policy = %config.session_policy, model = %config.default_model, "worker started");
 
-    let ctx = Ctx { pool: &pool, inference: &inference, config: &config, worker };
+    let ctx = Ctx { pool: &pool, inference: &inference, config: &config, worker, max_queued: services.max_queued };
     let topology = Topology::new(&services.queue);
     let mut report = WorkerReport::default();
     let mut failures = 0u32;
@@ -139,6 +142,11 @@ async fn consume(
     let channel = connection.create_channel().await?;
     topology.declare(&channel).await?;
     mq::set_prefetch(&channel, ctx.config.prefetch).await?;
+    // This worker also releases pending jobs to the broker, so the farm flows without a scheduler running.
+    let publisher = mq::Publisher::new(&connection, topology).await?;
+    if let Err(e) = dispatch(ctx.pool, &publisher, ctx.max_queued).await {
+        return Ok(Stop::ConnectionLost(e.to_string()));
+    }
     let tag = format!("scenequeue-worker-{}", ctx.worker);
     let mut consumer = if ctx.config.drain {
         None
@@ -159,7 +167,12 @@ async fn consume(
             },
             None => match channel.basic_get(&topology.queue, BasicGetOptions::default()).await {
                 Ok(Some(message)) => Some(Ok(message.delivery)),
-                Ok(None) => break Stop::Drained,
+                // Empty: done, unless jobs still wait in Postgres to be released.
+                Ok(None) => match dispatch(ctx.pool, &publisher, ctx.max_queued).await {
+                    Ok(0) => break Stop::Drained,
+                    Ok(_) => continue,
+                    Err(e) => break Stop::ConnectionLost(e.to_string()),
+                },
                 Err(e) => Some(Err(e)),
             },
         };
@@ -168,7 +181,13 @@ async fn consume(
             Some(Err(e)) => break Stop::ConnectionLost(e.to_string()),
             Some(Ok(d)) => d,
         };
-        match handle(ctx, &delivery, report).await {
+        let handled = handle(ctx, &delivery, report).await;
+        if handled.is_ok()
+            && let Err(e) = dispatch(ctx.pool, &publisher, ctx.max_queued).await
+        {
+            break Stop::ConnectionLost(e.to_string());
+        }
+        match handled {
             Ok(()) => {}
             Err(WorkerError::Mq(e)) => break Stop::ConnectionLost(e.to_string()),
             Err(WorkerError::Sql(e)) => {

@@ -1,0 +1,65 @@
+//! Dispatch: releasing stored jobs to the broker. A job is `pending` in Postgres until dispatched, then
+//! `queued` once the broker confirms its message. The broker holds at most `max_queued` queued jobs; the rest
+//! wait in Postgres, released highest batch priority first (then oldest batch first). So a huge low-priority
+//! batch occupies at most `max_queued` places ahead of an urgent one, whatever its size.
+//!
+//! Submissions, workers (after every job) and the scheduler loop all dispatch; row locks (`SKIP LOCKED`) keep
+//! two dispatchers from publishing the same job, and a duplicate would be harmless anyway (see `jobs`).
+//! Whatever a crash left pending is dispatched by the next of them.
+
+use crate::ids::JobId;
+use crate::mq::{MqError, Publisher};
+use sqlx::PgPool;
+use uuid::Uuid;
+
+#[derive(Debug, thiserror::Error)]
+pub enum DispatchError {
+    #[error("database: {0}")]
+    Db(#[from] sqlx::Error),
+    #[error(transparent)]
+    Mq(#[from] MqError),
+}
+
+/// Messages published per round trip; bounds memory.
+const CHUNK: i64 = 1000;
+
+/// Default bound on jobs queued in the broker.
+pub const DEFAULT_MAX_QUEUED: i64 = 64;
+
+/// Publishes pending jobs, by priority, until `max_queued` are queued or none is pending. Returns how many.
+pub async fn dispatch(pool: &PgPool, publisher: &Publisher, max_queued: i64) -> Result<usize, DispatchError> {
+    let mut total = 0;
+    loop {
+        let mut tx = pool.begin().await?;
+        let queued: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM jobs WHERE state = 'queued'").fetch_one(&mut *tx).await?;
+        let room = (max_queued.max(1) - queued).min(CHUNK);
+        if room <= 0 {
+            return Ok(total);
+        }
+        let ids: Vec<JobId> = sqlx::query_scalar(
+            "SELECT j.id FROM jobs j JOIN batches b ON b.id = j.batch_id
+             WHERE j.state = 'pending'
+             ORDER BY b.priority DESC, b.created_at, j.id
+             LIMIT $1 FOR UPDATE OF j SKIP LOCKED",
+        )
+        .bind(room)
+        .fetch_all(&mut *tx)
+        .await?;
+        if ids.is_empty() {
+            return Ok(total);
+        }
+        let confirmed = publisher.publish_jobs(&ids).await?;
+        let uuids: Vec<Uuid> = confirmed.iter().map(|j| j.0).collect();
+        sqlx::query("UPDATE jobs SET state = 'queued' WHERE id = ANY($1) AND state = 'pending'")
+            .bind(&uuids)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("UPDATE scenes SET state = 'queued' WHERE job_id = ANY($1) AND state = 'pending'")
+            .bind(&uuids)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        total += confirmed.len();
+    }
+}
