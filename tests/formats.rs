@@ -130,7 +130,7 @@ fn bad_inputs_get_specific_errors() {
     sox(&dir.0.join("silent.wav"), &silent, &[]);
     let (info, _) = frame_energies_db(&silent, 0.01).unwrap();
     assert!((info.duration_s() - 3.0).abs() < 0.01);
-    let cut = scenequeue_scheduler::ingest::cut(&silent, &Default::default()).unwrap_err();
+    let cut = scenequeue_scheduler::ingest::cut(&silent, &Default::default(), None).unwrap_err();
     assert!(cut.contains("silent.flac") && cut.contains("silent"), "{cut}");
 
     // The good file still decodes: nothing above is sticky.

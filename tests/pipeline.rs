@@ -25,6 +25,7 @@ fn request(env: &TestEnv, inputs: Vec<PathBuf>, job_budget_s: f64) -> SubmitRequ
         skip_duplicates: true,
         priority: 0,
         max_queued: 64,
+        detector: None,
     }
 }
 

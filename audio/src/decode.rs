@@ -258,6 +258,40 @@ pub fn frame_energies_db(path: &Path, frame_s: f64) -> Result<(AudioInfo, Vec<f3
     Ok((opened.info(frames), energies))
 }
 
+/// Streams the whole recording as mono chunks (of at most `chunk` frames) at its own rate to `sink`; a sink
+/// error stops the stream and is returned as the reason the recording is unreadable.
+pub fn for_each_chunk(
+    path: &Path,
+    chunk: usize,
+    mut sink: impl FnMut(&[f32], u32) -> Result<(), String>,
+) -> Result<AudioInfo, AudioError> {
+    let mut opened = open(path)?;
+    let rate = opened.sample_rate;
+    let mut buf = Vec::with_capacity(chunk.max(1));
+    let mut failed: Option<String> = None;
+    let frames = opened.decode_mono(path, 0, false, |s| {
+        buf.push(s);
+        if buf.len() == chunk.max(1) {
+            if let Err(e) = sink(&buf, rate) {
+                failed = Some(e);
+                return false;
+            }
+            buf.clear();
+        }
+        true
+    })?;
+    if failed.is_none() && !buf.is_empty() {
+        failed = sink(&buf, rate).err();
+    }
+    if let Some(reason) = failed {
+        return Err(AudioError::Unreadable { path: path.to_path_buf(), reason });
+    }
+    if frames == 0 {
+        return Err(AudioError::Empty { path: path.to_path_buf() });
+    }
+    Ok(opened.info(frames))
+}
+
 /// Reads `[start_s, end_s)` of the recording as mono f32 at its own sample rate, seeking where the container
 /// allows it and decoding from the start where it does not.
 pub fn read_span_mono(path: &Path, start_s: f64, end_s: f64) -> Result<(Vec<f32>, u32), AudioError> {

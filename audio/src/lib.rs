@@ -9,6 +9,7 @@
 //! - [`resample`]: sample-rate conversion of a whole scene.
 //! - [`stft`]: short-time Fourier analysis and weighted overlap-add synthesis.
 //! - [`level`]: RMS, noise floor and SNR measurements.
+//! - [`vad`]: scene detection driven by a voice-activity model (streamed).
 //! - [`windows`]: overlapping windows with crossfades, for bounded-memory processing of long scenes.
 
 pub mod decode;
@@ -17,6 +18,7 @@ pub mod level;
 pub mod resample;
 pub mod scenes;
 pub mod stft;
+pub mod vad;
 pub mod windows;
 
 use std::path::PathBuf;

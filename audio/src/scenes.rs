@@ -128,11 +128,20 @@ pub fn split(energies: &[f32], duration_s: f64, p: &SplitParams) -> Vec<Span> {
     if energies.is_empty() || duration_s <= 0.0 {
         return Vec::new();
     }
-    let silent = silent_frames(energies, p);
+    split_silent(&silent_frames(energies, p), p.frame_s, duration_s, p)
+}
+
+/// Cuts a recording described by a per-frame silence decision (frames of `frame_s` seconds) into scenes: the
+/// same passes as `split`, for any detector (energy, or a voice-activity model).
+pub fn split_silent(silent: &[bool], frame_s: f64, duration_s: f64, p: &SplitParams) -> Vec<Span> {
+    if silent.is_empty() || duration_s <= 0.0 {
+        return Vec::new();
+    }
+    let p = &SplitParams { frame_s, ..p.clone() };
     let frames = |s: f64| ((s / p.frame_s).round() as usize).max(1);
     let max_frames = ((p.max_scene_s / p.frame_s).floor() as usize).max(1);
     let mut regions = Vec::new();
-    for (a, b) in voiced_regions(&silent, frames(p.min_silence_s)) {
+    for (a, b) in voiced_regions(silent, frames(p.min_silence_s)) {
         if b - a <= max_frames {
             regions.push((a, b));
         } else {

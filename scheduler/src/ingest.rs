@@ -4,6 +4,7 @@
 use crate::SchedulerError;
 use scenequeue_audio::decode::{AudioInfo, frame_energies_db};
 use scenequeue_audio::scenes::{Span, SplitParams, split};
+use scenequeue_audio::vad::{SpeechDetector, split_with};
 use std::path::{Path, PathBuf};
 
 /// Extensions picked up when a directory is walked: audio files and the video containers whose soundtrack can
@@ -67,17 +68,22 @@ pub fn content_hash(path: &Path) -> Result<String, String> {
     Ok(hasher.finalize().to_hex().to_string())
 }
 
-/// Decodes and cuts one recording. The error is the message stored for it.
-pub fn cut(path: &Path, params: &SplitParams) -> Result<CutRecording, String> {
-    let (info, energies) = frame_energies_db(path, params.frame_s).map_err(|e| e.to_string())?;
-    let scenes = split(&energies, info.duration_s(), params);
+/// Decodes and cuts one recording, by energy or with a voice-activity `detector`. The error is the message
+/// stored for it.
+pub fn cut(path: &Path, params: &SplitParams, detector: Option<&dyn SpeechDetector>) -> Result<CutRecording, String> {
+    let (info, scenes) = match detector {
+        Some(detector) => split_with(path, detector, params).map_err(|e| e.to_string())?,
+        None => {
+            let (info, energies) = frame_energies_db(path, params.frame_s).map_err(|e| e.to_string())?;
+            (info, split(&energies, info.duration_s(), params))
+        }
+    };
     if scenes.is_empty() {
-        return Err(format!(
-            "{}: silent: no audio above {} dBFS in {:.1} s",
-            path.display(),
-            params.floor_db,
-            info.duration_s()
-        ));
+        let what = match detector {
+            Some(_) => "no speech found".to_string(),
+            None => format!("no audio above {} dBFS", params.floor_db),
+        };
+        return Err(format!("{}: silent: {what} in {:.1} s", path.display(), info.duration_s()));
     }
     Ok(CutRecording { info, scenes })
 }

@@ -11,12 +11,14 @@ use crate::ingest::{CutRecording, collect_inputs, content_hash, cut};
 use crate::packing::{PackMode, PackedJob, Packer};
 use futures_util::{StreamExt, stream};
 use scenequeue_audio::scenes::{Span, SplitParams};
+use scenequeue_audio::vad::SpeechDetector;
 use scenequeue_core::dispatch::dispatch;
 use scenequeue_core::ids::{BatchId, JobId, MediaId, SceneId};
 use scenequeue_core::mq::Publisher;
 use sqlx::PgPool;
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
+use std::sync::Arc;
 use uuid::Uuid;
 
 /// Scenes planned before a chunk is committed and published.
@@ -42,6 +44,18 @@ pub struct SubmitRequest {
     pub priority: i16,
     /// Jobs the broker may hold queued (see `core::dispatch`).
     pub max_queued: i64,
+    /// Cut with a voice-activity model instead of by energy.
+    pub detector: Option<Detector>,
+}
+
+/// A shared voice-activity detector for scene splitting.
+#[derive(Clone)]
+pub struct Detector(pub Arc<dyn SpeechDetector>);
+
+impl std::fmt::Debug for Detector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Detector({} Hz, {} s frames)", self.0.sample_rate(), self.0.frame_s())
+    }
 }
 
 /// What became of one recording.
@@ -96,6 +110,7 @@ async fn examine(
     path: PathBuf,
     split: SplitParams,
     skip_duplicates: bool,
+    detector: Option<Detector>,
 ) -> Result<Examined, SchedulerError> {
     let p = path.clone();
     let hash = match tokio::task::spawn_blocking(move || content_hash(&p)).await? {
@@ -118,7 +133,9 @@ async fn examine(
         return Ok(Examined { path, hash: Some(hash), outcome: Err(Rejected::Duplicate(batch)) });
     }
     let p = path.clone();
-    let outcome = tokio::task::spawn_blocking(move || cut(&p, &split)).await?.map_err(Rejected::Failed);
+    let outcome = tokio::task::spawn_blocking(move || cut(&p, &split, detector.as_ref().map(|d| &*d.0)))
+        .await?
+        .map_err(Rejected::Failed);
     Ok(Examined { path, hash: Some(hash), outcome })
 }
 
@@ -148,7 +165,9 @@ pub async fn submit(pool: &PgPool, publisher: &Publisher, req: &SubmitRequest) -
     let mut report = SubmitReport { batch, media: Vec::new(), scenes: 0, jobs: 0, published: 0 };
     let mut hashes: HashSet<String> = HashSet::new();
     let mut examined = stream::iter(paths)
-        .map(|path| examine(pool.clone(), req.model.clone(), path, req.split.clone(), req.skip_duplicates))
+        .map(|path| {
+            examine(pool.clone(), req.model.clone(), path, req.split.clone(), req.skip_duplicates, req.detector.clone())
+        })
         .buffered(req.decode_concurrency.max(1));
     while let Some(item) = examined.next().await {
         let mut item = item?;
@@ -372,6 +391,7 @@ pub async fn store_cut_batch(
         skip_duplicates: false,
         priority: 0,
         max_queued,
+        detector: None,
     };
     let batch = BatchId::new();
     sqlx::query("INSERT INTO batches (id, state, model, output_dir) VALUES ($1, 'ingesting', $2, '/dev/null')")

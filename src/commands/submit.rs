@@ -6,14 +6,25 @@ use scenequeue_audio::scenes::SplitParams;
 use scenequeue_core::config::Services;
 use scenequeue_core::{db, mq};
 use scenequeue_scheduler::packing::PackMode;
-use scenequeue_scheduler::submit::{MediaOutcome, SubmitReport, SubmitRequest, submit};
+use scenequeue_scheduler::submit::{Detector, MediaOutcome, SubmitReport, SubmitRequest, submit};
+use scenequeue_worker::runtime::{Device, Runtime};
+use scenequeue_worker::vad::SileroVad;
+use std::sync::Arc;
 
-pub fn request(args: &SubmitArgs) -> SubmitRequest {
-    SubmitRequest {
+pub fn request(args: &SubmitArgs) -> anyhow::Result<SubmitRequest> {
+    let detector = match args.detector.as_str() {
+        "silero" => {
+            let runtime = Runtime::init(&args.ort_library, Device::Cpu, 1)?;
+            Some(Detector(Arc::new(SileroVad::load(&runtime, &args.model_dir)?)))
+        }
+        _ => None,
+    };
+    Ok(SubmitRequest {
         skip_duplicates: !args.again,
         priority: args.priority,
+        detector,
         ..request_from(args.inputs.clone(), args.out.clone(), args.model.clone(), &args.split)
-    }
+    })
 }
 
 pub fn request_from(
@@ -43,6 +54,7 @@ pub fn request_from(
         skip_duplicates: true,
         priority: 0,
         max_queued: scenequeue_core::dispatch::DEFAULT_MAX_QUEUED,
+        detector: None,
     }
 }
 
@@ -76,7 +88,7 @@ pub async fn submit_and_report(services: &Services, req: &SubmitRequest) -> anyh
 }
 
 pub async fn run(services: &Services, args: &SubmitArgs) -> anyhow::Result<()> {
-    let report = submit_and_report(services, &request(args)).await?;
+    let report = submit_and_report(services, &request(args)?).await?;
     println!("{}", report.batch);
     Ok(())
 }

@@ -13,6 +13,7 @@
 //! - [`memory`]: GPU (NVML) and process memory telemetry.
 //! - [`scene`]: one scene end to end: read, resample, enhance, write, measure (blocking).
 //! - [`paths`]: output file names derived from ids and sanitized names.
+//! - [`vad`]: the Silero voice-activity detector the scheduler can cut scenes with.
 //! - [`consume`]: the consume loop, job leases and acks.
 //! - [`registry`]: this worker's row in the `workers` table.
 
@@ -29,6 +30,7 @@ pub mod registry;
 pub mod runtime;
 pub mod scene;
 pub mod sessions;
+pub mod vad;
 
 pub use config::WorkerConfig;
 pub use consume::{WorkerError, WorkerReport, run};
