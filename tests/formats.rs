@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{speech_like, write_wav};
+use common::{TestEnv, speech_like, write_wav};
 use scenequeue_audio::decode::{frame_energies_db, probe, read_span_mono};
 use scenequeue_audio::level::{rms_db, snr_db};
 use std::path::{Path, PathBuf};
@@ -83,6 +83,69 @@ fn common_containers_and_codecs_decode_with_seeking() {
         ffmpeg(&wav, &out, args);
         check(&out, &mono, lossless);
     }
+}
+
+/// Writes one file of each kind of bad input into `dir`.
+fn bad_inputs(dir: &Path, wav: &Path) {
+    let bytes = std::fs::read(wav).unwrap();
+    std::fs::write(dir.join("empty.wav"), b"").unwrap();
+    std::fs::write(dir.join("truncated.wav"), &bytes[..bytes.len() / 3]).unwrap();
+    std::fs::write(dir.join("notes.mp3"), "just some text, not audio at all\n".repeat(50)).unwrap();
+    let mut absurd = bytes.clone();
+    absurd[24..28].copy_from_slice(&u32::MAX.to_le_bytes());
+    std::fs::write(dir.join("absurd.wav"), &absurd).unwrap();
+    ffmpeg(wav, &dir.join("talk.webm"), &["-c:a", "libopus", "-b:a", "48k"]);
+    write_wav(&dir.join("silent.wav"), &vec![0.0; 44_100 * 3], 44_100, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_with_every_kind_of_bad_input_stores_each_reason_and_enhances_the_rest() {
+    let env = TestEnv::new().await;
+    let input = env.dir.join("in");
+    std::fs::create_dir_all(&input).unwrap();
+    let (wav, _) = source(&env.dir);
+    bad_inputs(&input, &wav);
+    sox(&wav, &input.join("good.flac"), &[]);
+    let (connection, publisher) = env.publisher().await;
+    let req = scenequeue_scheduler::submit::SubmitRequest {
+        inputs: vec![input],
+        output_dir: env.dir.join("out"),
+        model: "nsnet2-48k".into(),
+        split: Default::default(),
+        job_budget_s: 300.0,
+        pack_mode: scenequeue_scheduler::packing::PackMode::Duration,
+        max_attempts: 3,
+        decode_concurrency: 2,
+        skip_duplicates: true,
+        priority: 0,
+        max_queued: 64,
+        detector: None,
+    };
+    let report = scenequeue_scheduler::submit::submit(&env.pool, &publisher, &req).await.unwrap();
+    connection.close(200, "ok").await.ok();
+    assert_eq!(report.media.len(), 7);
+    let worker = scenequeue_worker::run(env.worker_config(), env.services.clone(), Default::default()).await.unwrap();
+    assert!(worker.scenes_succeeded > 0 && worker.scenes_failed == 0);
+
+    let status = scenequeue_scheduler::status::status(&env.pool, Some(report.batch)).await.unwrap();
+    let failed: Vec<String> = status.failed_media.iter().map(|(_, e)| e.clone()).collect();
+    assert_eq!(failed.len(), 6, "{failed:#?}");
+    for (file, says) in [
+        ("empty.wav", "holds no audio"),
+        ("truncated.wav", "truncated"),
+        ("notes.mp3", "notes.mp3"),
+        ("absurd.wav", "absurd.wav"),
+        ("talk.webm", "Opus"),
+        ("silent.wav", "silent"),
+    ] {
+        assert!(failed.iter().any(|e| e.contains(file) && e.contains(says)), "{file}: {failed:#?}");
+    }
+    assert_eq!(status.media.iter().find(|(s, _)| s == "split").map(|(_, n)| *n), Some(1));
+    assert_eq!(
+        scenequeue_core::db::batch_state(&env.pool, report.batch).await.unwrap(),
+        Some(scenequeue_core::states::BatchState::Finished)
+    );
+    env.cleanup().await;
 }
 
 fn error_of(path: &Path) -> String {
