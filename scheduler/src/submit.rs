@@ -9,7 +9,7 @@
 use crate::SchedulerError;
 use crate::ingest::{CutRecording, collect_inputs, content_hash, cut};
 use crate::packing::{PackMode, PackedJob, Packer};
-use futures_util::{StreamExt, stream};
+use futures_util::{Stream, StreamExt, stream};
 use scenequeue_audio::scenes::{Span, SplitParams};
 use scenequeue_audio::vad::SpeechDetector;
 use scenequeue_core::dispatch::dispatch;
@@ -17,7 +17,7 @@ use scenequeue_core::ids::{BatchId, JobId, MediaId, SceneId};
 use scenequeue_core::mq::Publisher;
 use sqlx::PgPool;
 use std::collections::{HashMap, HashSet};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use uuid::Uuid;
 
@@ -152,6 +152,22 @@ pub async fn submit(pool: &PgPool, publisher: &Publisher, req: &SubmitRequest) -
         return Err(SchedulerError::NothingToSubmit("no recordings found in the given paths".into()));
     }
 
+    let examined = stream::iter(paths)
+        .map(|path| {
+            examine(pool.clone(), req.model.clone(), path, req.split.clone(), req.skip_duplicates, req.detector.clone())
+        })
+        .buffered(req.decode_concurrency.max(1));
+    store(pool, publisher, req, &output_dir, examined).await
+}
+
+/// Creates the batch and stores examined recordings as they come, committing and dispatching every chunk.
+async fn store(
+    pool: &PgPool,
+    publisher: &Publisher,
+    req: &SubmitRequest,
+    output_dir: &Path,
+    examined: impl Stream<Item = Result<Examined, SchedulerError>>,
+) -> Result<SubmitReport, SchedulerError> {
     let batch = BatchId::new();
     sqlx::query("INSERT INTO batches (id, state, model, output_dir, priority) VALUES ($1, 'ingesting', $2, $3, $4)")
         .bind(batch)
@@ -164,11 +180,7 @@ pub async fn submit(pool: &PgPool, publisher: &Publisher, req: &SubmitRequest) -
     let mut writer = BatchWriter::new(batch, req.job_budget_s, req.pack_mode, req.max_attempts);
     let mut report = SubmitReport { batch, media: Vec::new(), scenes: 0, jobs: 0, published: 0 };
     let mut hashes: HashSet<String> = HashSet::new();
-    let mut examined = stream::iter(paths)
-        .map(|path| {
-            examine(pool.clone(), req.model.clone(), path, req.split.clone(), req.skip_duplicates, req.detector.clone())
-        })
-        .buffered(req.decode_concurrency.max(1));
+    let mut examined = std::pin::pin!(examined);
     while let Some(item) = examined.next().await {
         let mut item = item?;
         // The same bytes twice in one submission: keep the first.
@@ -393,27 +405,6 @@ pub async fn store_cut_batch(
         max_queued,
         detector: None,
     };
-    let batch = BatchId::new();
-    sqlx::query("INSERT INTO batches (id, state, model, output_dir) VALUES ($1, 'ingesting', $2, '/dev/null')")
-        .bind(batch)
-        .bind(model)
-        .execute(pool)
-        .await?;
-    let mut writer = BatchWriter::new(batch, job_budget_s, PackMode::Duration, 3);
-    let mut report = SubmitReport { batch, media: Vec::new(), scenes: 0, jobs: 0, published: 0 };
-    for (path, cut) in recordings {
-        writer.add(Examined { path, hash: None, outcome: Ok(cut) });
-        if writer.pending_scenes >= CHUNK_SCENES {
-            let (s, j) = writer.flush(pool).await?;
-            report.scenes += s;
-            report.jobs += j;
-            report.published += dispatch(pool, publisher, req.max_queued).await?;
-        }
-    }
-    let (s, j) = writer.flush(pool).await?;
-    report.scenes += s;
-    report.jobs += j;
-    sqlx::query("UPDATE batches SET state = 'active' WHERE id = $1").bind(batch).execute(pool).await?;
-    report.published += dispatch(pool, publisher, req.max_queued).await?;
-    Ok(report)
+    let examined = recordings.into_iter().map(|(path, cut)| Ok(Examined { path, hash: None, outcome: Ok(cut) }));
+    store(pool, publisher, &req, Path::new("/dev/null"), stream::iter(examined)).await
 }
