@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{TestEnv, speech_like, write_wav};
+use common::{TestEnv, speech_like, submit_request, write_wav};
 use scenequeue_audio::decode::{frame_energies_db, probe, read_span_mono};
 use scenequeue_audio::level::{rms_db, snr_db};
 use std::path::{Path, PathBuf};
@@ -107,20 +107,7 @@ async fn a_batch_with_every_kind_of_bad_input_stores_each_reason_and_enhances_th
     bad_inputs(&input, &wav);
     sox(&wav, &input.join("good.flac"), &[]);
     let (connection, publisher) = env.publisher().await;
-    let req = scenequeue_scheduler::submit::SubmitRequest {
-        inputs: vec![input],
-        output_dir: env.dir.join("out"),
-        model: "nsnet2-48k".into(),
-        split: Default::default(),
-        job_budget_s: 300.0,
-        pack_mode: scenequeue_scheduler::packing::PackMode::Duration,
-        max_attempts: 3,
-        decode_concurrency: 2,
-        skip_duplicates: true,
-        priority: 0,
-        max_queued: 64,
-        detector: None,
-    };
+    let req = submit_request(&env, vec![input], 300.0);
     let report = scenequeue_scheduler::submit::submit(&env.pool, &publisher, &req).await.unwrap();
     connection.close(200, "ok").await.ok();
     assert_eq!(report.media.len(), 7);

@@ -4,30 +4,11 @@
 
 mod common;
 
-use common::{TestEnv, speech_like, write_wav};
-use scenequeue_audio::scenes::SplitParams;
+use common::{TestEnv, speech_like, submit_request, write_wav};
 use scenequeue_core::ids::{BatchId, JobId};
 use scenequeue_core::states::{BatchState, JobState, MediaState, SceneState};
 use scenequeue_scheduler::submit::{MediaOutcome, SubmitRequest, submit};
-use std::path::PathBuf;
 use tokio_util::sync::CancellationToken;
-
-fn request(env: &TestEnv, inputs: Vec<PathBuf>, job_budget_s: f64) -> SubmitRequest {
-    SubmitRequest {
-        inputs,
-        output_dir: env.dir.join("out"),
-        model: "nsnet2-48k".into(),
-        split: SplitParams::default(),
-        job_budget_s,
-        pack_mode: scenequeue_scheduler::packing::PackMode::Duration,
-        max_attempts: 3,
-        decode_concurrency: 2,
-        skip_duplicates: true,
-        priority: 0,
-        max_queued: 64,
-        detector: None,
-    }
-}
 
 async fn drain(env: &TestEnv) -> scenequeue_worker::WorkerReport {
     scenequeue_worker::run(env.worker_config(), env.services.clone(), CancellationToken::new())
@@ -48,7 +29,7 @@ async fn batch_is_enhanced_with_every_scene_accounted_for_once() {
     std::fs::write(input.join("notes.txt"), b"ignored: not audio").unwrap();
 
     let (connection, publisher) = env.publisher().await;
-    let report = submit(&env.pool, &publisher, &request(&env, vec![input.clone()], 8.0)).await.expect("submit");
+    let report = submit(&env.pool, &publisher, &submit_request(&env, vec![input.clone()], 8.0)).await.expect("submit");
     connection.close(200, "ok").await.ok();
     let batch = report.batch;
     assert_eq!(report.media.len(), 5, "four audio files and the m4a; notes.txt is not picked up");
@@ -140,7 +121,7 @@ async fn small_batch(env: &TestEnv) -> BatchId {
     std::fs::create_dir_all(&input).unwrap();
     write_wav(&input.join("talk.wav"), &speech_like(48_000, 9.0, 7), 48_000, 1);
     let (connection, publisher) = env.publisher().await;
-    let report = submit(&env.pool, &publisher, &request(env, vec![input], 4.0)).await.expect("submit");
+    let report = submit(&env.pool, &publisher, &submit_request(env, vec![input], 4.0)).await.expect("submit");
     connection.close(200, "ok").await.ok();
     assert!(report.jobs >= 2);
     report.batch
@@ -328,7 +309,7 @@ async fn submitting_the_same_recordings_again_does_not_duplicate_them() {
     // The same bytes under another name, in the same submission.
     std::fs::copy(input.join("one.wav"), input.join("one-copy.wav")).unwrap();
     let (connection, publisher) = env.publisher().await;
-    let first = submit(&env.pool, &publisher, &request(&env, vec![input.clone()], 300.0)).await.unwrap();
+    let first = submit(&env.pool, &publisher, &submit_request(&env, vec![input.clone()], 300.0)).await.unwrap();
     let outcome = |r: &scenequeue_scheduler::submit::SubmitReport, name: &str| {
         r.media.iter().find(|m| m.path.ends_with(name)).map(|m| m.outcome.clone()).unwrap()
     };
@@ -338,7 +319,7 @@ async fn submitting_the_same_recordings_again_does_not_duplicate_them() {
 
     // Again, after "a crash", with one new recording: only the new one is planned.
     write_wav(&input.join("three.wav"), &speech_like(48_000, 4.0, 23), 48_000, 1);
-    let second = submit(&env.pool, &publisher, &request(&env, vec![input.clone()], 300.0)).await.unwrap();
+    let second = submit(&env.pool, &publisher, &submit_request(&env, vec![input.clone()], 300.0)).await.unwrap();
     connection.close(200, "ok").await.ok();
     assert_eq!(outcome(&second, "one.wav"), MediaOutcome::Duplicate { batch: first.batch });
     assert_eq!(outcome(&second, "two.wav"), MediaOutcome::Duplicate { batch: first.batch });
@@ -386,10 +367,10 @@ async fn an_urgent_batch_is_not_starved_by_a_large_backlog() {
     write_wav(&high_dir.join("now.wav"), &speech_like(16_000, 2.5, 300), 16_000, 1);
     let (connection, publisher) = env.publisher().await;
     // One scene per job, so the backlog is eight jobs; only two may sit in the broker at a time.
-    let low = SubmitRequest { max_queued: 2, priority: -10, ..request(&env, vec![low_dir], 1.0) };
+    let low = SubmitRequest { max_queued: 2, priority: -10, ..submit_request(&env, vec![low_dir], 1.0) };
     let low = submit(&env.pool, &publisher, &low).await.unwrap();
     assert_eq!((low.jobs, low.published), (8, 2));
-    let high = SubmitRequest { max_queued: 2, priority: 10, ..request(&env, vec![high_dir], 1.0) };
+    let high = SubmitRequest { max_queued: 2, priority: 10, ..submit_request(&env, vec![high_dir], 1.0) };
     let high = submit(&env.pool, &publisher, &high).await.unwrap();
     assert_eq!((high.jobs, high.published), (1, 0), "the broker is full: the urgent job waits in Postgres");
     connection.close(200, "ok").await.ok();
