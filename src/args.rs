@@ -147,6 +147,15 @@ pub struct WorkerArgs {
     /// After out-of-memory errors on the GPU, run the scene on the CPU rather than fail it.
     #[arg(long, env = "SCENEQUEUE_CPU_FALLBACK")]
     pub cpu_fallback: bool,
+    /// Rumble high-pass cut-off of every output, Hz (0: off).
+    #[arg(long, env = "SCENEQUEUE_HIGHPASS_HZ", default_value_t = 70.0)]
+    pub highpass_hz: f32,
+    /// Normalise every output to this loudness, LUFS (BS.1770); off by default.
+    #[arg(long, env = "SCENEQUEUE_LOUDNESS_LUFS", allow_negative_numbers = true)]
+    pub loudness_lufs: Option<f32>,
+    /// Peak ceiling, dBFS: a scene that would pass it is scaled down as a whole.
+    #[arg(long, env = "SCENEQUEUE_PEAK_CEILING_DBFS", default_value_t = -1.0, allow_negative_numbers = true)]
+    pub peak_ceiling_dbfs: f32,
     /// Job lease, seconds (renewed every third of it while the job runs).
     #[arg(long, env = "SCENEQUEUE_LEASE_S", default_value_t = 600)]
     pub lease_s: u64,

@@ -45,12 +45,16 @@ fn options(faults: FaultPlan, recovery: RecoveryConfig) -> InferenceOptions {
         model_dir: model_dir(),
         recovery,
         faults,
+        post: Default::default(),
     }
 }
 
 fn runner(faults: FaultPlan, recovery: RecoveryConfig, policy: SessionPolicy) -> Box<dyn Runner + Send> {
-    inference::runner(&options(faults, recovery), policy, Some(PathBuf::from(env!("CARGO_BIN_EXE_scenequeue"))))
-        .unwrap()
+    runner_with(options(faults, recovery), policy)
+}
+
+fn runner_with(options: InferenceOptions, policy: SessionPolicy) -> Box<dyn Runner + Send> {
+    inference::runner(&options, policy, Some(PathBuf::from(env!("CARGO_BIN_EXE_scenequeue")))).unwrap()
 }
 
 fn frames(path: &Path) -> u32 {
@@ -153,4 +157,55 @@ fn an_isolated_child_reports_scene_errors_without_dying() {
     assert!(!err.is_job_level());
     assert!(r.scene("nsnet2-48k", &f.task(1, 0.0, 2.0)).is_ok(), "the same child serves the next scene");
     assert_eq!(r.job_done().sessions_created, 1);
+}
+
+/// Amplitude of the `hz` component of `x` (a single-bin DFT).
+fn tone_level(x: &[f32], rate: f32, hz: f32) -> f32 {
+    let (mut re, mut im) = (0.0f64, 0.0f64);
+    for (i, &v) in x.iter().enumerate() {
+        let phase = 2.0 * std::f64::consts::PI * f64::from(hz) * i as f64 / f64::from(rate);
+        re += f64::from(v) * phase.cos();
+        im += f64::from(v) * phase.sin();
+    }
+    (2.0 * (re * re + im * im).sqrt() / x.len() as f64) as f32
+}
+
+#[test]
+fn outputs_lose_their_rumble_and_reach_the_loudness_asked_for() {
+    let dir = std::env::temp_dir().join(format!("sq-post-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let source = dir.join("rumble.wav");
+    let speech = speech_like(48_000, 6.0, 8);
+    let with_rumble: Vec<f32> = speech
+        .iter()
+        .enumerate()
+        .map(|(i, &v)| v + 0.2 * (2.0 * std::f32::consts::PI * 25.0 * i as f32 / 48_000.0).sin())
+        .collect();
+    write_wav(&source, &with_rumble, 48_000, 1);
+    let task = |name: &str| SceneTask { source: source.clone(), start_s: 0.0, end_s: 6.0, output: dir.join(name) };
+    let read = |name: &str| -> Vec<f32> {
+        let (x, _) = scenequeue_audio::decode::read_span_mono(&dir.join(name), 0.0, 6.0).unwrap();
+        x
+    };
+    let no_post = scenequeue_audio::dsp::PostProcess { highpass_hz: None, loudness_lufs: None, peak_ceiling_dbfs: 0.0 };
+    let mut plain = runner_with(
+        InferenceOptions { post: no_post, ..options(Default::default(), Default::default()) },
+        SessionPolicy::PerJob,
+    );
+    plain.scene("nsnet2-48k", &task("plain.wav")).unwrap();
+    let mut chain = runner(FaultPlan::default(), RecoveryConfig::default(), SessionPolicy::PerJob);
+    chain.scene("nsnet2-48k", &task("filtered.wav")).unwrap();
+    let (before, after) =
+        (tone_level(&read("plain.wav"), 48_000.0, 25.0), tone_level(&read("filtered.wav"), 48_000.0, 25.0));
+    assert!(after < before / 10.0, "25 Hz rumble {before} -> {after}: the default high-pass takes off more than 20 dB");
+
+    let loud = scenequeue_audio::dsp::PostProcess { loudness_lufs: Some(-20.0), ..Default::default() };
+    let mut normalised = runner_with(
+        InferenceOptions { post: loud, ..options(Default::default(), Default::default()) },
+        SessionPolicy::PerJob,
+    );
+    normalised.scene("nsnet2-48k", &task("loud.wav")).unwrap();
+    let lufs = scenequeue_audio::dsp::loudness_lufs(&read("loud.wav"), 48_000).unwrap();
+    assert!((lufs + 20.0).abs() < 0.5, "{lufs} LUFS");
+    std::fs::remove_dir_all(dir).ok();
 }

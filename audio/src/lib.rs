@@ -4,6 +4,7 @@
 //!
 //! # Layout
 //! - [`decode`]: probe a recording (any common container and codec), stream its frame energies, read a span.
+//! - [`dsp`]: the post-processing chain: rumble high-pass, loudness normalisation, clipping protection.
 //! - [`encode`]: write a scene as WAV, atomically.
 //! - [`scenes`]: the energy-based scene splitter.
 //! - [`resample`]: sample-rate conversion of a whole scene.
@@ -13,6 +14,7 @@
 //! - [`windows`]: overlapping windows with crossfades, for bounded-memory processing of long scenes.
 
 pub mod decode;
+pub mod dsp;
 pub mod encode;
 pub mod level;
 pub mod resample;

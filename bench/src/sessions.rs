@@ -113,6 +113,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         model_dir: args.model_dir.clone(),
         recovery: RecoveryConfig { cpu_fallback: args.cpu_fallback, ..RecoveryConfig::default() },
         faults: FaultPlan::default(),
+        post: Default::default(),
     };
     let probe = MemoryProbe::new(args.device);
     let baseline = context_baseline(args, &options, &probe)?;

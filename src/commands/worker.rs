@@ -1,6 +1,7 @@
 //! `scenequeue worker`
 
 use crate::args::WorkerArgs;
+use scenequeue_audio::dsp::PostProcess;
 use scenequeue_core::config::Services;
 use scenequeue_worker::WorkerConfig;
 use scenequeue_worker::recovery::RecoveryConfig;
@@ -16,6 +17,11 @@ pub fn config(args: &WorkerArgs) -> WorkerConfig {
             conv_search: args.cudnn_search,
             arena_extend: args.cuda_arena_extend,
             memory_limit_mb: args.gpu_mem_limit_mb,
+        },
+        post: PostProcess {
+            highpass_hz: (args.highpass_hz > 0.0).then_some(args.highpass_hz),
+            loudness_lufs: args.loudness_lufs,
+            peak_ceiling_dbfs: args.peak_ceiling_dbfs.min(0.0),
         },
         recovery: RecoveryConfig {
             window_s: args.oom_window_s.max(1.0),

@@ -5,6 +5,7 @@ use crate::inference::InferenceOptions;
 use crate::recovery::RecoveryConfig;
 use crate::runtime::{CudaSettings, Device, RuntimeOptions};
 use crate::sessions::SessionPolicy;
+use scenequeue_audio::dsp::PostProcess;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -22,6 +23,8 @@ pub struct WorkerConfig {
     pub cuda: CudaSettings,
     pub session_policy: SessionPolicy,
     pub recovery: RecoveryConfig,
+    /// Rumble high-pass, loudness normalisation and clipping protection of every output.
+    pub post: PostProcess,
     /// Injected failures (tests and the GPU check only).
     pub faults: FaultPlan,
     /// The `scenequeue` binary started for the `process` policy (default: this executable).
@@ -50,6 +53,7 @@ impl WorkerConfig {
             cuda: CudaSettings::default(),
             session_policy: SessionPolicy::PerJob,
             recovery: RecoveryConfig::default(),
+            post: PostProcess::default(),
             faults: FaultPlan::default(),
             child_program: None,
             lease_ttl: Duration::from_secs(600),
@@ -69,6 +73,7 @@ impl WorkerConfig {
             model_dir: self.model_dir.clone(),
             recovery: self.recovery.clone(),
             faults: self.faults.clone(),
+            post: self.post,
         }
     }
 }

@@ -9,6 +9,7 @@ use crate::recovery::RecoveryConfig;
 use crate::runtime::{Runtime, RuntimeOptions};
 use crate::scene::{self, SceneFailure, SceneOutput, SceneTask};
 use crate::sessions::{SessionPolicy, Sessions};
+use scenequeue_audio::dsp::PostProcess;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 use tokio::sync::{mpsc, oneshot};
@@ -20,6 +21,8 @@ pub struct InferenceOptions {
     pub model_dir: PathBuf,
     pub recovery: RecoveryConfig,
     pub faults: FaultPlan,
+    /// Applied to every enhanced scene before it is written.
+    pub post: PostProcess,
 }
 
 /// What a job cost in sessions and memory.
@@ -47,6 +50,7 @@ pub struct InProcess {
     sessions: Sessions,
     probe: MemoryProbe,
     recovery: RecoveryConfig,
+    post: PostProcess,
     peak: Option<f32>,
     created_before: (u64, f64),
 }
@@ -58,6 +62,7 @@ impl InProcess {
             sessions: Sessions::new(runtime, options.model_dir.clone(), policy, options.faults.clone()),
             probe,
             recovery: options.recovery.clone(),
+            post: options.post,
             peak: None,
             created_before: (0, 0.0),
         }
@@ -81,7 +86,7 @@ impl Runner for InProcess {
     }
 
     fn scene(&mut self, model: &str, task: &SceneTask) -> Result<SceneOutput, SceneFailure> {
-        let out = scene::process(&mut self.sessions, model, task, &self.recovery, &self.probe)?;
+        let out = scene::process(&mut self.sessions, model, task, &self.recovery, &self.post, &self.probe)?;
         self.peak = max_opt(self.peak, out.gpu_mem_mb);
         Ok(out)
     }

@@ -1,10 +1,11 @@
 //! One scene, end to end, on the calling (blocking) thread: read its span from the recording, resample to the
-//! model's rate, enhance (with out-of-memory recovery), write the output, and measure.
+//! model's rate, enhance (with out-of-memory recovery), post-process (`audio::dsp`), write the output, measure.
 
 use crate::memory::MemoryProbe;
 use crate::model::ModelError;
 use crate::recovery::{self, RecoveryConfig};
 use crate::sessions::{EnhanceError, Sessions};
+use scenequeue_audio::dsp::PostProcess;
 use scenequeue_audio::{AudioError, decode, encode, level, resample};
 use scenequeue_core::states::RecoveryStep;
 use serde::{Deserialize, Serialize};
@@ -87,6 +88,7 @@ pub fn process(
     model: &str,
     task: &SceneTask,
     recovery: &RecoveryConfig,
+    post: &PostProcess,
     probe: &MemoryProbe,
 ) -> Result<SceneOutput, SceneFailure> {
     let started = Instant::now();
@@ -94,7 +96,8 @@ pub fn process(
     let (audio, rate) = decode::read_span_mono(&task.source, task.start_s, task.end_s)?;
     let input = resample::resample(&audio, rate, model_rate)?;
     drop(audio);
-    let out = recovery::enhance(sessions, model, &input, model_rate, recovery)?;
+    let mut out = recovery::enhance(sessions, model, &input, model_rate, recovery)?;
+    post.apply(&mut out.audio, model_rate);
     encode::write_wav_pcm16(&task.output, &out.audio, model_rate)?;
     Ok(SceneOutput {
         sample_rate: model_rate,
