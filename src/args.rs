@@ -147,6 +147,9 @@ pub struct WorkerArgs {
     /// After out-of-memory errors on the GPU, run the scene on the CPU rather than fail it.
     #[arg(long, env = "SCENEQUEUE_CPU_FALLBACK")]
     pub cpu_fallback: bool,
+    /// Run scenes longer than this in windows of this length with 1 s crossfades (bounded memory; 0: whole).
+    #[arg(long, env = "SCENEQUEUE_LONG_SCENE_WINDOW_S", default_value_t = 0.0)]
+    pub long_scene_window_s: f64,
     /// Rumble high-pass cut-off of every output, Hz (0: off).
     #[arg(long, env = "SCENEQUEUE_HIGHPASS_HZ", default_value_t = 70.0)]
     pub highpass_hz: f32,

@@ -209,3 +209,36 @@ fn outputs_lose_their_rumble_and_reach_the_loudness_asked_for() {
     assert!((lufs + 20.0).abs() < 0.5, "{lufs} LUFS");
     std::fs::remove_dir_all(dir).ok();
 }
+
+#[test]
+fn long_scenes_can_run_in_bounded_crossfaded_windows_without_clicks() {
+    let f = Fixture::new("long", 180.0);
+    let task =
+        |name: &str| SceneTask { source: f.source.clone(), start_s: 0.0, end_s: 180.0, output: f.dir.join(name) };
+    let read = |name: &str| -> Vec<f32> {
+        let (x, _) = scenequeue_audio::decode::read_span_mono(&f.dir.join(name), 0.0, 180.0).unwrap();
+        x
+    };
+    runner(FaultPlan::default(), RecoveryConfig::default(), SessionPolicy::PerJob)
+        .scene("nsnet2-48k", &task("whole.wav"))
+        .unwrap();
+    let windowed = RecoveryConfig { long_scene_window_s: 30.0, crossfade_s: 1.0, ..RecoveryConfig::default() };
+    // Every call is bounded: a fault plan fails any run longer than the window.
+    let bounded = FaultPlan { oom_above_samples: Some(30 * 48_000), ..FaultPlan::default() };
+    let out = runner(bounded, windowed, SessionPolicy::PerJob).scene("nsnet2-48k", &task("windowed.wav")).unwrap();
+    assert_eq!(out.oom_count, 0, "no call went over the window");
+    let (a, b) = (read("whole.wav"), read("windowed.wav"));
+    assert_eq!(a.len(), b.len());
+    // Alignment: the first window sees exactly what the whole clip saw, so until the first seam they agree.
+    let first = 0..28 * 48_000;
+    assert!(scenequeue_audio::level::snr_db(&a[first.clone()], &b[first]) > 60.0);
+    // No clicks: sample-to-sample steps around the seams (windows start every 29 s) stay within the largest
+    // steps found elsewhere in the same output.
+    let seams: Vec<usize> = (1..7).map(|k| k * 29 * 48_000).collect();
+    let near = |i: usize| seams.iter().any(|&s| i + 48_000 > s && i < s + 2 * 48_000);
+    let steps = |keep: &dyn Fn(usize) -> bool| {
+        b.windows(2).enumerate().filter(|(i, _)| keep(*i)).map(|(_, w)| (w[1] - w[0]).abs()).fold(0.0f32, f32::max)
+    };
+    let (at_seams, elsewhere) = (steps(&|i| near(i)), steps(&|i| !near(i)));
+    assert!(at_seams <= elsewhere * 1.05, "largest step at seams {at_seams} vs elsewhere {elsewhere}");
+}

@@ -24,6 +24,7 @@ pub fn config(args: &WorkerArgs) -> WorkerConfig {
             peak_ceiling_dbfs: args.peak_ceiling_dbfs.min(0.0),
         },
         recovery: RecoveryConfig {
+            long_scene_window_s: args.long_scene_window_s.max(0.0),
             window_s: args.oom_window_s.max(1.0),
             cpu_fallback: args.cpu_fallback,
             ..RecoveryConfig::default()

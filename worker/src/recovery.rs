@@ -1,4 +1,11 @@
-//! Out-of-memory recovery. An allocation failure costs at most a retry, never the worker or the job:
+//! Running a scene through the model within bounded memory, and out-of-memory recovery.
+//!
+//! With `long_scene_window_s` set, a scene longer than that always runs in windows of that length joined by 1 s
+//! linear crossfades, so a 30-minute scene costs the memory of one window. Off by default: each window starts
+//! the model's recurrent state from zero, and NSNet2's state was measured not to re-converge to the whole-clip
+//! state (outputs agreeing to only 3-6 dB even 25 s into a window), so windows change its output; the
+//! out-of-memory steps below window only when they must. An allocation failure costs at most a retry, never the
+//! worker or the job:
 //! 1. drop the session (its arena with it), create a fresh one, run the scene whole again;
 //! 2. drop it again and run the scene in overlapping windows, shorter each time (window_s, then a third of it,
 //!    and so on down to min_window_s), each on a fresh session;
@@ -12,6 +19,10 @@ use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RecoveryConfig {
+    /// Scenes longer than this always run in windows of this length (bounded memory for scenes of any length),
+    /// joined by `crossfade_s` crossfades; 0 runs every scene whole (the default, see above).
+    pub long_scene_window_s: f64,
+    pub crossfade_s: f64,
     /// Longest window of step 2, seconds (at most half the scene).
     pub window_s: f64,
     /// Shortest window step 2 tries, seconds.
@@ -24,7 +35,14 @@ pub struct RecoveryConfig {
 
 impl Default for RecoveryConfig {
     fn default() -> Self {
-        Self { window_s: 30.0, min_window_s: 2.0, overlap_s: 0.5, cpu_fallback: false }
+        Self {
+            long_scene_window_s: 0.0,
+            crossfade_s: 1.0,
+            window_s: 30.0,
+            min_window_s: 2.0,
+            overlap_s: 0.5,
+            cpu_fallback: false,
+        }
     }
 }
 
@@ -46,7 +64,15 @@ pub fn enhance(
     config: &RecoveryConfig,
 ) -> Result<Recovered, EnhanceError> {
     let mut ooms = 0;
-    let last = match sessions.enhance(model, x) {
+    let rate_f = f64::from(rate);
+    let long = (config.long_scene_window_s * rate_f) as usize;
+    let fade = (config.crossfade_s * rate_f) as usize;
+    let first = if long > 0 && x.len() > long {
+        process_windowed(x, long, fade, |w| sessions.enhance(model, w))
+    } else {
+        sessions.enhance(model, x)
+    };
+    let last = match first {
         Ok(audio) => return Ok(Recovered { audio, step: RecoveryStep::None, ooms }),
         Err(e) if e.is_out_of_memory() => e,
         Err(e) => return Err(e),
