@@ -3,6 +3,7 @@
 //! an adapter here, nothing else.
 
 mod nsnet2;
+mod waveform;
 
 use crate::runtime::{Runtime, RuntimeError};
 use serde::Deserialize;
@@ -19,6 +20,8 @@ pub trait Enhancer: Send {
 pub enum AdapterKind {
     /// NSNet2: log-power spectrum in, spectral gain out.
     Nsnet2,
+    /// Any model with a waveform in and a waveform out (see `waveform`).
+    Waveform,
 }
 
 /// `manifest.toml` of a model directory.
@@ -144,6 +147,9 @@ pub fn load(runtime: &Runtime, model_dir: &Path, name: &str) -> Result<Box<dyn E
     let run_options = runtime.run_options().map_err(load_err)?;
     match manifest.adapter {
         AdapterKind::Nsnet2 => Ok(Box::new(nsnet2::Nsnet2::new(session, run_options, manifest.sample_rate, &file)?)),
+        AdapterKind::Waveform => {
+            Ok(Box::new(waveform::Waveform::new(session, run_options, manifest.sample_rate, &file)?))
+        }
     }
 }
 
