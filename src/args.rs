@@ -1,6 +1,7 @@
 //! Command-line flags; each has an environment variable and a default (see the README's configuration table).
 
 use clap::{Args, Parser, Subcommand};
+use scenequeue_audio::encode::OutputFormat;
 use scenequeue_core::config::{DEFAULT_AMQP_URL, DEFAULT_DATABASE_URL, DEFAULT_QUEUE};
 use scenequeue_core::ids::BatchId;
 use scenequeue_worker::runtime::{ArenaExtend, ConvSearch, Device};
@@ -150,6 +151,9 @@ pub struct WorkerArgs {
     /// Run scenes longer than this in windows of this length with 1 s crossfades (bounded memory; 0: whole).
     #[arg(long, env = "SCENEQUEUE_LONG_SCENE_WINDOW_S", default_value_t = 0.0)]
     pub long_scene_window_s: f64,
+    /// Output files: wav (16-bit PCM) or wav-float (32-bit float).
+    #[arg(long, env = "SCENEQUEUE_OUTPUT_FORMAT", default_value = "wav")]
+    pub output_format: OutputFormat,
     /// Rumble high-pass cut-off of every output, Hz (0: off).
     #[arg(long, env = "SCENEQUEUE_HIGHPASS_HZ", default_value_t = 70.0)]
     pub highpass_hz: f32,

@@ -46,6 +46,7 @@ fn options(faults: FaultPlan, recovery: RecoveryConfig) -> InferenceOptions {
         recovery,
         faults,
         post: Default::default(),
+        output_format: Default::default(),
     }
 }
 

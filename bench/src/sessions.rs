@@ -114,6 +114,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         recovery: RecoveryConfig { cpu_fallback: args.cpu_fallback, ..RecoveryConfig::default() },
         faults: FaultPlan::default(),
         post: Default::default(),
+        output_format: Default::default(),
     };
     let probe = MemoryProbe::new(args.device);
     let baseline = context_baseline(args, &options, &probe)?;

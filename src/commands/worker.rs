@@ -18,6 +18,7 @@ pub fn config(args: &WorkerArgs) -> WorkerConfig {
             arena_extend: args.cuda_arena_extend,
             memory_limit_mb: args.gpu_mem_limit_mb,
         },
+        output_format: args.output_format,
         post: PostProcess {
             highpass_hz: (args.highpass_hz > 0.0).then_some(args.highpass_hz),
             loudness_lufs: args.loudness_lufs,

@@ -6,6 +6,7 @@ use crate::recovery::RecoveryConfig;
 use crate::runtime::{CudaSettings, Device, RuntimeOptions};
 use crate::sessions::SessionPolicy;
 use scenequeue_audio::dsp::PostProcess;
+use scenequeue_audio::encode::OutputFormat;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -25,6 +26,8 @@ pub struct WorkerConfig {
     pub recovery: RecoveryConfig,
     /// Rumble high-pass, loudness normalisation and clipping protection of every output.
     pub post: PostProcess,
+    /// 16-bit or float WAV.
+    pub output_format: OutputFormat,
     /// Injected failures (tests and the GPU check only).
     pub faults: FaultPlan,
     /// The `scenequeue` binary started for the `process` policy (default: this executable).
@@ -54,6 +57,7 @@ impl WorkerConfig {
             session_policy: SessionPolicy::PerJob,
             recovery: RecoveryConfig::default(),
             post: PostProcess::default(),
+            output_format: OutputFormat::default(),
             faults: FaultPlan::default(),
             child_program: None,
             lease_ttl: Duration::from_secs(600),
@@ -74,6 +78,7 @@ impl WorkerConfig {
             recovery: self.recovery.clone(),
             faults: self.faults.clone(),
             post: self.post,
+            output_format: self.output_format,
         }
     }
 }

@@ -10,6 +10,7 @@ use crate::runtime::{Runtime, RuntimeOptions};
 use crate::scene::{self, SceneFailure, SceneOutput, SceneTask};
 use crate::sessions::{SessionPolicy, Sessions};
 use scenequeue_audio::dsp::PostProcess;
+use scenequeue_audio::encode::OutputFormat;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 use tokio::sync::{mpsc, oneshot};
@@ -23,6 +24,7 @@ pub struct InferenceOptions {
     pub faults: FaultPlan,
     /// Applied to every enhanced scene before it is written.
     pub post: PostProcess,
+    pub output_format: OutputFormat,
 }
 
 /// What a job cost in sessions and memory.
@@ -51,6 +53,7 @@ pub struct InProcess {
     probe: MemoryProbe,
     recovery: RecoveryConfig,
     post: PostProcess,
+    output_format: OutputFormat,
     peak: Option<f32>,
     created_before: (u64, f64),
 }
@@ -63,6 +66,7 @@ impl InProcess {
             probe,
             recovery: options.recovery.clone(),
             post: options.post,
+            output_format: options.output_format,
             peak: None,
             created_before: (0, 0.0),
         }
@@ -86,7 +90,14 @@ impl Runner for InProcess {
     }
 
     fn scene(&mut self, model: &str, task: &SceneTask) -> Result<SceneOutput, SceneFailure> {
-        let out = scene::process(&mut self.sessions, model, task, &self.recovery, &self.post, &self.probe)?;
+        let out = scene::process(
+            &mut self.sessions,
+            model,
+            task,
+            &self.recovery,
+            (&self.post, self.output_format),
+            &self.probe,
+        )?;
         self.peak = max_opt(self.peak, out.gpu_mem_mb);
         Ok(out)
     }

@@ -6,6 +6,7 @@ use crate::model::ModelError;
 use crate::recovery::{self, RecoveryConfig};
 use crate::sessions::{EnhanceError, Sessions};
 use scenequeue_audio::dsp::PostProcess;
+use scenequeue_audio::encode::OutputFormat;
 use scenequeue_audio::{AudioError, decode, encode, level, resample};
 use scenequeue_core::states::RecoveryStep;
 use serde::{Deserialize, Serialize};
@@ -88,7 +89,7 @@ pub fn process(
     model: &str,
     task: &SceneTask,
     recovery: &RecoveryConfig,
-    post: &PostProcess,
+    (post, format): (&PostProcess, OutputFormat),
     probe: &MemoryProbe,
 ) -> Result<SceneOutput, SceneFailure> {
     let started = Instant::now();
@@ -98,7 +99,7 @@ pub fn process(
     drop(audio);
     let mut out = recovery::enhance(sessions, model, &input, model_rate, recovery)?;
     post.apply(&mut out.audio, model_rate);
-    encode::write_wav_pcm16(&task.output, &out.audio, model_rate)?;
+    encode::write(&task.output, &out.audio, model_rate, format)?;
     Ok(SceneOutput {
         sample_rate: model_rate,
         duration_s: out.audio.len() as f64 / f64::from(model_rate),
