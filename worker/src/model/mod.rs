@@ -86,6 +86,18 @@ const OOM_MARKERS: &[&str] = &[
     "is smaller than requested bytes",
 ];
 
+/// Runs `session` on `inputs`, with `options` when there are any (arena shrinkage).
+fn run<'s>(
+    session: &'s mut ort::session::Session,
+    options: Option<&'s ort::session::RunOptions>,
+    inputs: Vec<(std::borrow::Cow<'_, str>, ort::session::SessionInputValue<'_>)>,
+) -> Result<ort::session::SessionOutputs<'s>, ort::Error> {
+    match options {
+        Some(options) => session.run_with_options(inputs, options),
+        None => session.run(inputs),
+    }
+}
+
 /// Whether an error message reports a failed allocation.
 pub fn is_out_of_memory_message(message: &str) -> bool {
     OOM_MARKERS.iter().any(|m| message.contains(m))

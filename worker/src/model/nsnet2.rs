@@ -79,10 +79,7 @@ impl super::Enhancer for Nsnet2 {
         let features: Vec<f32> = spec.iter().map(|c| c.norm_sqr().max(1e-12).log10()).collect();
         let tensor = Tensor::from_array(([1usize, frames, bins], features))?;
         let inputs = ort::inputs![self.input.as_str() => tensor];
-        let outputs = match &self.run_options {
-            Some(options) => self.session.run_with_options(inputs, options)?,
-            None => self.session.run(inputs)?,
-        };
+        let outputs = super::run(&mut self.session, self.run_options.as_ref(), inputs)?;
         let (_, gains) = outputs[0].try_extract_tensor::<f32>()?;
         if gains.len() != spec.len() {
             return Err(InferenceError::Shape(format!("{} gains for {frames} frames x {bins} bins", gains.len())));

@@ -67,10 +67,7 @@ impl super::Enhancer for Waveform {
             _ => Tensor::from_array(([1usize, x.len()], x.to_vec()))?,
         };
         let inputs = ort::inputs![self.input.as_str() => tensor];
-        let outputs = match &self.run_options {
-            Some(options) => self.session.run_with_options(inputs, options)?,
-            None => self.session.run(inputs)?,
-        };
+        let outputs = super::run(&mut self.session, self.run_options.as_ref(), inputs)?;
         let (_, y) = outputs[0].try_extract_tensor::<f32>()?;
         let tolerance = x.len() / 50 + 1;
         if y.len().abs_diff(x.len()) > tolerance {
