@@ -384,3 +384,19 @@ async fn an_urgent_batch_is_not_starved_by_a_large_backlog() {
     assert!(urgent_at <= 2, "urgent job finished in place {urgent_at} of {}: {order:?}", order.len());
     env.cleanup().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_that_cannot_reach_the_broker_gives_up_after_bounded_retries() {
+    let env = TestEnv::new().await;
+    // Nothing listens on port 1: every connection attempt is refused.
+    let services = scenequeue_core::config::Services {
+        amqp_url: "amqp://guest:guest@127.0.0.1:1/%2f".into(),
+        ..env.services.clone()
+    };
+    let config = scenequeue_worker::WorkerConfig { max_reconnects: 1, ..env.worker_config() };
+    let err = scenequeue_worker::run(config, services, CancellationToken::new()).await.unwrap_err().to_string();
+    assert!(err.contains("giving up after 2 failed connections") && err.contains("127.0.0.1:1"), "{err}");
+    let stopped: String = sqlx::query_scalar("SELECT state::text FROM workers").fetch_one(&env.pool).await.unwrap();
+    assert_eq!(stopped, "stopped", "the worker row says it stopped");
+    env.cleanup().await;
+}
