@@ -39,7 +39,7 @@ pub enum Command {
     Submit(SubmitArgs),
     /// Consume jobs and enhance their scenes until stopped (Ctrl-C / SIGTERM finish the current job first).
     Worker(WorkerArgs),
-    /// Keep jobs moving: requeue jobs of vanished workers, publish stranded jobs, bury dead-lettered ones.
+    /// Keep jobs moving: requeue jobs of vanished workers, release pending jobs by priority, bury dead-lettered ones.
     Scheduler(SchedulerArgs),
     /// Counts per state of batches, recordings, jobs and scenes, with the reasons for failures.
     Status {
