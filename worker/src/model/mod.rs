@@ -2,6 +2,7 @@
 //! files it names. The adapter is the code that knows the model's tensors; adding a model family means adding
 //! an adapter here, nothing else.
 
+mod deepfilternet3;
 mod nsnet2;
 mod waveform;
 
@@ -22,6 +23,8 @@ pub enum AdapterKind {
     Nsnet2,
     /// Any model with a waveform in and a waveform out (see `waveform`).
     Waveform,
+    /// DeepFilterNet3: ERB features in, ERB mask and deep-filter taps out, over three graphs.
+    Deepfilternet3,
 }
 
 /// `manifest.toml` of a model directory.
@@ -154,14 +157,20 @@ pub fn available(model_dir: &Path) -> Vec<String> {
 /// Creates a ready-to-run enhancer (a new ONNX Runtime session) for model `name`.
 pub fn load(runtime: &Runtime, model_dir: &Path, name: &str) -> Result<Box<dyn Enhancer>, ModelError> {
     let (manifest, file) = manifest(model_dir, name)?;
-    let load_err = |source| ModelError::Load { path: file.clone(), source };
-    let session = runtime.session(&file).map_err(load_err)?;
-    let run_options = runtime.run_options().map_err(load_err)?;
+    let single = || {
+        let load_err = |source| ModelError::Load { path: file.clone(), source };
+        Ok::<_, ModelError>((runtime.session(&file).map_err(load_err)?, runtime.run_options().map_err(load_err)?))
+    };
     match manifest.adapter {
-        AdapterKind::Nsnet2 => Ok(Box::new(nsnet2::Nsnet2::new(session, run_options, manifest.sample_rate, &file)?)),
-        AdapterKind::Waveform => {
-            Ok(Box::new(waveform::Waveform::new(session, run_options, manifest.sample_rate, &file)?))
+        AdapterKind::Nsnet2 => {
+            let (session, options) = single()?;
+            Ok(Box::new(nsnet2::Nsnet2::new(session, options, manifest.sample_rate, &file)?))
         }
+        AdapterKind::Waveform => {
+            let (session, options) = single()?;
+            Ok(Box::new(waveform::Waveform::new(session, options, manifest.sample_rate, &file)?))
+        }
+        AdapterKind::Deepfilternet3 => Ok(Box::new(deepfilternet3::DeepFilterNet3::load(runtime, &file)?)),
     }
 }
 

@@ -1,0 +1,70 @@
+//! DeepFilterNet3 in Rust against the official runtime of the same model (libdeepfilter.so, run by
+//! tests/support/deepfilter_reference.py), and its effect on noisy speech.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::{Noise, model_dir, ort_library, root};
+use scenequeue_audio::decode::{probe, read_span_mono};
+use scenequeue_audio::level::snr_db;
+use scenequeue_audio::resample::resample;
+use scenequeue_worker::model;
+use scenequeue_worker::runtime::{Device, Runtime};
+use std::process::Command;
+
+/// Real speech (espeak-ng) at 48 kHz with white noise at 5 dB SNR: (clean, noisy).
+fn noisy_speech(dir: &std::path::Path) -> (Vec<f32>, Vec<f32>) {
+    let path = dir.join("speech.wav");
+    let text = "The quick brown fox jumps over the lazy dog. Enhancement should keep every word of this sentence.";
+    assert!(Command::new("espeak-ng").args(["-v", "en-us", "-w"]).arg(&path).arg(text).status().unwrap().success());
+    let info = probe(&path).unwrap();
+    let (x, sr) = read_span_mono(&path, 0.0, info.duration_s()).unwrap();
+    let clean: Vec<f32> = resample(&x, sr, 48_000).unwrap().iter().map(|v| v * 0.5).collect();
+    let mut noise = Noise::new(17);
+    let n: Vec<f32> = clean.iter().map(|_| noise.next()).collect();
+    let p = |x: &[f32]| x.iter().map(|&s| f64::from(s).powi(2)).sum::<f64>() / x.len() as f64;
+    let g = (p(&clean) / (p(&n) * 10f64.powf(0.5))).sqrt() as f32;
+    let noisy = clean.iter().zip(&n).map(|(&c, &v)| c + g * v).collect();
+    (clean, noisy)
+}
+
+#[test]
+fn deepfilternet3_matches_the_official_runtime_and_cleans_speech() {
+    let dir = std::env::temp_dir().join(format!("sq-dfn-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (clean, noisy) = noisy_speech(&dir);
+    let runtime = Runtime::init(&ort_library(), Device::Cpu, 2).unwrap();
+    let mut dfn =
+        model::load(&runtime, &model_dir(), "deepfilternet3").expect("DeepFilterNet3 (scripts/fetch-models.sh)");
+    assert_eq!(dfn.sample_rate(), 48_000);
+    let ours = dfn.enhance(&noisy).unwrap();
+    assert_eq!(ours.len(), noisy.len());
+
+    // Quality: at least 8 dB of SNR gain at 5 dB input.
+    let (before, after) = (snr_db(&clean, &noisy), snr_db(&clean, &ours));
+    assert!(after - before >= 8.0, "SNR {before:.1} -> {after:.1} dB");
+
+    // Agreement with the official runtime, which delays its output by 1440 samples (one frame, two frames of
+    // lookahead): at least 35 dB signal-to-difference.
+    let input = dir.join("in.f32");
+    let output = dir.join("out.f32");
+    std::fs::write(&input, noisy.iter().flat_map(|v| v.to_le_bytes()).collect::<Vec<u8>>()).unwrap();
+    let status = Command::new("python3")
+        .arg(root().join("tests/support/deepfilter_reference.py"))
+        .arg(root().join(".scenequeue/deepfilter/libdeepfilter.so"))
+        .arg(model_dir().join("deepfilternet3/DeepFilterNet3_onnx.tar.gz"))
+        .arg(&input)
+        .arg(&output)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let reference: Vec<f32> =
+        std::fs::read(&output).unwrap().chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
+    let delay = 1440;
+    let n = reference.len().min(ours.len() + delay) - delay;
+    let (ours_part, ref_part) = (&ours[4800..n - 4800], &reference[4800 + delay..n + delay - 4800]);
+    let agreement = snr_db(ref_part, ours_part);
+    assert!(agreement >= 35.0, "signal-to-difference against the official runtime: {agreement:.1} dB");
+    eprintln!("SNR {before:.1} -> {after:.1} dB; agreement with libdeepfilter {agreement:.1} dB");
+    std::fs::remove_dir_all(dir).ok();
+}
