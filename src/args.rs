@@ -92,7 +92,7 @@ pub struct SubmitArgs {
     #[arg(long, env = "SCENEQUEUE_OUTPUT_DIR", default_value = "out")]
     pub out: PathBuf,
     /// Model to enhance with (a directory under the workers' model dir).
-    #[arg(long, env = "SCENEQUEUE_MODEL", default_value = "nsnet2-48k")]
+    #[arg(long, env = "SCENEQUEUE_MODEL", default_value = "deepfilternet3")]
     pub model: String,
     /// Process recordings again even if already submitted for this model (they are skipped by default).
     #[arg(long)]
@@ -122,7 +122,7 @@ pub struct WorkerArgs {
     #[arg(long, env = "SCENEQUEUE_MODEL_DIR", default_value = "models")]
     pub model_dir: PathBuf,
     /// Model checked and loaded at start-up.
-    #[arg(long, env = "SCENEQUEUE_MODEL", default_value = "nsnet2-48k")]
+    #[arg(long, env = "SCENEQUEUE_MODEL", default_value = "deepfilternet3")]
     pub model: String,
     /// cpu, cuda or cuda:N.
     #[arg(long, env = "SCENEQUEUE_DEVICE", default_value = "cpu")]
