@@ -148,7 +148,8 @@ pub struct WorkerArgs {
     /// After out-of-memory errors on the GPU, run the scene on the CPU rather than fail it.
     #[arg(long, env = "SCENEQUEUE_CPU_FALLBACK")]
     pub cpu_fallback: bool,
-    /// Run scenes longer than this in windows of this length with 1 s crossfades (bounded memory; 0: whole).
+    /// Run scenes longer than this in windows of this length with 1 s crossfades (bounded memory); 0 keeps
+    /// each model's own window (30 s for DeepFilterNet3, none for NSNet2).
     #[arg(long, env = "SCENEQUEUE_LONG_SCENE_WINDOW_S", default_value_t = 0.0)]
     pub long_scene_window_s: f64,
     /// Output files: wav (16-bit PCM) or wav-float (32-bit float).

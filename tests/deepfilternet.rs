@@ -68,3 +68,51 @@ fn deepfilternet3_matches_the_official_runtime_and_cleans_speech() {
     eprintln!("SNR {before:.1} -> {after:.1} dB; agreement with libdeepfilter {agreement:.1} dB");
     std::fs::remove_dir_all(dir).ok();
 }
+
+#[test]
+fn long_scenes_run_in_windows_that_agree_with_the_whole_clip() {
+    use scenequeue_worker::faults::FaultPlan;
+    use scenequeue_worker::inference::{self, InferenceOptions};
+    use scenequeue_worker::recovery::RecoveryConfig;
+    use scenequeue_worker::runtime::RuntimeOptions;
+    use scenequeue_worker::scene::SceneTask;
+    use scenequeue_worker::sessions::SessionPolicy;
+
+    let dir = std::env::temp_dir().join(format!("sq-dfn-long-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (_, noisy) = noisy_speech(&dir);
+    let long: Vec<f32> = noisy.iter().copied().cycle().take(75 * 48_000).collect();
+    let source = dir.join("long.wav");
+    common::write_wav(&source, &long, 48_000, 1);
+    let run = |name: &str, recovery: RecoveryConfig, faults: FaultPlan| {
+        let options = InferenceOptions {
+            runtime: RuntimeOptions::new(ort_library(), Device::Cpu, 2),
+            model_dir: model_dir(),
+            recovery,
+            faults,
+            post: scenequeue_audio::dsp::PostProcess { highpass_hz: None, loudness_lufs: None, peak_ceiling_dbfs: 0.0 },
+            output_format: scenequeue_audio::encode::OutputFormat::WavFloat,
+        };
+        let mut runner = inference::runner(&options, SessionPolicy::PerJob, None).unwrap();
+        let task = SceneTask { source: source.clone(), start_s: 0.0, end_s: 75.0, output: dir.join(name) };
+        let out = runner.scene("deepfilternet3", &task).unwrap();
+        let (y, _) = read_span_mono(&dir.join(name), 0.0, 75.0).unwrap();
+        (out, y)
+    };
+    // By default DeepFilterNet3 runs in 30 s windows: no call is longer (a longer one would fail here).
+    let bounded = FaultPlan { oom_above_samples: Some(30 * 48_000), ..FaultPlan::default() };
+    let (out, windowed) = run("windowed.wav", RecoveryConfig::default(), bounded);
+    assert_eq!(out.oom_count, 0);
+    let whole_cfg = RecoveryConfig { long_scene_window_s: 1e6, ..RecoveryConfig::default() };
+    let (_, whole) = run("whole.wav", whole_cfg, FaultPlan::default());
+    assert_eq!(windowed.len(), whole.len());
+    // Windows start every 29 s; from 5 s after each start the outputs agree to 30 dB or more.
+    for start in [29usize, 58] {
+        let r = (start + 5) * 48_000..((start + 25) * 48_000).min(whole.len());
+        let agreement = snr_db(&whole[r.clone()], &windowed[r]);
+        assert!(agreement >= 30.0, "window at {start} s: {agreement:.1} dB");
+    }
+    let first = snr_db(&whole[..28 * 48_000], &windowed[..28 * 48_000]);
+    assert!(first > 60.0, "the first window is the whole clip's beginning: {first:.1} dB");
+    std::fs::remove_dir_all(dir).ok();
+}

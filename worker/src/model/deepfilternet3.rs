@@ -113,6 +113,12 @@ impl super::Enhancer for DeepFilterNet3 {
         48_000
     }
 
+    /// Memory grows with the input (180 s peaked at 3.5 GB on a CPU), and after a window starts the output
+    /// agrees with the whole-clip output to 35 dB within 2 s and 40-47 dB after 5-15 s: 30 s windows.
+    fn window_s(&self) -> Option<f64> {
+        Some(30.0)
+    }
+
     fn enhance(&mut self, x: &[f32]) -> Result<Vec<f32>, InferenceError> {
         let scale = 1.0 / N_FFT as f32;
         let mut spec: Vec<Complex32> = self.stft.analyze(x);

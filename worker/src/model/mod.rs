@@ -14,6 +14,11 @@ use std::path::{Path, PathBuf};
 pub trait Enhancer: Send {
     fn sample_rate(&self) -> u32;
     fn enhance(&mut self, x: &[f32]) -> Result<Vec<f32>, InferenceError>;
+    /// Longer scenes run in crossfaded windows of this many seconds, for models whose memory grows with the
+    /// input and whose output re-converges quickly after a window starts (measured per model).
+    fn window_s(&self) -> Option<f64> {
+        None
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
