@@ -5,8 +5,10 @@
 //! out-of-memory count, GPU memory at baseline / peak / after the last job, whether memory went back to the
 //! baseline after every job, throughput (times real time), session creation time and its share of job time.
 //!
+//! `adapters` measures each model's real-time factor with its ONNX Runtime / DSP split.
 //! `plan` measures plan + persist + publish throughput for a synthetic backlog on the real services.
 
+mod adapters;
 mod plan;
 mod sessions;
 mod synth;
@@ -23,6 +25,8 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     Sessions(sessions::Args),
+    /// Real-time factor of each model adapter, with the ONNX Runtime / DSP split, against the official runtime.
+    Adapters(adapters::Args),
     /// Plan + persist + publish throughput for a synthetic backlog, on the real services.
     Plan(plan::Args),
 }
@@ -31,6 +35,7 @@ fn main() -> anyhow::Result<()> {
     scenequeue_core::telemetry::init();
     match Cli::parse().command {
         Command::Sessions(args) => sessions::run(&args),
+        Command::Adapters(args) => adapters::run(&args),
         Command::Plan(args) => tokio::runtime::Runtime::new()?.block_on(plan::run(&args)),
     }
 }

@@ -37,6 +37,7 @@ pub struct DeepFilterNet3 {
     df_dec: Session,
     run_options: Option<RunOptions>,
     stft: Stft,
+    runtime_time: std::time::Duration,
 }
 
 fn vorbis_window() -> Vec<f32> {
@@ -79,7 +80,14 @@ impl DeepFilterNet3 {
         let run_options =
             runtime.run_options().map_err(|source| ModelError::Load { path: enc_path.to_path_buf(), source })?;
         let window = vorbis_window();
-        Ok(Self { enc, erb_dec, df_dec, run_options, stft: Stft::new(N_FFT, HOP, N_FFT, window.clone(), window) })
+        Ok(Self {
+            enc,
+            erb_dec,
+            df_dec,
+            run_options,
+            stft: Stft::new(N_FFT, HOP, N_FFT, window.clone(), window),
+            runtime_time: std::time::Duration::ZERO,
+        })
     }
 }
 
@@ -91,6 +99,7 @@ fn run(
     session: &mut Session,
     options: Option<&RunOptions>,
     inputs: Vec<(&str, Array)>,
+    clock: &mut std::time::Duration,
 ) -> Result<Vec<Array>, InferenceError> {
     let mut values = Vec::with_capacity(inputs.len());
     for (name, (shape, data)) in inputs {
@@ -99,7 +108,7 @@ fn run(
             ort::session::SessionInputValue::from(Tensor::from_array((shape, data))?),
         ));
     }
-    let outputs = super::run(session, options, values)?;
+    let outputs = super::run(session, options, values, clock)?;
     let mut out = Vec::with_capacity(outputs.len());
     for (_, value) in outputs.iter() {
         let (shape, data) = value.try_extract_tensor::<f32>()?;
@@ -117,6 +126,10 @@ impl super::Enhancer for DeepFilterNet3 {
     /// agrees with the whole-clip output to 35 dB within 2 s and 40-47 dB after 5-15 s: 30 s windows.
     fn window_s(&self) -> Option<f64> {
         Some(30.0)
+    }
+
+    fn runtime_time(&self) -> std::time::Duration {
+        self.runtime_time
     }
 
     fn enhance(&mut self, x: &[f32]) -> Result<Vec<f32>, InferenceError> {
@@ -158,6 +171,7 @@ impl super::Enhancer for DeepFilterNet3 {
         feat_spec.extend_from_slice(&feat_im);
 
         let opts = self.run_options.as_ref();
+        let clock = &mut self.runtime_time;
         let enc = run(
             &mut self.enc,
             opts,
@@ -165,16 +179,21 @@ impl super::Enhancer for DeepFilterNet3 {
                 ("feat_erb", (vec![1, 1, frames, NB_ERB], feat_erb)),
                 ("feat_spec", (vec![1, 2, frames, NB_DF], feat_spec)),
             ],
+            clock,
         )?;
         let [e0, e1, e2, e3, emb, c0, _lsnr] = <[_; 7]>::try_from(enc)
             .map_err(|v: Vec<_>| InferenceError::Shape(format!("enc gave {} outputs, expected 7", v.len())))?;
-        let mask =
-            run(&mut self.erb_dec, opts, vec![("emb", emb.clone()), ("e3", e3), ("e2", e2), ("e1", e1), ("e0", e0)])?
-                .into_iter()
-                .next()
-                .map(|(_, m)| m)
-                .unwrap_or_default();
-        let coefs = run(&mut self.df_dec, opts, vec![("emb", emb), ("c0", c0)])?
+        let mask = run(
+            &mut self.erb_dec,
+            opts,
+            vec![("emb", emb.clone()), ("e3", e3), ("e2", e2), ("e1", e1), ("e0", e0)],
+            clock,
+        )?
+        .into_iter()
+        .next()
+        .map(|(_, m)| m)
+        .unwrap_or_default();
+        let coefs = run(&mut self.df_dec, opts, vec![("emb", emb), ("c0", c0)], clock)?
             .into_iter()
             .next()
             .map(|(_, c)| c)

@@ -19,6 +19,8 @@ pub trait Enhancer: Send {
     fn window_s(&self) -> Option<f64> {
         None
     }
+    /// Time spent inside ONNX Runtime since the enhancer was created (the rest of `enhance` is DSP).
+    fn runtime_time(&self) -> std::time::Duration;
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -94,16 +96,21 @@ const OOM_MARKERS: &[&str] = &[
     "is smaller than requested bytes",
 ];
 
-/// Runs `session` on `inputs`, with `options` when there are any (arena shrinkage).
+/// Runs `session` on `inputs`, with `options` when there are any (arena shrinkage), adding the time taken to
+/// `clock`.
 fn run<'s>(
     session: &'s mut ort::session::Session,
     options: Option<&'s ort::session::RunOptions>,
     inputs: Vec<(std::borrow::Cow<'_, str>, ort::session::SessionInputValue<'_>)>,
+    clock: &mut std::time::Duration,
 ) -> Result<ort::session::SessionOutputs<'s>, ort::Error> {
-    match options {
+    let started = std::time::Instant::now();
+    let outputs = match options {
         Some(options) => session.run_with_options(inputs, options),
         None => session.run(inputs),
-    }
+    };
+    *clock += started.elapsed();
+    outputs
 }
 
 /// Whether an error message reports a failed allocation.

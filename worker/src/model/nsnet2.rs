@@ -14,6 +14,7 @@ const MIN_GAIN: f32 = 1e-4;
 pub struct Nsnet2 {
     session: Session,
     run_options: Option<RunOptions>,
+    runtime_time: std::time::Duration,
     stft: Stft,
     sample_rate: u32,
     input: String,
@@ -60,6 +61,7 @@ impl Nsnet2 {
         Ok(Self {
             session,
             run_options,
+            runtime_time: std::time::Duration::ZERO,
             stft: Stft::new(win, win / 2, n_fft, window.clone(), window),
             sample_rate,
             input,
@@ -72,6 +74,10 @@ impl super::Enhancer for Nsnet2 {
         self.sample_rate
     }
 
+    fn runtime_time(&self) -> std::time::Duration {
+        self.runtime_time
+    }
+
     fn enhance(&mut self, x: &[f32]) -> Result<Vec<f32>, InferenceError> {
         let bins = self.stft.bins();
         let mut spec = self.stft.analyze(x);
@@ -79,7 +85,7 @@ impl super::Enhancer for Nsnet2 {
         let features: Vec<f32> = spec.iter().map(|c| c.norm_sqr().max(1e-12).log10()).collect();
         let tensor = Tensor::from_array(([1usize, frames, bins], features))?;
         let inputs = ort::inputs![self.input.as_str() => tensor];
-        let outputs = super::run(&mut self.session, self.run_options.as_ref(), inputs)?;
+        let outputs = super::run(&mut self.session, self.run_options.as_ref(), inputs, &mut self.runtime_time)?;
         let (_, gains) = outputs[0].try_extract_tensor::<f32>()?;
         if gains.len() != spec.len() {
             return Err(InferenceError::Shape(format!("{} gains for {frames} frames x {bins} bins", gains.len())));

@@ -11,6 +11,7 @@ use std::path::Path;
 pub struct Waveform {
     session: Session,
     run_options: Option<RunOptions>,
+    runtime_time: std::time::Duration,
     sample_rate: u32,
     input: String,
     /// Rank of the input: 1 ([T]) or 2 ([1, T]).
@@ -52,7 +53,14 @@ impl Waveform {
         if !fits(&in_shape) || !fits(&out_shape) {
             return Err(mismatch(format!("{in_shape:?} -> {out_shape:?}")));
         }
-        Ok(Self { rank: in_shape.len(), input: inputs[0].name().to_string(), session, run_options, sample_rate })
+        Ok(Self {
+            rank: in_shape.len(),
+            input: inputs[0].name().to_string(),
+            session,
+            run_options,
+            runtime_time: std::time::Duration::ZERO,
+            sample_rate,
+        })
     }
 }
 
@@ -61,13 +69,17 @@ impl super::Enhancer for Waveform {
         self.sample_rate
     }
 
+    fn runtime_time(&self) -> std::time::Duration {
+        self.runtime_time
+    }
+
     fn enhance(&mut self, x: &[f32]) -> Result<Vec<f32>, InferenceError> {
         let tensor = match self.rank {
             1 => Tensor::from_array(([x.len()], x.to_vec()))?,
             _ => Tensor::from_array(([1usize, x.len()], x.to_vec()))?,
         };
         let inputs = ort::inputs![self.input.as_str() => tensor];
-        let outputs = super::run(&mut self.session, self.run_options.as_ref(), inputs)?;
+        let outputs = super::run(&mut self.session, self.run_options.as_ref(), inputs, &mut self.runtime_time)?;
         let (_, y) = outputs[0].try_extract_tensor::<f32>()?;
         let tolerance = x.len() / 50 + 1;
         if y.len().abs_diff(x.len()) > tolerance {
