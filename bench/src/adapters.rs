@@ -13,10 +13,8 @@ use std::time::Instant;
 
 #[derive(clap::Args)]
 pub struct Args {
-    #[arg(long, default_value = ".scenequeue/ort/libonnxruntime.so")]
-    ort_library: PathBuf,
-    #[arg(long, default_value = "models")]
-    model_dir: PathBuf,
+    #[command(flatten)]
+    files: crate::ModelFiles,
     #[arg(long, default_value = "deepfilternet3,nsnet2-48k,nsnet2-16k")]
     models: String,
     #[arg(long, default_value = "1,2")]
@@ -35,9 +33,9 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     println!("|---|---|---|---|---|---|");
     for threads in args.threads.split(',').map(|t| t.trim().parse::<usize>()) {
         let threads = threads.context("--threads takes comma-separated numbers")?;
-        let runtime = Runtime::with_options(RuntimeOptions::new(args.ort_library.clone(), Device::Cpu, threads))?;
+        let runtime = Runtime::with_options(RuntimeOptions::new(args.files.ort_library.clone(), Device::Cpu, threads))?;
         for name in args.models.split(',').map(str::trim) {
-            let mut enhancer = model::load(&runtime, &args.model_dir, name)?;
+            let mut enhancer = model::load(&runtime, &args.files.model_dir, name)?;
             let rate = enhancer.sample_rate();
             let x = resample(&audio48, 48_000, rate)?;
             enhancer.enhance(&x[..rate as usize])?;
@@ -63,7 +61,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         let out = Command::new("python3")
             .arg("tests/support/deepfilter_reference.py")
             .arg(&args.libdeepfilter)
-            .arg(args.model_dir.join("deepfilternet3/DeepFilterNet3_onnx.tar.gz"))
+            .arg(args.files.model_dir.join("deepfilternet3/DeepFilterNet3_onnx.tar.gz"))
             .arg(&input)
             .arg(&output)
             .output()

@@ -14,6 +14,16 @@ mod sessions;
 mod synth;
 
 use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+
+/// Where ONNX Runtime and the models are, shared by the benchmarks that run models.
+#[derive(clap::Args)]
+pub struct ModelFiles {
+    #[arg(long, default_value = ".scenequeue/ort/libonnxruntime.so")]
+    pub ort_library: PathBuf,
+    #[arg(long, default_value = "models")]
+    pub model_dir: PathBuf,
+}
 
 #[derive(Parser)]
 #[command(name = "scenequeue-bench")]

@@ -16,10 +16,8 @@ use std::time::Instant;
 
 #[derive(clap::Args)]
 pub struct Args {
-    #[arg(long, default_value = ".scenequeue/ort/libonnxruntime.so")]
-    ort_library: PathBuf,
-    #[arg(long, default_value = "models")]
-    model_dir: PathBuf,
+    #[command(flatten)]
+    files: crate::ModelFiles,
     #[arg(long, default_value = "nsnet2-48k")]
     model: String,
     #[arg(long, default_value = "cpu")]
@@ -108,9 +106,9 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
                 arena_extend: args.arena_extend,
                 memory_limit_mb: args.gpu_mem_limit_mb,
             },
-            ..RuntimeOptions::new(args.ort_library.clone(), args.device, args.threads)
+            ..RuntimeOptions::new(args.files.ort_library.clone(), args.device, args.threads)
         },
-        model_dir: args.model_dir.clone(),
+        model_dir: args.files.model_dir.clone(),
         recovery: RecoveryConfig { cpu_fallback: args.cpu_fallback, ..RecoveryConfig::default() },
         faults: FaultPlan::default(),
         post: Default::default(),
