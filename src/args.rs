@@ -152,6 +152,17 @@ pub struct WorkerArgs {
     /// each model's own window (30 s for DeepFilterNet3, none for NSNet2).
     #[arg(long, env = "SCENEQUEUE_LONG_SCENE_WINDOW_S", default_value_t = 0.0)]
     pub long_scene_window_s: f64,
+    /// Fixed-shape window batching: cut every scene into windows of this many seconds and run --window-batch
+    /// of them (from consecutive scenes) per model call, so every call has the same shape (docs/SESSIONS.md).
+    /// Off by default.
+    #[arg(long, env = "SCENEQUEUE_FIXED_WINDOWS_S")]
+    pub fixed_windows_s: Option<f64>,
+    /// Overlap of consecutive fixed windows of a scene, crossfaded, seconds (at most half a window).
+    #[arg(long, env = "SCENEQUEUE_WINDOW_OVERLAP_S", default_value_t = 2.0)]
+    pub window_overlap_s: f64,
+    /// Fixed windows per model call.
+    #[arg(long, env = "SCENEQUEUE_WINDOW_BATCH", default_value_t = 8)]
+    pub window_batch: usize,
     /// Output files: wav (16-bit PCM) or wav-float (32-bit float).
     #[arg(long, env = "SCENEQUEUE_OUTPUT_FORMAT", default_value = "wav")]
     pub output_format: OutputFormat,

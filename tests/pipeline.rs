@@ -8,6 +8,8 @@ use common::{TestEnv, speech_like, submit_request, write_wav};
 use scenequeue_core::ids::{BatchId, JobId};
 use scenequeue_core::states::{BatchState, JobState, MediaState, SceneState};
 use scenequeue_scheduler::submit::{MediaOutcome, SubmitRequest, submit};
+use scenequeue_worker::batching::FixedWindows;
+use scenequeue_worker::faults::FaultPlan;
 use tokio_util::sync::CancellationToken;
 
 async fn drain(env: &TestEnv) -> scenequeue_worker::WorkerReport {
@@ -398,5 +400,68 @@ async fn a_worker_that_cannot_reach_the_broker_gives_up_after_bounded_retries() 
     assert!(err.contains("giving up after 2 failed connections") && err.contains("127.0.0.1:1"), "{err}");
     let stopped: String = sqlx::query_scalar("SELECT state::text FROM workers").fetch_one(&env.pool).await.unwrap();
     assert_eq!(stopped, "stopped", "the worker row says it stopped");
+    env.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fixed_window_batches_enhance_a_job_and_an_unreadable_scene_fails_alone() {
+    let env = TestEnv::new().await;
+    let input = env.dir.join("in");
+    std::fs::create_dir_all(&input).unwrap();
+    for (name, seconds, seed) in [("a.wav", 12.0, 1), ("b.wav", 7.0, 2), ("c.wav", 9.0, 3)] {
+        write_wav(&input.join(name), &speech_like(48_000, seconds, seed), 48_000, 1);
+    }
+    let (connection, publisher) = env.publisher().await;
+    let request = SubmitRequest { model: "deepfilternet3".into(), ..submit_request(&env, vec![input.clone()], 60.0) };
+    let report = submit(&env.pool, &publisher, &request).await.expect("submit");
+    connection.close(200, "ok").await.ok();
+    assert_eq!(report.jobs, 1, "28 s of audio fits one 60 s job");
+    // b.wav is damaged after it was cut into scenes: its scenes cannot be read when the worker gets to them.
+    std::fs::write(input.join("b.wav"), b"RIFF\x10\x00\x00\x00WAVEdamaged").unwrap();
+
+    let config = scenequeue_worker::WorkerConfig {
+        fixed_windows: Some(FixedWindows { window_s: 4.0, overlap_s: 1.0, batch: 4 }),
+        default_model: "deepfilternet3".into(),
+        // The first model call runs out of memory: the batched call of the scene group.
+        faults: FaultPlan { oom_first_runs: 1, ..FaultPlan::default() },
+        ..env.worker_config()
+    };
+    let worker = scenequeue_worker::run(config, env.services.clone(), CancellationToken::new()).await.unwrap();
+    assert_eq!(worker.jobs_done, 1);
+
+    type Row = (String, SceneState, f64, f64, Option<String>, Option<String>);
+    let scenes: Vec<Row> = sqlx::query_as(
+        "SELECT m.path, s.state, s.start_s, s.end_s, s.error, r.output_path FROM scenes s
+         JOIN media m ON m.id = s.media_id LEFT JOIN results r ON r.scene_id = s.id WHERE s.batch_id = $1",
+    )
+    .bind(report.batch)
+    .fetch_all(&env.pool)
+    .await
+    .unwrap();
+    let damaged = scenes.iter().filter(|s| s.0.ends_with("b.wav")).count();
+    assert!(damaged >= 1 && scenes.len() > damaged + 1, "{scenes:?}");
+    assert_eq!(worker.scenes_failed as usize, damaged);
+    assert_eq!(worker.scenes_succeeded as usize, scenes.len() - damaged);
+    // All readable scenes were in the batch that failed (one group), and each was recovered on its own.
+    assert_eq!(worker.scenes_recovered, worker.scenes_succeeded);
+    for (path, state, start, end, error, output) in &scenes {
+        if path.ends_with("b.wav") {
+            assert_eq!(*state, SceneState::Failed);
+            let e = error.as_deref().unwrap();
+            assert!(e.contains("b.wav"), "{e}");
+            assert!(output.is_none());
+        } else {
+            assert_eq!(*state, SceneState::Succeeded, "{path}: {error:?}");
+            let reader = hound::WavReader::open(output.as_deref().unwrap()).unwrap();
+            let secs = reader.duration() as f64 / 48_000.0;
+            assert!((secs - (end - start)).abs() < 0.001, "output {secs} s for a {} s scene", end - start);
+        }
+    }
+    let states: Vec<JobState> = sqlx::query_scalar("SELECT state FROM jobs WHERE batch_id = $1")
+        .bind(report.batch)
+        .fetch_all(&env.pool)
+        .await
+        .unwrap();
+    assert_eq!(states, vec![JobState::Succeeded]);
     env.cleanup().await;
 }

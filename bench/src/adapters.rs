@@ -1,15 +1,24 @@
 //! Real-time factor of each model adapter on this machine, at each thread count, with the time split between
-//! ONNX Runtime and the adapter's own DSP; and the official DeepFilterNet runtime (libdeepfilter.so, through
-//! tests/support/deepfilter_reference.py) on the same audio.
+//! ONNX Runtime and the adapter's own DSP; DeepFilterNet3 also in fixed-shape window batches (the worker's
+//! `--fixed-windows`); and the official DeepFilterNet runtime (libdeepfilter.so, through
+//! tests/support/deepfilter_reference.py) on the same audio, against which every DeepFilterNet3 output is
+//! compared (signal-to-difference ratio: equal quality means a high agreement).
 
 use crate::synth::speech_like;
 use anyhow::Context;
+use scenequeue_audio::decode;
+use scenequeue_audio::level::snr_db;
 use scenequeue_audio::resample::resample;
-use scenequeue_worker::model;
+use scenequeue_worker::batching::FixedWindows;
+use scenequeue_worker::model::{self, Enhancer};
 use scenequeue_worker::runtime::{Device, Runtime, RuntimeOptions};
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::Instant;
+
+/// The official runtime's output lags its input by this many samples.
+const OFFICIAL_DELAY: usize = 1440;
+const DFN3: &str = "deepfilternet3";
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -22,15 +31,117 @@ pub struct Args {
     /// Seconds of audio per measurement.
     #[arg(long, default_value_t = 60.0)]
     seconds: f64,
+    /// DeepFilterNet3 fixed-window settings to measure, as WINDOW_S:OVERLAP_S:BATCH, comma-separated.
+    #[arg(long, default_value = "10:2:8,20:2:4,30:2:2")]
+    fixed: String,
+    /// A recording to measure on (its first --seconds, repeated if shorter); synthetic speech-like audio when
+    /// not given. Agreement figures mean more on real speech: a recurrent model's output on synthetic tones
+    /// diverges from run to run far more than on speech.
+    #[arg(long)]
+    input: Option<PathBuf>,
     /// The official runtime, for comparison (skipped when missing).
     #[arg(long, default_value = ".scenequeue/deepfilter/libdeepfilter.so")]
     libdeepfilter: PathBuf,
 }
 
+fn fixed_settings(text: &str) -> anyhow::Result<Vec<FixedWindows>> {
+    text.split(',')
+        .filter(|s| !s.trim().is_empty())
+        .map(|s| {
+            let parts: Vec<&str> = s.trim().split(':').collect();
+            let [w, o, b] = parts.as_slice() else {
+                anyhow::bail!("--fixed takes WINDOW_S:OVERLAP_S:BATCH, got {s:?}")
+            };
+            Ok(FixedWindows { window_s: w.parse()?, overlap_s: o.parse()?, batch: b.parse()? })
+        })
+        .collect()
+}
+
+/// The official runtime on `audio`: its output and the seconds it took.
+fn official(args: &Args, audio: &[f32]) -> anyhow::Result<(Vec<f32>, f64)> {
+    let dir = std::env::temp_dir().join(format!("sq-bench-adapters-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let (input, output) = (dir.join("in.f32"), dir.join("out.f32"));
+    std::fs::write(&input, audio.iter().flat_map(|v| v.to_le_bytes()).collect::<Vec<u8>>())?;
+    let out = Command::new("python3")
+        .arg("tests/support/deepfilter_reference.py")
+        .arg(&args.libdeepfilter)
+        .arg(args.files.model_dir.join("deepfilternet3/DeepFilterNet3_onnx.tar.gz"))
+        .arg(&input)
+        .arg(&output)
+        .output()
+        .context("running the official runtime")?;
+    let secs: f64 = String::from_utf8_lossy(&out.stdout).trim().parse().context("official runtime's timing")?;
+    let samples =
+        std::fs::read(&output)?.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
+    std::fs::remove_dir_all(dir).ok();
+    Ok((samples, secs))
+}
+
+/// Agreement of `ours` with the official output, in dB, away from the first and last 0.1 s.
+fn agreement(official: &[f32], ours: &[f32]) -> f64 {
+    let n = official.len().min(ours.len() + OFFICIAL_DELAY) - OFFICIAL_DELAY;
+    let edge = 4800;
+    f64::from(snr_db(&official[edge + OFFICIAL_DELAY..n + OFFICIAL_DELAY - edge], &ours[edge..n - edge]))
+}
+
+struct Row<'a> {
+    name: &'a str,
+    mode: String,
+    threads: usize,
+    seconds: f64,
+    total: f64,
+    ort: f64,
+    agreement: Option<f64>,
+    with_whole: Option<f64>,
+}
+
+fn print(row: &Row) {
+    let db = |v: Option<f64>| v.map_or("-".to_string(), |a| format!("{a:.1} dB"));
+    println!(
+        "| {} | {} | {} | {:.1} | {:.4} | {:.0} % | {:.0} % | {} | {} |",
+        row.name,
+        row.mode,
+        row.threads,
+        row.seconds / row.total,
+        row.total / row.seconds,
+        100.0 * row.ort / row.total,
+        100.0 * (row.total - row.ort) / row.total,
+        db(row.agreement),
+        db(row.with_whole)
+    );
+}
+
+/// Times `f` on `enhancer`: (output, wall seconds, ONNX Runtime seconds).
+fn timed(
+    enhancer: &mut Box<dyn Enhancer>,
+    f: impl FnOnce(&mut Box<dyn Enhancer>) -> anyhow::Result<Vec<f32>>,
+) -> anyhow::Result<(Vec<f32>, f64, f64)> {
+    let ort_before = enhancer.runtime_time();
+    let started = Instant::now();
+    let y = f(enhancer)?;
+    let total = started.elapsed().as_secs_f64();
+    Ok((y, total, (enhancer.runtime_time() - ort_before).as_secs_f64()))
+}
+
 pub fn run(args: &Args) -> anyhow::Result<()> {
-    let audio48 = speech_like(48_000, args.seconds, 3);
-    println!("| model | threads | x real time | RTF | ONNX Runtime share | DSP share |");
-    println!("|---|---|---|---|---|---|");
+    let audio48 = match &args.input {
+        None => speech_like(48_000, args.seconds, 3),
+        Some(path) => {
+            let info = decode::probe(path)?;
+            let (x, rate) = decode::read_span_mono(path, 0.0, info.duration_s())?;
+            let x = resample(&x, rate, 48_000)?;
+            anyhow::ensure!(!x.is_empty(), "{}: no audio", path.display());
+            x.iter().copied().cycle().take((args.seconds * 48_000.0) as usize).collect()
+        }
+    };
+    let fixed = fixed_settings(&args.fixed)?;
+    let reference = if args.libdeepfilter.is_file() { Some(official(args, &audio48)?) } else { None };
+    println!(
+        "| model | mode | threads | x real time | RTF | ONNX Runtime share | DSP share | agreement with libdeepfilter \
+         | agreement with whole clip |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|");
     for threads in args.threads.split(',').map(|t| t.trim().parse::<usize>()) {
         let threads = threads.context("--threads takes comma-separated numbers")?;
         let runtime = Runtime::with_options(RuntimeOptions::new(args.files.ort_library.clone(), Device::Cpu, threads))?;
@@ -39,40 +150,49 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
             let rate = enhancer.sample_rate();
             let x = resample(&audio48, 48_000, rate)?;
             enhancer.enhance(&x[..rate as usize])?;
-            let ort_before = enhancer.runtime_time();
-            let started = Instant::now();
-            enhancer.enhance(&x)?;
-            let total = started.elapsed().as_secs_f64();
-            let ort = (enhancer.runtime_time() - ort_before).as_secs_f64();
-            println!(
-                "| {name} | {threads} | {:.1} | {:.4} | {:.0} % | {:.0} % |",
-                args.seconds / total,
-                total / args.seconds,
-                100.0 * ort / total,
-                100.0 * (total - ort) / total
-            );
+            let compare = |y: &[f32]| reference.as_ref().filter(|_| name == DFN3).map(|(r, _)| agreement(r, y));
+            let (y, total, ort) = timed(&mut enhancer, |e| Ok(e.enhance(&x)?))?;
+            let mode = "whole clip".to_string();
+            print(&Row {
+                name,
+                mode,
+                threads,
+                seconds: args.seconds,
+                total,
+                ort,
+                agreement: compare(&y),
+                with_whole: None,
+            });
+            let whole = y;
+            if name != DFN3 {
+                continue;
+            }
+            for f in &fixed {
+                let (y, total, ort) = timed(&mut enhancer, |e| {
+                    let mut out = f.run(&[&x], rate, |w| e.enhance_batch(w))?;
+                    out.pop().context("no output")
+                })?;
+                let mode = format!("fixed {} s windows, {} s overlap, {} per call", f.window_s, f.overlap_s, f.batch);
+                let with_whole = Some(f64::from(snr_db(&whole, &y)));
+                print(&Row {
+                    name,
+                    mode,
+                    threads,
+                    seconds: args.seconds,
+                    total,
+                    ort,
+                    agreement: compare(&y),
+                    with_whole,
+                });
+            }
         }
     }
-    if args.libdeepfilter.is_file() {
-        let dir = std::env::temp_dir().join(format!("sq-bench-adapters-{}", std::process::id()));
-        std::fs::create_dir_all(&dir)?;
-        let (input, output) = (dir.join("in.f32"), dir.join("out.f32"));
-        std::fs::write(&input, audio48.iter().flat_map(|v| v.to_le_bytes()).collect::<Vec<u8>>())?;
-        let out = Command::new("python3")
-            .arg("tests/support/deepfilter_reference.py")
-            .arg(&args.libdeepfilter)
-            .arg(args.files.model_dir.join("deepfilternet3/DeepFilterNet3_onnx.tar.gz"))
-            .arg(&input)
-            .arg(&output)
-            .output()
-            .context("running the official runtime")?;
-        let secs: f64 = String::from_utf8_lossy(&out.stdout).trim().parse().context("official runtime's timing")?;
+    if let Some((_, secs)) = reference {
         println!(
-            "| libdeepfilter.so (official, its own threads) | - | {:.1} | {:.4} | - | - |",
+            "| libdeepfilter.so (official) | frame by frame | - | {:.1} | {:.4} | - | - | - | - |",
             args.seconds / secs,
             secs / args.seconds
         );
-        std::fs::remove_dir_all(dir).ok();
     }
     Ok(())
 }

@@ -113,6 +113,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         faults: FaultPlan::default(),
         post: Default::default(),
         output_format: Default::default(),
+        fixed_windows: None,
     };
     let probe = MemoryProbe::new(args.device);
     let baseline = context_baseline(args, &options, &probe)?;

@@ -4,6 +4,7 @@ use crate::args::WorkerArgs;
 use scenequeue_audio::dsp::PostProcess;
 use scenequeue_core::config::Services;
 use scenequeue_worker::WorkerConfig;
+use scenequeue_worker::batching::FixedWindows;
 use scenequeue_worker::recovery::RecoveryConfig;
 use scenequeue_worker::runtime::CudaSettings;
 use std::time::Duration;
@@ -30,6 +31,11 @@ pub fn config(args: &WorkerArgs) -> WorkerConfig {
             cpu_fallback: args.cpu_fallback,
             ..RecoveryConfig::default()
         },
+        fixed_windows: args.fixed_windows_s.filter(|&w| w > 0.0).map(|window_s| FixedWindows {
+            window_s,
+            overlap_s: args.window_overlap_s.clamp(0.0, window_s / 2.0),
+            batch: args.window_batch.max(1),
+        }),
         lease_ttl: Duration::from_secs(args.lease_s.max(3)),
         max_jobs: args.max_jobs,
         drain: args.drain,

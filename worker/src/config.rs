@@ -1,5 +1,6 @@
 //! Worker settings. The CLI fills them from flags and environment variables (README, "Configuration").
 
+use crate::batching::FixedWindows;
 use crate::faults::FaultPlan;
 use crate::inference::InferenceOptions;
 use crate::recovery::RecoveryConfig;
@@ -28,6 +29,8 @@ pub struct WorkerConfig {
     pub post: PostProcess,
     /// 16-bit or float WAV.
     pub output_format: OutputFormat,
+    /// Fixed-shape window batching across scenes; None runs every scene on its own.
+    pub fixed_windows: Option<FixedWindows>,
     /// Injected failures (tests and the GPU check only).
     pub faults: FaultPlan,
     /// The `scenequeue` binary started for the `process` policy (default: this executable).
@@ -58,6 +61,7 @@ impl WorkerConfig {
             recovery: RecoveryConfig::default(),
             post: PostProcess::default(),
             output_format: OutputFormat::default(),
+            fixed_windows: None,
             faults: FaultPlan::default(),
             child_program: None,
             lease_ttl: Duration::from_secs(600),
@@ -79,6 +83,7 @@ impl WorkerConfig {
             faults: self.faults.clone(),
             post: self.post,
             output_format: self.output_format,
+            fixed_windows: self.fixed_windows,
         }
     }
 }

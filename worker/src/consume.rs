@@ -332,35 +332,58 @@ async fn run_job(
     .await?;
     let attempt: i32 =
         sqlx::query_scalar("SELECT attempts FROM jobs WHERE id = $1").bind(job).fetch_one(ctx.pool).await?;
-    for scene in scenes {
+    // Scenes go to the inference thread one at a time, or in groups when windows are batched across scenes.
+    let group_s = ctx.config.fixed_windows.map_or(0.0, |f| f.group_seconds());
+    let mut rest = scenes.as_slice();
+    while !rest.is_empty() {
         if lost.is_cancelled() {
             return Ok(JobEnd::LeaseLost);
         }
-        sqlx::query("UPDATE scenes SET state = 'running' WHERE id = $1").bind(scene.id).execute(ctx.pool).await?;
-        let source = PathBuf::from(&scene.path);
-        let task = SceneTask {
-            output: scene_output(Path::new(&output_dir), batch, scene.media_id, &source, scene.idx),
-            source,
-            start_s: scene.start_s,
-            end_s: scene.end_s,
-        };
-        let output_path = task.output.to_string_lossy().into_owned();
-        match ctx.inference.scene(&model, task).await? {
-            Ok(out) => {
-                record_success(ctx, job, scene.id, attempt, &output_path, &out).await?;
-                report.scenes_succeeded += 1;
-                report.ooms += u64::from(out.oom_count);
-                report.scenes_recovered += u64::from(out.recovery != scenequeue_core::states::RecoveryStep::None);
-            }
-            Err(e) if e.is_job_level() => return Err(JobFailure::Retry(e.to_string())),
-            Err(e) => {
-                warn!(scene.id = %scene.id, error = %e, "scene failed");
-                sqlx::query("UPDATE scenes SET state = 'failed', error = $2 WHERE id = $1")
-                    .bind(scene.id)
-                    .bind(e.to_string())
-                    .execute(ctx.pool)
-                    .await?;
-                report.scenes_failed += 1;
+        let mut take = 0;
+        let mut seconds = 0.0;
+        while take < rest.len() && (take == 0 || seconds < group_s) {
+            seconds += rest[take].end_s - rest[take].start_s;
+            take += 1;
+        }
+        let (group, tail) = rest.split_at(take);
+        rest = tail;
+        let ids: Vec<SceneId> = group.iter().map(|s| s.id).collect();
+        sqlx::query("UPDATE scenes SET state = 'running' WHERE id = ANY($1)").bind(&ids).execute(ctx.pool).await?;
+        let tasks: Vec<SceneTask> = group
+            .iter()
+            .map(|scene| {
+                let source = PathBuf::from(&scene.path);
+                SceneTask {
+                    output: scene_output(Path::new(&output_dir), batch, scene.media_id, &source, scene.idx),
+                    source,
+                    start_s: scene.start_s,
+                    end_s: scene.end_s,
+                }
+            })
+            .collect();
+        let results = ctx.inference.scenes(&model, tasks.clone()).await?;
+        if results.len() < tasks.len() && !results.iter().any(|r| matches!(r, Err(e) if e.is_job_level())) {
+            return Err(JobFailure::Retry(format!("{} outcomes for {} scenes", results.len(), tasks.len())));
+        }
+        for ((scene, task), result) in group.iter().zip(&tasks).zip(results) {
+            match result {
+                Ok(out) => {
+                    let output_path = task.output.to_string_lossy();
+                    record_success(ctx, job, scene.id, attempt, &output_path, &out).await?;
+                    report.scenes_succeeded += 1;
+                    report.ooms += u64::from(out.oom_count);
+                    report.scenes_recovered += u64::from(out.recovery != scenequeue_core::states::RecoveryStep::None);
+                }
+                Err(e) if e.is_job_level() => return Err(JobFailure::Retry(e.to_string())),
+                Err(e) => {
+                    warn!(scene.id = %scene.id, error = %e, "scene failed");
+                    sqlx::query("UPDATE scenes SET state = 'failed', error = $2 WHERE id = $1")
+                        .bind(scene.id)
+                        .bind(e.to_string())
+                        .execute(ctx.pool)
+                        .await?;
+                    report.scenes_failed += 1;
+                }
             }
         }
     }

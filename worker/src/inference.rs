@@ -2,6 +2,7 @@
 //! call, so inference never blocks the async runtime and at most one session exists per worker. The async side
 //! talks to it through a channel of capacity one and awaits each reply.
 
+use crate::batching::FixedWindows;
 use crate::faults::FaultPlan;
 use crate::isolation::Isolated;
 use crate::memory::{MemoryProbe, MemorySample};
@@ -25,6 +26,9 @@ pub struct InferenceOptions {
     /// Applied to every enhanced scene before it is written.
     pub post: PostProcess,
     pub output_format: OutputFormat,
+    /// Fixed-shape window batching across scenes (`batching`); None runs every scene on its own.
+    #[serde(default)]
+    pub fixed_windows: Option<FixedWindows>,
 }
 
 /// What a job cost in sessions and memory.
@@ -44,7 +48,30 @@ pub struct JobTelemetry {
 pub trait Runner {
     fn warm(&mut self, model: &str) -> Result<(), SceneFailure>;
     fn scene(&mut self, model: &str, task: &SceneTask) -> Result<SceneOutput, SceneFailure>;
+    /// A group of consecutive scenes of one job, each with its own outcome, in order; the list ends early after
+    /// a job-level failure. Runners that batch across scenes override it.
+    fn scenes(&mut self, model: &str, tasks: &[SceneTask]) -> Vec<Result<SceneOutput, SceneFailure>> {
+        one_by_one(self, model, tasks)
+    }
     fn job_done(&mut self) -> JobTelemetry;
+}
+
+/// Runs `tasks` one scene at a time, stopping after a job-level failure.
+fn one_by_one<R: Runner + ?Sized>(
+    runner: &mut R,
+    model: &str,
+    tasks: &[SceneTask],
+) -> Vec<Result<SceneOutput, SceneFailure>> {
+    let mut results = Vec::with_capacity(tasks.len());
+    for task in tasks {
+        let result = runner.scene(model, task);
+        let job_level = matches!(&result, Err(e) if e.is_job_level());
+        results.push(result);
+        if job_level {
+            break;
+        }
+    }
+    results
 }
 
 /// Sessions in this process.
@@ -54,6 +81,7 @@ pub struct InProcess {
     recovery: RecoveryConfig,
     post: PostProcess,
     output_format: OutputFormat,
+    fixed_windows: Option<FixedWindows>,
     peak: Option<f32>,
     created_before: (u64, f64),
 }
@@ -67,6 +95,7 @@ impl InProcess {
             recovery: options.recovery.clone(),
             post: options.post,
             output_format: options.output_format,
+            fixed_windows: options.fixed_windows,
             peak: None,
             created_before: (0, 0.0),
         }
@@ -90,6 +119,10 @@ impl Runner for InProcess {
     }
 
     fn scene(&mut self, model: &str, task: &SceneTask) -> Result<SceneOutput, SceneFailure> {
+        if self.fixed_windows.is_some() {
+            let mut results = self.scenes(model, std::slice::from_ref(task));
+            return results.pop().unwrap_or_else(|| Err(SceneFailure::NoResult));
+        }
         let out = scene::process(
             &mut self.sessions,
             model,
@@ -100,6 +133,24 @@ impl Runner for InProcess {
         )?;
         self.peak = max_opt(self.peak, out.gpu_mem_mb);
         Ok(out)
+    }
+
+    fn scenes(&mut self, model: &str, tasks: &[SceneTask]) -> Vec<Result<SceneOutput, SceneFailure>> {
+        let Some(fixed) = self.fixed_windows else {
+            return one_by_one(self, model, tasks);
+        };
+        let results = scene::process_group(
+            &mut self.sessions,
+            model,
+            tasks,
+            (&fixed, &self.recovery),
+            (&self.post, self.output_format),
+            &self.probe,
+        );
+        for out in results.iter().flatten() {
+            self.peak = max_opt(self.peak, out.gpu_mem_mb);
+        }
+        results
     }
 
     fn job_done(&mut self) -> JobTelemetry {
@@ -142,6 +193,7 @@ type Reply<T> = oneshot::Sender<T>;
 enum Command {
     Warm { model: String, reply: Reply<Result<(), SceneFailure>> },
     Scene { model: String, task: Box<SceneTask>, reply: Reply<Result<SceneOutput, SceneFailure>> },
+    Scenes { model: String, tasks: Vec<SceneTask>, reply: Reply<Vec<Result<SceneOutput, SceneFailure>>> },
     JobDone { reply: Reply<JobTelemetry> },
 }
 
@@ -161,6 +213,9 @@ impl InferenceHandle {
                     }
                     Command::Scene { model, task, reply } => {
                         let _ = reply.send(runner.scene(&model, &task));
+                    }
+                    Command::Scenes { model, tasks, reply } => {
+                        let _ = reply.send(runner.scenes(&model, &tasks));
                     }
                     Command::JobDone { reply } => {
                         let _ = reply.send(runner.job_done());
@@ -184,6 +239,15 @@ impl InferenceHandle {
 
     pub async fn scene(&self, model: &str, task: SceneTask) -> Result<Result<SceneOutput, SceneFailure>, ThreadGone> {
         self.call(|reply| Command::Scene { model: model.to_string(), task: Box::new(task), reply }).await
+    }
+
+    /// A group of scenes (see `Runner::scenes`).
+    pub async fn scenes(
+        &self,
+        model: &str,
+        tasks: Vec<SceneTask>,
+    ) -> Result<Vec<Result<SceneOutput, SceneFailure>>, ThreadGone> {
+        self.call(|reply| Command::Scenes { model: model.to_string(), tasks, reply }).await
     }
 
     /// Applies the session policy after a job and reports what the job cost.

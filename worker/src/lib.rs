@@ -9,14 +9,17 @@
 //! - [`inference`]: the dedicated inference thread, its async handle, and the in-process runner.
 //! - [`isolation`]: the process-per-job runner and the child process's side.
 //! - [`recovery`]: out-of-memory recovery (fresh session, windows, CPU).
+//! - [`batching`]: fixed-shape window batching across the scenes of a job (optional).
 //! - [`faults`]: injected out-of-memory errors, for testing recovery without a GPU.
 //! - [`memory`]: GPU (NVML) and process memory telemetry.
-//! - [`scene`]: one scene end to end: read, resample, enhance, write, measure (blocking).
+//! - [`scene`]: one scene (or a group, when batching) end to end: read, resample, enhance, write, measure
+//!   (blocking).
 //! - [`paths`]: output file names derived from ids and sanitized names.
 //! - [`vad`]: the Silero voice-activity detector the scheduler can cut scenes with.
 //! - [`consume`]: the consume loop, job leases and acks.
 //! - [`registry`]: this worker's row in the `workers` table.
 
+pub mod batching;
 pub mod config;
 pub mod consume;
 pub mod faults;

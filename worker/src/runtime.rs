@@ -212,6 +212,11 @@ impl Runtime {
         Ok(self.builder()?.commit_from_file(path)?)
     }
 
+    /// Builds a session for a model held in memory (e.g. a graph rewritten at load time).
+    pub fn session_from_memory(&self, model: &[u8]) -> Result<Session, RuntimeError> {
+        Ok(self.builder()?.commit_from_memory(model)?)
+    }
+
     /// Options for every run: arena shrinkage when asked for.
     pub fn run_options(&self) -> Result<Option<RunOptions>, RuntimeError> {
         if !self.options.shrink_arena_each_run {

@@ -1,9 +1,11 @@
 //! One scene, end to end, on the calling (blocking) thread: read its span from the recording, resample to the
 //! model's rate, enhance (with out-of-memory recovery), post-process (`audio::dsp`), write the output, measure.
+//! With fixed-shape batching, a group of scenes goes through the same steps together.
 
+use crate::batching::FixedWindows;
 use crate::memory::MemoryProbe;
 use crate::model::ModelError;
-use crate::recovery::{self, RecoveryConfig};
+use crate::recovery::{self, Recovered, RecoveryConfig};
 use crate::sessions::{EnhanceError, Sessions};
 use scenequeue_audio::dsp::PostProcess;
 use scenequeue_audio::encode::OutputFormat;
@@ -11,7 +13,7 @@ use scenequeue_audio::{AudioError, decode, encode, level, resample};
 use scenequeue_core::states::RecoveryStep;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// What to do for one scene.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -56,13 +58,16 @@ pub enum SceneFailure {
     /// Reported by an isolated inference process.
     #[error("{message}")]
     Isolated { message: String, job_level: bool },
+    /// The inference side returned no outcome for the scene (a bug; the job is retried).
+    #[error("no outcome was returned for the scene")]
+    NoResult,
 }
 
 impl SceneFailure {
     /// Whether the whole job should be retried (rather than this scene marked failed).
     pub fn is_job_level(&self) -> bool {
         match self {
-            Self::Model(_) => true,
+            Self::Model(_) | Self::NoResult => true,
             Self::Scene(_) => false,
             Self::Isolated { job_level, .. } => *job_level,
         }
@@ -84,30 +89,118 @@ impl From<AudioError> for SceneFailure {
     }
 }
 
-pub fn process(
-    sessions: &mut Sessions,
-    model: &str,
+/// The scene's span of its recording, mono, at the model's rate.
+fn read(task: &SceneTask, model_rate: u32) -> Result<Vec<f32>, SceneFailure> {
+    let (audio, rate) = decode::read_span_mono(&task.source, task.start_s, task.end_s)?;
+    Ok(resample::resample(&audio, rate, model_rate)?)
+}
+
+/// Post-processes and writes the enhanced scene; `spent` is the processing time it is charged.
+fn finish(
     task: &SceneTask,
-    recovery: &RecoveryConfig,
+    input: &[f32],
+    mut out: Recovered,
+    model_rate: u32,
     (post, format): (&PostProcess, OutputFormat),
     probe: &MemoryProbe,
+    spent: Duration,
 ) -> Result<SceneOutput, SceneFailure> {
     let started = Instant::now();
-    let model_rate = sessions.get(model)?.sample_rate();
-    let (audio, rate) = decode::read_span_mono(&task.source, task.start_s, task.end_s)?;
-    let input = resample::resample(&audio, rate, model_rate)?;
-    drop(audio);
-    let mut out = recovery::enhance(sessions, model, &input, model_rate, recovery)?;
     post.apply(&mut out.audio, model_rate);
     encode::write(&task.output, &out.audio, model_rate, format)?;
     Ok(SceneOutput {
         sample_rate: model_rate,
         duration_s: out.audio.len() as f64 / f64::from(model_rate),
-        rms_in_db: level::rms_db(&input),
+        rms_in_db: level::rms_db(input),
         rms_out_db: level::rms_db(&out.audio),
-        processing_ms: started.elapsed().as_secs_f64() * 1000.0,
+        processing_ms: (spent + started.elapsed()).as_secs_f64() * 1000.0,
         recovery: out.step,
         oom_count: out.ooms,
         gpu_mem_mb: probe.sample().gpu_held_mb(),
     })
+}
+
+pub fn process(
+    sessions: &mut Sessions,
+    model: &str,
+    task: &SceneTask,
+    recovery: &RecoveryConfig,
+    output: (&PostProcess, OutputFormat),
+    probe: &MemoryProbe,
+) -> Result<SceneOutput, SceneFailure> {
+    let started = Instant::now();
+    let model_rate = sessions.get(model)?.sample_rate();
+    let input = read(task, model_rate)?;
+    let out = recovery::enhance(sessions, model, &input, model_rate, recovery)?;
+    finish(task, &input, out, model_rate, output, probe, started.elapsed())
+}
+
+/// A group of scenes through fixed-shape window batches (`batching`). Each scene gets its own outcome: one
+/// that cannot be read fails alone. If a batched call fails, the group's scenes run one by one through
+/// [`process`]'s path (out-of-memory recovery included), so a failure lands on its own scene; after an
+/// out-of-memory error they run on a fresh session and are recorded as recovered. A model that
+/// cannot be loaded ends the group with that one (job-level) failure. Each scene is charged the group's
+/// inference time in proportion to its length.
+pub fn process_group(
+    sessions: &mut Sessions,
+    model: &str,
+    tasks: &[SceneTask],
+    (fixed, recovery): (&FixedWindows, &RecoveryConfig),
+    output: (&PostProcess, OutputFormat),
+    probe: &MemoryProbe,
+) -> Vec<Result<SceneOutput, SceneFailure>> {
+    let model_rate = match sessions.get(model) {
+        Ok(enhancer) => enhancer.sample_rate(),
+        Err(e) => return vec![Err(e.into())],
+    };
+    let mut inputs = Vec::with_capacity(tasks.len());
+    for task in tasks {
+        let started = Instant::now();
+        inputs.push(read(task, model_rate).map(|input| (input, started.elapsed())));
+    }
+    let readable: Vec<&[f32]> = inputs.iter().flatten().map(|(input, _)| input.as_slice()).collect();
+    let total: usize = readable.iter().map(|x| x.len()).sum();
+    let started = Instant::now();
+    let mut batch_oom = false;
+    let mut batched = match fixed.run(&readable, model_rate, |w| sessions.enhance_batch(model, w)) {
+        Ok(outputs) => Some(outputs.into_iter()),
+        Err(EnhanceError::Model(e)) => return vec![Err(e.into())],
+        Err(e) => {
+            tracing::warn!(error = %e, "a batched call failed; running the group's scenes one by one");
+            if e.is_out_of_memory() {
+                batch_oom = true;
+                sessions.reset();
+            }
+            None
+        }
+    };
+    let inference = started.elapsed();
+    let mut results = Vec::with_capacity(tasks.len());
+    for (task, input) in tasks.iter().zip(inputs) {
+        let result = input.and_then(|(input, read_time)| match batched.as_mut().and_then(Iterator::next) {
+            Some(audio) => {
+                let share = inference.mul_f64(input.len() as f64 / total.max(1) as f64);
+                let out = Recovered { audio, step: RecoveryStep::None, ooms: 0 };
+                finish(task, &input, out, model_rate, output, probe, read_time + share)
+            }
+            None => {
+                let started = Instant::now();
+                let mut out = recovery::enhance(sessions, model, &input, model_rate, recovery)?;
+                if batch_oom {
+                    // Recovered from the batch's out-of-memory error by running alone on a fresh session.
+                    out.ooms += 1;
+                    if out.step == RecoveryStep::None {
+                        out.step = RecoveryStep::Recreated;
+                    }
+                }
+                finish(task, &input, out, model_rate, output, probe, read_time + started.elapsed())
+            }
+        });
+        let job_level = matches!(&result, Err(e) if e.is_job_level());
+        results.push(result);
+        if job_level {
+            break;
+        }
+    }
+    results
 }

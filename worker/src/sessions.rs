@@ -137,6 +137,13 @@ impl Sessions {
         Ok(self.get(model)?.enhance(x)?)
     }
 
+    /// Runs `model` on windows of equal length at once (see `batching`); faults see the batch's total length.
+    pub fn enhance_batch(&mut self, model: &str, windows: &[&[f32]]) -> Result<Vec<Vec<f32>>, EnhanceError> {
+        self.get(model)?;
+        self.faults.check(windows.iter().map(|w| w.len()).sum())?;
+        Ok(self.get(model)?.enhance_batch(windows)?)
+    }
+
     /// Runs `model` once on a throw-away CPU session (the last step of out-of-memory recovery).
     pub fn enhance_on_cpu(&mut self, model: &str, x: &[f32]) -> Result<Vec<f32>, EnhanceError> {
         let started = Instant::now();

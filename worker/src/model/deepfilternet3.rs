@@ -11,8 +11,9 @@
 //!
 //! Checked against the official runtime (libdeepfilter.so from the same package) in tests/deepfilternet.rs.
 
+use super::batch_axis::open_batch_axis;
 use super::{AdapterKind, InferenceError, ModelError};
-use crate::runtime::Runtime;
+use crate::runtime::{Device, Runtime};
 use ort::session::{RunOptions, Session};
 use ort::value::Tensor;
 use scenequeue_audio::stft::Complex32;
@@ -27,6 +28,9 @@ const NB_DF: usize = 96;
 const DF_ORDER: usize = 5;
 const LOOKAHEAD: usize = 2;
 const ALPHA: f32 = 0.99;
+const ENC_INPUTS: [&str; 2] = ["feat_erb", "feat_spec"];
+const ERB_DEC_INPUTS: [&str; 5] = ["emb", "e3", "e2", "e1", "e0"];
+const DF_DEC_INPUTS: [&str; 2] = ["emb", "c0"];
 /// Bins per ERB band, low to high (481 in all).
 const ERB_WIDTHS: [usize; NB_ERB] =
     [2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 5, 5, 7, 7, 8, 10, 12, 13, 15, 18, 20, 24, 28, 31, 37, 42, 50, 56, 67];
@@ -36,6 +40,8 @@ pub struct DeepFilterNet3 {
     erb_dec: Session,
     df_dec: Session,
     run_options: Option<RunOptions>,
+    /// Run the two decoders at the same time, each on half the threads (CPU with 2 or more threads).
+    parallel_decoders: bool,
     stft: Stft,
     runtime_time: std::time::Duration,
 }
@@ -53,19 +59,33 @@ impl DeepFilterNet3 {
     /// Loads `enc.onnx` (the manifest's model) and `erb_dec.onnx`, `df_dec.onnx` beside it.
     pub fn load(runtime: &Runtime, enc_path: &Path) -> Result<Self, ModelError> {
         let dir = enc_path.parent().unwrap_or(Path::new("."));
-        let session = |path: &Path| {
+        // The graphs were exported for a batch of one; their batch axis is opened so that windows run together.
+        // On a CPU with threads to share, the two decoders (independent given the encoder's outputs) run side by
+        // side, each on half of them: their recurrent layers use threads poorly.
+        let parallel_decoders = runtime.device() == Device::Cpu && runtime.options.intra_threads >= 2;
+        let mut decoder_runtime = runtime.clone();
+        if parallel_decoders {
+            decoder_runtime.options.intra_threads = runtime.options.intra_threads / 2;
+        }
+        let session = |runtime: &Runtime, path: &Path, inputs: &[&str]| {
             if !path.is_file() {
                 return Err(ModelError::FileMissing { path: path.to_path_buf() });
             }
-            runtime.session(path).map_err(|source| ModelError::Load { path: path.to_path_buf(), source })
+            let invalid = |reason: String| ModelError::Invalid { path: path.to_path_buf(), reason };
+            let bytes = std::fs::read(path).map_err(|e| invalid(e.to_string()))?;
+            let model = open_batch_axis(&bytes, inputs).map_err(|e| invalid(e.to_string()))?;
+            runtime.session_from_memory(&model).map_err(|source| ModelError::Load { path: path.to_path_buf(), source })
         };
-        let (enc, erb_dec, df_dec) =
-            (session(enc_path)?, session(&dir.join("erb_dec.onnx"))?, session(&dir.join("df_dec.onnx"))?);
+        let (enc, erb_dec, df_dec) = (
+            session(runtime, enc_path, &ENC_INPUTS)?,
+            session(&decoder_runtime, &dir.join("erb_dec.onnx"), &ERB_DEC_INPUTS)?,
+            session(&decoder_runtime, &dir.join("df_dec.onnx"), &DF_DEC_INPUTS)?,
+        );
         let names = |s: &Session| s.inputs().iter().map(|i| i.name().to_string()).collect::<Vec<_>>();
         let expected = [
-            (&enc, vec!["feat_erb", "feat_spec"], enc_path.to_path_buf()),
-            (&erb_dec, vec!["emb", "e3", "e2", "e1", "e0"], dir.join("erb_dec.onnx")),
-            (&df_dec, vec!["emb", "c0"], dir.join("df_dec.onnx")),
+            (&enc, ENC_INPUTS.to_vec(), enc_path.to_path_buf()),
+            (&erb_dec, ERB_DEC_INPUTS.to_vec(), dir.join("erb_dec.onnx")),
+            (&df_dec, DF_DEC_INPUTS.to_vec(), dir.join("df_dec.onnx")),
         ];
         for (s, want, path) in expected {
             if names(s) != want {
@@ -85,6 +105,7 @@ impl DeepFilterNet3 {
             erb_dec,
             df_dec,
             run_options,
+            parallel_decoders,
             stft: Stft::new(N_FFT, HOP, N_FFT, window.clone(), window),
             runtime_time: std::time::Duration::ZERO,
         })
@@ -133,42 +154,23 @@ impl super::Enhancer for DeepFilterNet3 {
     }
 
     fn enhance(&mut self, x: &[f32]) -> Result<Vec<f32>, InferenceError> {
-        let scale = 1.0 / N_FFT as f32;
-        let mut spec: Vec<Complex32> = self.stft.analyze(x);
-        spec.iter_mut().for_each(|c| *c *= scale);
-        let frames = spec.len() / BINS;
+        let mut out = self.enhance_batch(&[x])?;
+        out.pop().ok_or_else(|| InferenceError::Shape("no output for one input".into()))
+    }
 
-        // Features, then shifted LOOKAHEAD frames earlier (zeros at the end).
-        let mut feat_erb = vec![0.0f32; frames * NB_ERB];
-        let mut feat_re = vec![0.0f32; frames * NB_DF];
-        let mut feat_im = vec![0.0f32; frames * NB_DF];
-        let mut erb_state: Vec<f32> = (0..NB_ERB).map(|b| -60.0 - 30.0 * b as f32 / (NB_ERB - 1) as f32).collect();
-        let mut unit_state: Vec<f32> = (0..NB_DF).map(|f| 1e-3 - 9e-4 * f as f32 / (NB_DF - 1) as f32).collect();
-        for t in 0..frames {
-            let row = &spec[t * BINS..(t + 1) * BINS];
-            // Every frame advances the states; the first LOOKAHEAD frames' features are shifted out.
-            let dst = t.checked_sub(LOOKAHEAD);
-            let mut start = 0;
-            for (b, &w) in ERB_WIDTHS.iter().enumerate() {
-                let power = row[start..start + w].iter().map(|c| c.norm_sqr()).sum::<f32>() / w as f32;
-                start += w;
-                let db = 10.0 * (power + 1e-10).log10();
-                erb_state[b] = db * (1.0 - ALPHA) + erb_state[b] * ALPHA;
-                if let Some(d) = dst {
-                    feat_erb[d * NB_ERB + b] = (db - erb_state[b]) / 40.0;
-                }
-            }
-            for f in 0..NB_DF {
-                unit_state[f] = row[f].norm() * (1.0 - ALPHA) + unit_state[f] * ALPHA;
-                if let Some(d) = dst {
-                    let v = row[f] / unit_state[f].sqrt();
-                    feat_re[d * NB_DF + f] = v.re;
-                    feat_im[d * NB_DF + f] = v.im;
-                }
-            }
+    /// All windows in one call of each graph: `[B, 1, S, 32]` and `[B, 2, S, 96]` features.
+    fn enhance_batch(&mut self, windows: &[&[f32]]) -> Result<Vec<Vec<f32>>, InferenceError> {
+        let (Some(first), b) = (windows.first(), windows.len()) else { return Ok(Vec::new()) };
+        if windows.iter().any(|w| w.len() != first.len()) {
+            return Err(InferenceError::Shape("windows of a batch differ in length".into()));
         }
-        let mut feat_spec = feat_re;
-        feat_spec.extend_from_slice(&feat_im);
+        let specs: Vec<Vec<Complex32>> = windows.iter().map(|w| self.spectrum(w)).collect();
+        let frames = specs[0].len() / BINS;
+        let mut feat_erb = Vec::with_capacity(b * frames * NB_ERB);
+        let mut feat_spec = Vec::with_capacity(b * 2 * frames * NB_DF);
+        for spec in &specs {
+            features(spec, frames, &mut feat_erb, &mut feat_spec);
+        }
 
         let opts = self.run_options.as_ref();
         let clock = &mut self.runtime_time;
@@ -176,56 +178,118 @@ impl super::Enhancer for DeepFilterNet3 {
             &mut self.enc,
             opts,
             vec![
-                ("feat_erb", (vec![1, 1, frames, NB_ERB], feat_erb)),
-                ("feat_spec", (vec![1, 2, frames, NB_DF], feat_spec)),
+                ("feat_erb", (vec![b, 1, frames, NB_ERB], feat_erb)),
+                ("feat_spec", (vec![b, 2, frames, NB_DF], feat_spec)),
             ],
             clock,
         )?;
         let [e0, e1, e2, e3, emb, c0, _lsnr] = <[_; 7]>::try_from(enc)
             .map_err(|v: Vec<_>| InferenceError::Shape(format!("enc gave {} outputs, expected 7", v.len())))?;
-        let mask = run(
-            &mut self.erb_dec,
-            opts,
-            vec![("emb", emb.clone()), ("e3", e3), ("e2", e2), ("e1", e1), ("e0", e0)],
-            clock,
-        )?
-        .into_iter()
-        .next()
-        .map(|(_, m)| m)
-        .unwrap_or_default();
-        let coefs = run(&mut self.df_dec, opts, vec![("emb", emb), ("c0", c0)], clock)?
-            .into_iter()
-            .next()
-            .map(|(_, c)| c)
-            .unwrap_or_default();
-        if mask.len() != frames * NB_ERB || coefs.len() != frames * NB_DF * DF_ORDER * 2 {
+        let erb_inputs = vec![("emb", emb.clone()), ("e3", e3), ("e2", e2), ("e1", e1), ("e0", e0)];
+        let df_inputs = vec![("emb", emb), ("c0", c0)];
+        let (erb_dec, df_dec) = (&mut self.erb_dec, &mut self.df_dec);
+        let (mut erb_clock, mut df_clock) = (std::time::Duration::ZERO, std::time::Duration::ZERO);
+        let started = std::time::Instant::now();
+        let (mask, coefs) = if self.parallel_decoders {
+            std::thread::scope(|scope| {
+                let mask = scope.spawn(|| run(erb_dec, opts, erb_inputs, &mut erb_clock));
+                let coefs = run(df_dec, opts, df_inputs, &mut df_clock);
+                let mask = mask.join().unwrap_or_else(|_| Err(InferenceError::Shape("decoder thread panicked".into())));
+                (mask, coefs)
+            })
+        } else {
+            (run(erb_dec, opts, erb_inputs, &mut erb_clock), run(df_dec, opts, df_inputs, &mut df_clock))
+        };
+        *clock += started.elapsed();
+        let first = |outputs: Vec<Array>| outputs.into_iter().next().map(|(_, v)| v).unwrap_or_default();
+        let (mask, coefs) = (first(mask?), first(coefs?));
+        let (mask_len, coef_len) = (frames * NB_ERB, frames * NB_DF * DF_ORDER * 2);
+        if mask.len() != b * mask_len || coefs.len() != b * coef_len {
             return Err(InferenceError::Shape(format!(
-                "{} mask values and {} coefficients for {frames} frames",
+                "{} mask values and {} coefficients for {b} x {frames} frames",
                 mask.len(),
                 coefs.len()
             )));
         }
+        Ok(specs
+            .iter()
+            .zip(windows)
+            .enumerate()
+            .map(|(i, (spec, w))| {
+                let out = filter(spec, frames, &mask[i * mask_len..][..mask_len], &coefs[i * coef_len..][..coef_len]);
+                self.stft.synthesize(&out, w.len())
+            })
+            .collect())
+    }
+}
 
-        // ERB gains over the whole spectrum; deep filtering of the low bins from the noisy spectrum.
-        let mut out = spec.clone();
-        for t in 0..frames {
-            let mut start = 0;
-            for (b, &w) in ERB_WIDTHS.iter().enumerate() {
-                let g = mask[t * NB_ERB + b];
-                out[t * BINS + start..t * BINS + start + w].iter_mut().for_each(|c| *c *= g);
-                start += w;
-            }
-            for f in 0..NB_DF {
-                let mut y = Complex32::new(0.0, 0.0);
-                for i in 0..DF_ORDER {
-                    let Some(src) = (t + i).checked_sub(LOOKAHEAD).filter(|&s| s < frames) else { continue };
-                    let k = ((t * NB_DF + f) * DF_ORDER + i) * 2;
-                    y += spec[src * BINS + f] * Complex32::new(coefs[k], coefs[k + 1]);
-                }
-                out[t * BINS + f] = y;
+impl DeepFilterNet3 {
+    /// The STFT of `x`, scaled by 1/N_FFT as the model was trained.
+    fn spectrum(&self, x: &[f32]) -> Vec<Complex32> {
+        let scale = 1.0 / N_FFT as f32;
+        let mut spec: Vec<Complex32> = self.stft.analyze(x);
+        spec.iter_mut().for_each(|c| *c *= scale);
+        spec
+    }
+}
+
+/// Appends the model's two features of one spectrum (`frames` x 481 bins) to `feat_erb` (`[1, S, 32]`) and
+/// `feat_spec` (`[2, S, 96]`, real parts then imaginary parts), shifted LOOKAHEAD frames earlier (zeros at the
+/// end).
+fn features(spec: &[Complex32], frames: usize, feat_erb: &mut Vec<f32>, feat_spec: &mut Vec<f32>) {
+    let erb0 = feat_erb.len();
+    feat_erb.resize(erb0 + frames * NB_ERB, 0.0);
+    let re0 = feat_spec.len();
+    let im0 = re0 + frames * NB_DF;
+    feat_spec.resize(re0 + 2 * frames * NB_DF, 0.0);
+    let mut erb_state: Vec<f32> = (0..NB_ERB).map(|b| -60.0 - 30.0 * b as f32 / (NB_ERB - 1) as f32).collect();
+    let mut unit_state: Vec<f32> = (0..NB_DF).map(|f| 1e-3 - 9e-4 * f as f32 / (NB_DF - 1) as f32).collect();
+    for t in 0..frames {
+        let row = &spec[t * BINS..(t + 1) * BINS];
+        // Every frame advances the states; the first LOOKAHEAD frames' features are shifted out.
+        let dst = t.checked_sub(LOOKAHEAD);
+        let mut start = 0;
+        for (b, &w) in ERB_WIDTHS.iter().enumerate() {
+            let power = row[start..start + w].iter().map(|c| c.norm_sqr()).sum::<f32>() / w as f32;
+            start += w;
+            let db = 10.0 * (power + 1e-10).log10();
+            erb_state[b] = db * (1.0 - ALPHA) + erb_state[b] * ALPHA;
+            if let Some(d) = dst {
+                feat_erb[erb0 + d * NB_ERB + b] = (db - erb_state[b]) / 40.0;
             }
         }
-        out.iter_mut().for_each(|c| *c *= N_FFT as f32);
-        Ok(self.stft.synthesize(&out, x.len()))
+        for f in 0..NB_DF {
+            unit_state[f] = row[f].norm() * (1.0 - ALPHA) + unit_state[f] * ALPHA;
+            if let Some(d) = dst {
+                let v = row[f] / unit_state[f].sqrt();
+                feat_spec[re0 + d * NB_DF + f] = v.re;
+                feat_spec[im0 + d * NB_DF + f] = v.im;
+            }
+        }
     }
+}
+
+/// The enhanced spectrum: ERB gains over the whole spectrum; deep filtering of the low bins from the noisy
+/// spectrum; scaled back by N_FFT for the inverse STFT.
+fn filter(spec: &[Complex32], frames: usize, mask: &[f32], coefs: &[f32]) -> Vec<Complex32> {
+    let mut out = spec.to_vec();
+    for t in 0..frames {
+        let mut start = 0;
+        for (b, &w) in ERB_WIDTHS.iter().enumerate() {
+            let g = mask[t * NB_ERB + b];
+            out[t * BINS + start..t * BINS + start + w].iter_mut().for_each(|c| *c *= g);
+            start += w;
+        }
+        for f in 0..NB_DF {
+            let mut y = Complex32::new(0.0, 0.0);
+            for i in 0..DF_ORDER {
+                let Some(src) = (t + i).checked_sub(LOOKAHEAD).filter(|&s| s < frames) else { continue };
+                let k = ((t * NB_DF + f) * DF_ORDER + i) * 2;
+                y += spec[src * BINS + f] * Complex32::new(coefs[k], coefs[k + 1]);
+            }
+            out[t * BINS + f] = y;
+        }
+    }
+    out.iter_mut().for_each(|c| *c *= N_FFT as f32);
+    out
 }

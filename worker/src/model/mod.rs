@@ -2,6 +2,7 @@
 //! files it names. The adapter is the code that knows the model's tensors; adding a model family means adding
 //! an adapter here, nothing else.
 
+mod batch_axis;
 mod deepfilternet3;
 mod nsnet2;
 mod waveform;
@@ -14,6 +15,11 @@ use std::path::{Path, PathBuf};
 pub trait Enhancer: Send {
     fn sample_rate(&self) -> u32;
     fn enhance(&mut self, x: &[f32]) -> Result<Vec<f32>, InferenceError>;
+    /// Enhances windows of equal length, each on its own (fixed-shape batching, see `audio::windows`). Adapters
+    /// whose graphs take a batch run them in one call; the others one after the other.
+    fn enhance_batch(&mut self, windows: &[&[f32]]) -> Result<Vec<Vec<f32>>, InferenceError> {
+        windows.iter().map(|w| self.enhance(w)).collect()
+    }
     /// Longer scenes run in crossfaded windows of this many seconds, for models whose memory grows with the
     /// input and whose output re-converges quickly after a window starts (measured per model).
     fn window_s(&self) -> Option<f64> {
@@ -63,6 +69,8 @@ pub enum ModelError {
         #[source]
         source: RuntimeError,
     },
+    #[error("{path}: cannot load as ONNX: {reason}")]
+    Invalid { path: PathBuf, reason: String },
     #[error("{path}: does not fit the {adapter:?} adapter: expected {expected}, found {found}")]
     Mismatch { path: PathBuf, adapter: AdapterKind, expected: String, found: String },
 }
