@@ -163,7 +163,7 @@ pub struct WorkerArgs {
     /// Fixed windows per model call.
     #[arg(long, env = "SCENEQUEUE_WINDOW_BATCH", default_value_t = 8)]
     pub window_batch: usize,
-    /// Output files: wav (16-bit PCM) or wav-float (32-bit float).
+    /// Output files: wav (16-bit PCM), wav-float (32-bit float) or flac (16-bit, lossless).
     #[arg(long, env = "SCENEQUEUE_OUTPUT_FORMAT", default_value = "wav")]
     pub output_format: OutputFormat,
     /// Rumble high-pass cut-off of every output, Hz (0: off).

@@ -404,7 +404,7 @@ async fn a_worker_that_cannot_reach_the_broker_gives_up_after_bounded_retries() 
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn fixed_window_batches_enhance_a_job_and_an_unreadable_scene_fails_alone() {
+async fn fixed_window_batches_enhance_a_job_to_flac_and_an_unreadable_scene_fails_alone() {
     let env = TestEnv::new().await;
     let input = env.dir.join("in");
     std::fs::create_dir_all(&input).unwrap();
@@ -424,6 +424,7 @@ async fn fixed_window_batches_enhance_a_job_and_an_unreadable_scene_fails_alone(
         default_model: "deepfilternet3".into(),
         // The first model call runs out of memory: the batched call of the scene group.
         faults: FaultPlan { oom_first_runs: 1, ..FaultPlan::default() },
+        output_format: scenequeue_audio::encode::OutputFormat::Flac,
         ..env.worker_config()
     };
     let worker = scenequeue_worker::run(config, env.services.clone(), CancellationToken::new()).await.unwrap();
@@ -452,8 +453,10 @@ async fn fixed_window_batches_enhance_a_job_and_an_unreadable_scene_fails_alone(
             assert!(output.is_none());
         } else {
             assert_eq!(*state, SceneState::Succeeded, "{path}: {error:?}");
-            let reader = hound::WavReader::open(output.as_deref().unwrap()).unwrap();
-            let secs = reader.duration() as f64 / 48_000.0;
+            let output = output.as_deref().unwrap();
+            assert!(output.ends_with(".flac"), "{output}");
+            let info = scenequeue_audio::decode::probe(std::path::Path::new(output)).unwrap();
+            let secs = info.duration_s();
             assert!((secs - (end - start)).abs() < 0.001, "output {secs} s for a {} s scene", end - start);
         }
     }

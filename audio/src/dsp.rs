@@ -79,25 +79,30 @@ impl Biquad {
     }
 
     fn run(&self, x: impl Iterator<Item = f32>) -> Vec<f32> {
-        let (mut x1, mut x2, mut y1, mut y2) = (0.0f64, 0.0, 0.0, 0.0);
-        x.map(|s| {
-            let s = f64::from(s);
-            let y = self.b[0] * s + self.b[1] * x1 + self.b[2] * x2 - self.a[0] * y1 - self.a[1] * y2;
-            (x2, x1, y2, y1) = (x1, s, y1, y);
-            y as f32
-        })
-        .collect()
+        let mut state = [0.0f64; 4];
+        x.map(|s| self.step(&mut state, s)).collect()
+    }
+
+    /// Filters `x` in place, front to back.
+    fn run_in_place<'a>(&self, x: impl Iterator<Item = &'a mut f32>) {
+        let mut state = [0.0f64; 4];
+        x.for_each(|s| *s = self.step(&mut state, *s));
+    }
+
+    /// One sample through the filter; `state` is (x1, x2, y1, y2).
+    fn step(&self, [x1, x2, y1, y2]: &mut [f64; 4], s: f32) -> f32 {
+        let s = f64::from(s);
+        let y = self.b[0] * s + self.b[1] * *x1 + self.b[2] * *x2 - self.a[0] * *y1 - self.a[1] * *y2;
+        (*x2, *x1, *y2, *y1) = (*x1, s, *y1, y);
+        y as f32
     }
 }
 
 /// Second-order Butterworth high-pass run forwards then backwards: zero phase, 24 dB/octave in all.
 pub fn highpass_zero_phase(x: &mut [f32], rate: u32, hz: f32) {
     let f = Biquad::highpass(rate, f64::from(hz), std::f64::consts::FRAC_1_SQRT_2);
-    let forward = f.run(x.iter().copied());
-    let backward = f.run(forward.into_iter().rev());
-    for (d, s) in x.iter_mut().zip(backward.into_iter().rev()) {
-        *d = s;
-    }
+    f.run_in_place(x.iter_mut());
+    f.run_in_place(x.iter_mut().rev());
 }
 
 /// Integrated loudness (BS.1770-4), LUFS; None when the signal is shorter than one 400 ms block or all of it is

@@ -34,8 +34,8 @@ pub struct Args {
     /// DeepFilterNet3 fixed-window settings to measure, as WINDOW_S:OVERLAP_S:BATCH, comma-separated.
     #[arg(long, default_value = "10:2:8,20:2:4,30:2:2")]
     fixed: String,
-    /// A recording to measure on (its first --seconds, repeated if shorter); synthetic speech-like audio when
-    /// not given. Agreement figures mean more on real speech: a recurrent model's output on synthetic tones
+    /// A recording, or a directory of WAV files (e.g. the demo's `demo-out/input`), to measure on: its first
+    /// --seconds, repeated if shorter. Synthetic speech-like audio when not given. Agreement figures mean more on real speech: a recurrent model's output on synthetic tones
     /// diverges from run to run far more than on speech.
     #[arg(long)]
     input: Option<PathBuf>,
@@ -55,6 +55,25 @@ fn fixed_settings(text: &str) -> anyhow::Result<Vec<FixedWindows>> {
             Ok(FixedWindows { window_s: w.parse()?, overlap_s: o.parse()?, batch: b.parse()? })
         })
         .collect()
+}
+
+/// A recording, or the WAV files of a directory one after the other, at 48 kHz.
+fn read_input(path: &std::path::Path) -> anyhow::Result<Vec<f32>> {
+    let mut files = vec![path.to_path_buf()];
+    if path.is_dir() {
+        files = std::fs::read_dir(path)?
+            .map(|e| e.map(|e| e.path()))
+            .filter(|p| p.as_ref().map_or(true, |p| p.extension().is_some_and(|x| x == "wav")))
+            .collect::<Result<_, _>>()?;
+        files.sort();
+    }
+    let mut out = Vec::new();
+    for file in files {
+        let info = decode::probe(&file)?;
+        let (x, rate) = decode::read_span_mono(&file, 0.0, info.duration_s())?;
+        out.extend(resample(&x, rate, 48_000)?);
+    }
+    Ok(out)
 }
 
 /// The official runtime on `audio`: its output and the seconds it took.
@@ -128,9 +147,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     let audio48 = match &args.input {
         None => speech_like(48_000, args.seconds, 3),
         Some(path) => {
-            let info = decode::probe(path)?;
-            let (x, rate) = decode::read_span_mono(path, 0.0, info.duration_s())?;
-            let x = resample(&x, rate, 48_000)?;
+            let x = read_input(path)?;
             anyhow::ensure!(!x.is_empty(), "{}: no audio", path.display());
             x.iter().copied().cycle().take((args.seconds * 48_000.0) as usize).collect()
         }

@@ -354,7 +354,8 @@ async fn run_job(
             .map(|scene| {
                 let source = PathBuf::from(&scene.path);
                 SceneTask {
-                    output: scene_output(Path::new(&output_dir), batch, scene.media_id, &source, scene.idx),
+                    output: scene_output(Path::new(&output_dir), batch, scene.media_id, &source, scene.idx)
+                        .with_extension(ctx.config.output_format.extension()),
                     source,
                     start_s: scene.start_s,
                     end_s: scene.end_s,

@@ -92,13 +92,16 @@ impl From<AudioError> for SceneFailure {
 /// The scene's span of its recording, mono, at the model's rate.
 fn read(task: &SceneTask, model_rate: u32) -> Result<Vec<f32>, SceneFailure> {
     let (audio, rate) = decode::read_span_mono(&task.source, task.start_s, task.end_s)?;
+    if rate == model_rate {
+        return Ok(audio);
+    }
     Ok(resample::resample(&audio, rate, model_rate)?)
 }
 
 /// Post-processes and writes the enhanced scene; `spent` is the processing time it is charged.
 fn finish(
     task: &SceneTask,
-    input: &[f32],
+    rms_in_db: f32,
     mut out: Recovered,
     model_rate: u32,
     (post, format): (&PostProcess, OutputFormat),
@@ -111,7 +114,7 @@ fn finish(
     Ok(SceneOutput {
         sample_rate: model_rate,
         duration_s: out.audio.len() as f64 / f64::from(model_rate),
-        rms_in_db: level::rms_db(input),
+        rms_in_db,
         rms_out_db: level::rms_db(&out.audio),
         processing_ms: (spent + started.elapsed()).as_secs_f64() * 1000.0,
         recovery: out.step,
@@ -132,7 +135,9 @@ pub fn process(
     let model_rate = sessions.get(model)?.sample_rate();
     let input = read(task, model_rate)?;
     let out = recovery::enhance(sessions, model, &input, model_rate, recovery)?;
-    finish(task, &input, out, model_rate, output, probe, started.elapsed())
+    let rms_in_db = level::rms_db(&input);
+    drop(input);
+    finish(task, rms_in_db, out, model_rate, output, probe, started.elapsed())
 }
 
 /// A group of scenes through fixed-shape window batches (`batching`). Each scene gets its own outcome: one
@@ -181,7 +186,7 @@ pub fn process_group(
             Some(audio) => {
                 let share = inference.mul_f64(input.len() as f64 / total.max(1) as f64);
                 let out = Recovered { audio, step: RecoveryStep::None, ooms: 0 };
-                finish(task, &input, out, model_rate, output, probe, read_time + share)
+                finish(task, level::rms_db(&input), out, model_rate, output, probe, read_time + share)
             }
             None => {
                 let started = Instant::now();
@@ -193,7 +198,7 @@ pub fn process_group(
                         out.step = RecoveryStep::Recreated;
                     }
                 }
-                finish(task, &input, out, model_rate, output, probe, read_time + started.elapsed())
+                finish(task, level::rms_db(&input), out, model_rate, output, probe, read_time + started.elapsed())
             }
         });
         let job_level = matches!(&result, Err(e) if e.is_job_level());
