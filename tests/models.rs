@@ -125,3 +125,19 @@ fn a_missing_runtime_library_is_a_clear_error() {
     let err = Runtime::init(Path::new("/nonexistent/libonnxruntime.so"), Device::Cpu, 1).expect_err("an error");
     assert!(err.to_string().contains("/nonexistent/libonnxruntime.so"), "{err}");
 }
+
+#[test]
+fn deepfilternet3_names_a_broken_or_missing_graph() {
+    let manifest = "name = \"dfn\"\nadapter = \"deepfilternet3\"\nsample_rate = 48000\nmodel = \"enc.onnx\"\n";
+    let root = fake_model_dir("dfn", manifest, "enc.onnx", b"this is not a protobuf");
+    let err = model::load(&runtime(), &root, "dfn").err().expect("loading fails");
+    assert!(matches!(err, ModelError::Invalid { .. }), "{err}");
+    assert!(err.to_string().contains("enc.onnx") && err.to_string().contains("cannot load as ONNX"), "{err}");
+
+    // The encoder is fine, but the decoders beside it are missing.
+    std::fs::copy(model_dir().join("deepfilternet3/enc.onnx"), root.join("dfn/enc.onnx")).unwrap();
+    let err = model::load(&runtime(), &root, "dfn").err().expect("loading fails");
+    assert!(matches!(err, ModelError::FileMissing { .. }), "{err}");
+    assert!(err.to_string().contains("erb_dec.onnx"), "{err}");
+    std::fs::remove_dir_all(root).ok();
+}

@@ -42,6 +42,7 @@ pub struct DeepFilterNet3 {
     run_options: Option<RunOptions>,
     /// Run the two decoders at the same time, each on half the threads (CPU with 2 or more threads).
     parallel_decoders: bool,
+    threads: usize,
     stft: Stft,
     runtime_time: std::time::Duration,
 }
@@ -106,6 +107,7 @@ impl DeepFilterNet3 {
             df_dec,
             run_options,
             parallel_decoders,
+            threads: runtime.options.intra_threads,
             stft: Stft::new(N_FFT, HOP, N_FFT, window.clone(), window),
             runtime_time: std::time::Duration::ZERO,
         })
@@ -164,13 +166,17 @@ impl super::Enhancer for DeepFilterNet3 {
         if windows.iter().any(|w| w.len() != first.len()) {
             return Err(InferenceError::Shape("windows of a batch differ in length".into()));
         }
-        let specs: Vec<Vec<Complex32>> = windows.iter().map(|w| self.spectrum(w)).collect();
-        let frames = specs[0].len() / BINS;
-        let mut feat_erb = Vec::with_capacity(b * frames * NB_ERB);
-        let mut feat_spec = Vec::with_capacity(b * 2 * frames * NB_DF);
-        for spec in &specs {
-            features(spec, frames, &mut feat_erb, &mut feat_spec);
-        }
+        // The DSP of each window is independent: spread over the threads the decoders share.
+        let threads = if self.parallel_decoders { self.threads } else { 1 };
+        let specs: Vec<(Vec<Complex32>, Vec<f32>, Vec<f32>)> = map_split(windows, threads, |w| {
+            let spec = self.spectrum(w);
+            let (mut erb, mut spec_feat) = (Vec::new(), Vec::new());
+            features(&spec, spec.len() / BINS, &mut erb, &mut spec_feat);
+            (spec, erb, spec_feat)
+        });
+        let frames = specs[0].0.len() / BINS;
+        let feat_erb: Vec<f32> = specs.iter().flat_map(|s| s.1.iter().copied()).collect();
+        let feat_spec: Vec<f32> = specs.iter().flat_map(|s| s.2.iter().copied()).collect();
 
         let opts = self.run_options.as_ref();
         let clock = &mut self.runtime_time;
@@ -211,16 +217,27 @@ impl super::Enhancer for DeepFilterNet3 {
                 coefs.len()
             )));
         }
-        Ok(specs
-            .iter()
-            .zip(windows)
-            .enumerate()
-            .map(|(i, (spec, w))| {
-                let out = filter(spec, frames, &mask[i * mask_len..][..mask_len], &coefs[i * coef_len..][..coef_len]);
-                self.stft.synthesize(&out, w.len())
-            })
-            .collect())
+        let items: Vec<(usize, &Vec<Complex32>)> = specs.iter().map(|s| &s.0).enumerate().collect();
+        Ok(map_split(&items, threads, |&(i, spec)| {
+            let out = filter(spec, frames, &mask[i * mask_len..][..mask_len], &coefs[i * coef_len..][..coef_len]);
+            self.stft.synthesize(&out, windows[i].len())
+        }))
     }
+}
+
+/// Maps `f` over `items` on up to `threads` scoped threads, keeping the order.
+fn map_split<T: Sync, R: Send>(items: &[T], threads: usize, f: impl Fn(&T) -> R + Sync) -> Vec<R> {
+    if threads <= 1 || items.len() < 2 {
+        return items.iter().map(f).collect();
+    }
+    let f = &f;
+    std::thread::scope(|scope| {
+        let parts: Vec<_> = items
+            .chunks(items.len().div_ceil(threads))
+            .map(|part| scope.spawn(move || part.iter().map(f).collect::<Vec<R>>()))
+            .collect();
+        parts.into_iter().flat_map(|h| h.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))).collect()
+    })
 }
 
 impl DeepFilterNet3 {
