@@ -168,39 +168,31 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
             let x = resample(&audio48, 48_000, rate)?;
             enhancer.enhance(&x[..rate as usize])?;
             let compare = |y: &[f32]| reference.as_ref().filter(|_| name == DFN3).map(|(r, _)| agreement(r, y));
-            let (y, total, ort) = timed(&mut enhancer, |e| Ok(e.enhance(&x)?))?;
-            let mode = "whole clip".to_string();
-            print(&Row {
-                name,
-                mode,
-                threads,
-                seconds: args.seconds,
-                total,
-                ort,
-                agreement: compare(&y),
-                with_whole: None,
-            });
-            let whole = y;
-            if name != DFN3 {
-                continue;
-            }
-            for f in &fixed {
-                let (y, total, ort) = timed(&mut enhancer, |e| {
-                    let mut out = f.run(&[&x], rate, |w| e.enhance_batch(w))?;
-                    out.pop().context("no output")
-                })?;
-                let mode = format!("fixed {} s windows, {} s overlap, {} per call", f.window_s, f.overlap_s, f.batch);
-                let with_whole = Some(f64::from(snr_db(&whole, &y)));
+            let report = |mode: String, (y, total, ort): &(Vec<f32>, f64, f64), with_whole: Option<f64>| {
+                let agreement = compare(y);
                 print(&Row {
                     name,
                     mode,
                     threads,
                     seconds: args.seconds,
-                    total,
-                    ort,
-                    agreement: compare(&y),
+                    total: *total,
+                    ort: *ort,
+                    agreement,
                     with_whole,
                 });
+            };
+            let whole = timed(&mut enhancer, |e| Ok(e.enhance(&x)?))?;
+            report("whole clip".into(), &whole, None);
+            if name != DFN3 {
+                continue;
+            }
+            for f in &fixed {
+                let run = timed(&mut enhancer, |e| {
+                    let mut out = f.run(&[&x], rate, |w| e.enhance_batch(w))?;
+                    out.pop().context("no output")
+                })?;
+                let mode = format!("fixed {} s windows, {} s overlap, {} per call", f.window_s, f.overlap_s, f.batch);
+                report(mode, &run, Some(f64::from(snr_db(&whole.0, &run.0))));
             }
         }
     }
