@@ -31,7 +31,7 @@ pub fn config(args: &WorkerArgs) -> WorkerConfig {
             cpu_fallback: args.cpu_fallback,
             ..RecoveryConfig::default()
         },
-        fixed_windows: args.fixed_windows_s.filter(|&w| w > 0.0).map(|window_s| FixedWindows {
+        fixed_windows: args.fixed_windows_s.map(|window_s| FixedWindows {
             window_s,
             overlap_s: args.window_overlap_s.clamp(0.0, window_s / 2.0),
             batch: args.window_batch.max(1),
