@@ -44,19 +44,6 @@ pub struct Args {
     libdeepfilter: PathBuf,
 }
 
-fn fixed_settings(text: &str) -> anyhow::Result<Vec<FixedWindows>> {
-    text.split(',')
-        .filter(|s| !s.trim().is_empty())
-        .map(|s| {
-            let parts: Vec<&str> = s.trim().split(':').collect();
-            let [w, o, b] = parts.as_slice() else {
-                anyhow::bail!("--fixed takes WINDOW_S:OVERLAP_S:BATCH, got {s:?}")
-            };
-            Ok(FixedWindows { window_s: w.parse()?, overlap_s: o.parse()?, batch: b.parse()? })
-        })
-        .collect()
-}
-
 /// A recording, or the WAV files of a directory one after the other, at 48 kHz.
 fn read_input(path: &std::path::Path) -> anyhow::Result<Vec<f32>> {
     let mut files = vec![path.to_path_buf()];
@@ -152,7 +139,13 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
             x.iter().copied().cycle().take((args.seconds * 48_000.0) as usize).collect()
         }
     };
-    let fixed = fixed_settings(&args.fixed)?;
+    let fixed: Vec<FixedWindows> = args
+        .fixed
+        .split(',')
+        .filter(|s| !s.trim().is_empty())
+        .map(str::parse)
+        .collect::<Result<_, _>>()
+        .map_err(anyhow::Error::msg)?;
     let reference = if args.libdeepfilter.is_file() { Some(official(args, &audio48)?) } else { None };
     println!(
         "| model | mode | threads | x real time | RTF | ONNX Runtime share | DSP share | agreement with libdeepfilter \

@@ -3,6 +3,7 @@
 use crate::synth::{scene_plan, speech_like};
 use anyhow::Context;
 use scenequeue_scheduler::packing::{PackMode, pack};
+use scenequeue_worker::batching::FixedWindows;
 use scenequeue_worker::faults::FaultPlan;
 use scenequeue_worker::inference::{InferenceOptions, runner};
 use scenequeue_worker::memory::MemoryProbe;
@@ -51,6 +52,9 @@ pub struct Args {
     /// Stop starting new jobs of a policy after this many seconds (the report says how many scenes ran).
     #[arg(long)]
     time_limit_s: Option<f64>,
+    /// Fixed-shape window batching, as WINDOW_S:OVERLAP_S:BATCH (the worker's --fixed-windows-s etc.).
+    #[arg(long)]
+    fixed_windows: Option<FixedWindows>,
     /// The scenequeue binary, for the `process` policy.
     #[arg(long, default_value = "target/release/scenequeue")]
     scenequeue: PathBuf,
@@ -113,7 +117,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         faults: FaultPlan::default(),
         post: Default::default(),
         output_format: Default::default(),
-        fixed_windows: None,
+        fixed_windows: args.fixed_windows,
     };
     let probe = MemoryProbe::new(args.device);
     let baseline = context_baseline(args, &options, &probe)?;
@@ -162,23 +166,33 @@ fn run_policy(
             eprintln!("{policy}: time limit reached after {j} of {} jobs", jobs.len());
             break;
         }
-        for &s in job {
-            let (start_s, end_s) = spans[s];
-            let output = args.out.join(format!("scene-{s}.wav"));
-            let task = SceneTask { source: source.to_path_buf(), start_s, end_s, output: output.clone() };
-            match runner.scene(&args.model, &task) {
-                Ok(out) => {
+        // A job's scenes go to the runner together, as the worker sends a group (one by one without batching).
+        let tasks: Vec<SceneTask> = job
+            .iter()
+            .map(|&s| SceneTask {
+                source: source.to_path_buf(),
+                start_s: spans[s].0,
+                end_s: spans[s].1,
+                output: args.out.join(format!("scene-{s}.wav")),
+            })
+            .collect();
+        let mut results = runner.scenes(&args.model, &tasks).into_iter();
+        for task in &tasks {
+            // No outcome: the runner stopped after a job-level failure.
+            match results.next() {
+                Some(Ok(out)) => {
                     r.ooms += u64::from(out.oom_count);
                     r.recovered_scenes += u64::from(out.recovery != Default::default());
-                    r.audio_s += end_s - start_s;
+                    r.audio_s += task.end_s - task.start_s;
                 }
-                Err(e) => {
-                    eprintln!("scene {s} failed: {e}");
+                Some(Err(e)) => {
+                    eprintln!("scene {} failed: {e}", task.output.display());
                     r.failed_scenes += 1;
                 }
+                None => r.failed_scenes += 1,
             }
             r.scenes += 1;
-            let _ = std::fs::remove_file(output);
+            let _ = std::fs::remove_file(&task.output);
         }
         let t = runner.job_done();
         r.sessions_created += t.sessions_created;

@@ -24,6 +24,27 @@ pub struct FixedWindows {
     pub batch: usize,
 }
 
+/// `WINDOW_S:OVERLAP_S:BATCH`, e.g. `10:2:8` (benchmarks and the GPU check).
+impl std::str::FromStr for FixedWindows {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bad = || format!("{s:?}: expected WINDOW_S:OVERLAP_S:BATCH, e.g. 10:2:8");
+        let parts: Vec<&str> = s.trim().split(':').collect();
+        let [w, o, b] = parts.as_slice() else { return Err(bad()) };
+        let (window_s, overlap_s, batch) = (
+            w.parse::<f64>().map_err(|_| bad())?,
+            o.parse::<f64>().map_err(|_| bad())?,
+            b.parse::<usize>().map_err(|_| bad())?,
+        );
+        if window_s < 1.0 || !(0.0..=window_s / 2.0).contains(&overlap_s) || batch == 0 {
+            return Err(format!(
+                "{s:?}: needs a window of 1 s or more, an overlap of at most half of it, a batch of 1+"
+            ));
+        }
+        Ok(Self { window_s, overlap_s, batch })
+    }
+}
+
 impl FixedWindows {
     /// Seconds of audio a scene group holds: the consumer sends scenes in groups of at least this much.
     pub fn group_seconds(&self) -> f64 {
@@ -43,5 +64,18 @@ impl FixedWindows {
         process_fixed(scenes, samples(self.window_s), (overlap, overlap / 4), self.batch, enhance, |message| {
             E::from(InferenceError::Shape(message))
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::FixedWindows;
+
+    #[test]
+    fn settings_parse_and_bad_ones_are_refused() {
+        assert_eq!("10:2:8".parse(), Ok(FixedWindows { window_s: 10.0, overlap_s: 2.0, batch: 8 }));
+        for bad in ["10:2", "10:6:8", "0.5:0:8", "10:2:0", "a:b:c"] {
+            assert!(bad.parse::<FixedWindows>().is_err(), "{bad}");
+        }
     }
 }
