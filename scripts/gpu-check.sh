@@ -29,7 +29,8 @@ LIB=$ORT_DIR/libonnxruntime.so.1.31.1
 mkdir -p "$OUT"
 [ -x "$BIN/scenequeue-bench" ] || { echo "error: $BIN/scenequeue-bench missing (cargo build --release)" >&2; exit 1; }
 [ -f "$LIB" ] || { echo "error: $LIB missing (ONNX Runtime CUDA build)" >&2; exit 1; }
-[ -f "models/$MODEL/manifest.toml" ] || { echo "error: models/$MODEL missing (scripts/fetch-models.sh)" >&2; exit 1; }
+MODEL_FILE=models/$MODEL/$(sed -n 's/^model *= *"\(.*\)"/\1/p' "models/$MODEL/manifest.toml" 2>/dev/null)
+[ -f "$MODEL_FILE" ] || { echo "error: $MODEL_FILE missing (scripts/fetch-models.sh)" >&2; exit 1; }
 nvidia-smi --query-gpu=name,memory.total,memory.used,driver_version --format=csv | tee "$OUT/nvidia-smi.csv"
 
 # bench SECONDS ARGS...: the session benchmark on CUDA, killed after SECONDS.
@@ -67,7 +68,7 @@ done
 
 # 3. Every policy over the same scenes, under an 8 GB cap.
 [ -z "$POLICIES$FIXED" ] && { cat "$OUT/step1.txt"; tail -q -n 1 "$OUT"/oom-*.md; exit 0; }
-echo "== 3. Session policies: $SCENES scenes of 1-220 s, arena capped at $MEM_LIMIT_MB MiB"
+[ -n "$POLICIES" ] && echo "== 3. Session policies: $SCENES scenes of 1-220 s, arena capped at $MEM_LIMIT_MB MiB"
 for p in $POLICIES; do
   bench $((POLICY_TIME_S * 3)) --policies "$p" --scenes "$SCENES" --gpu-mem-limit-mb "$MEM_LIMIT_MB" \
     --time-limit-s "$POLICY_TIME_S" --out "$OUT/work-$p" >"$OUT/policy-$p.md" 2>"$OUT/policy-$p.log" || echo "policy $p exited with $? (124: timed out)"
@@ -82,7 +83,7 @@ for f in $FIXED; do
   tail -n 1 "$OUT/fixed-${f//:/-}.md"
 done
 {
-  head -n 3 "$OUT/policy-per-job.md" 2>/dev/null
+  head -q -n 3 "$OUT"/policy-*.md "$OUT"/fixed-*.md 2>/dev/null | head -n 3
   for p in $POLICIES; do tail -n 1 "$OUT/policy-$p.md" 2>/dev/null; done
   for f in $FIXED; do echo "fixed $f: $(tail -n 1 "$OUT/fixed-${f//:/-}.md" 2>/dev/null)"; done
 } > "$OUT/policies.md"

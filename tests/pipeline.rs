@@ -445,6 +445,7 @@ async fn fixed_window_batches_enhance_a_job_to_flac_and_an_unreadable_scene_fail
     assert_eq!(worker.scenes_succeeded as usize, scenes.len() - damaged);
     // All readable scenes were in the batch that failed (one group), and each was recovered on its own.
     assert_eq!(worker.scenes_recovered, worker.scenes_succeeded);
+    assert_eq!(worker.ooms, 1, "the batch's error is counted once");
     for (path, state, start, end, error, output) in &scenes {
         if path.ends_with("b.wav") {
             assert_eq!(*state, SceneState::Failed);

@@ -84,11 +84,11 @@ fn official(args: &Args, audio: &[f32]) -> anyhow::Result<(Vec<f32>, f64)> {
     Ok((samples, secs))
 }
 
-/// Agreement of `ours` with the official output, in dB, away from the first and last 0.1 s.
-fn agreement(official: &[f32], ours: &[f32]) -> f64 {
-    let n = official.len().min(ours.len() + OFFICIAL_DELAY) - OFFICIAL_DELAY;
+/// Agreement of `ours` with the official output, in dB, away from the first and last 0.1 s (None when too short).
+fn agreement(official: &[f32], ours: &[f32]) -> Option<f64> {
     let edge = 4800;
-    f64::from(snr_db(&official[edge + OFFICIAL_DELAY..n + OFFICIAL_DELAY - edge], &ours[edge..n - edge]))
+    let n = official.len().min(ours.len() + OFFICIAL_DELAY).checked_sub(OFFICIAL_DELAY).filter(|&n| n > 2 * edge)?;
+    Some(f64::from(snr_db(&official[edge + OFFICIAL_DELAY..n + OFFICIAL_DELAY - edge], &ours[edge..n - edge])))
 }
 
 struct Row<'a> {
@@ -160,7 +160,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
             let rate = enhancer.sample_rate();
             let x = resample(&audio48, 48_000, rate)?;
             enhancer.enhance(&x[..rate as usize])?;
-            let compare = |y: &[f32]| reference.as_ref().filter(|_| name == DFN3).map(|(r, _)| agreement(r, y));
+            let compare = |y: &[f32]| reference.as_ref().filter(|_| name == DFN3).and_then(|(r, _)| agreement(r, y));
             let report = |mode: String, (y, total, ort): &(Vec<f32>, f64, f64), with_whole: Option<f64>| {
                 let agreement = compare(y);
                 print(&Row {

@@ -9,8 +9,14 @@ use scenequeue_worker::recovery::RecoveryConfig;
 use scenequeue_worker::runtime::CudaSettings;
 use std::time::Duration;
 
-pub fn config(args: &WorkerArgs) -> WorkerConfig {
-    WorkerConfig {
+pub fn config(args: &WorkerArgs) -> anyhow::Result<WorkerConfig> {
+    let fixed_windows = match args.fixed_windows_s {
+        Some(window_s) => {
+            Some(FixedWindows::new(window_s, args.window_overlap_s, args.window_batch).map_err(anyhow::Error::msg)?)
+        }
+        None => None,
+    };
+    Ok(WorkerConfig {
         device: args.device,
         intra_threads: args.threads,
         session_policy: args.session_policy,
@@ -31,20 +37,16 @@ pub fn config(args: &WorkerArgs) -> WorkerConfig {
             cpu_fallback: args.cpu_fallback,
             ..RecoveryConfig::default()
         },
-        fixed_windows: args.fixed_windows_s.map(|window_s| FixedWindows {
-            window_s,
-            overlap_s: args.window_overlap_s.clamp(0.0, window_s / 2.0),
-            batch: args.window_batch.max(1),
-        }),
+        fixed_windows,
         lease_ttl: Duration::from_secs(args.lease_s.max(3)),
         max_jobs: args.max_jobs,
         drain: args.drain,
         ..WorkerConfig::new(args.ort_library.clone(), args.model_dir.clone(), args.model.clone())
-    }
+    })
 }
 
 pub async fn run(services: &Services, args: &WorkerArgs) -> anyhow::Result<()> {
-    let report = scenequeue_worker::run(config(args), services.clone(), super::shutdown_on_signal()).await?;
+    let report = scenequeue_worker::run(config(args)?, services.clone(), super::shutdown_on_signal()).await?;
     eprintln!(
         "worker done: {} jobs, {} scenes succeeded, {} failed ({} recovered from {} out-of-memory errors), \
          {} sessions created",

@@ -36,16 +36,33 @@ impl std::str::FromStr for FixedWindows {
             o.parse::<f64>().map_err(|_| bad())?,
             b.parse::<usize>().map_err(|_| bad())?,
         );
-        if window_s < 1.0 || !(0.0..=window_s / 2.0).contains(&overlap_s) || batch == 0 {
+        Self::new(window_s, overlap_s, batch).map_err(|e| format!("{s:?}: {e}"))
+    }
+}
+
+/// The most audio one model call may hold, seconds (window x batch): bounds the memory of a call.
+pub const MAX_CALL_S: f64 = 320.0;
+
+impl FixedWindows {
+    /// Checked settings: a window of 1 s or more, an overlap of at most half of it, a batch of 1 or more, and at
+    /// most [`MAX_CALL_S`] of audio per call.
+    pub fn new(window_s: f64, overlap_s: f64, batch: usize) -> Result<Self, String> {
+        if window_s.is_nan() || window_s < 1.0 {
+            return Err(format!("fixed windows must be 1 s or longer, not {window_s} s"));
+        }
+        if !(0.0..=window_s / 2.0).contains(&overlap_s) {
+            let half = window_s / 2.0;
+            return Err(format!("the window overlap must be 0 to half the window ({half} s), not {overlap_s} s"));
+        }
+        if batch == 0 || window_s * batch as f64 > MAX_CALL_S {
             return Err(format!(
-                "{s:?}: needs a window of 1 s or more, an overlap of at most half of it, a batch of 1+"
+                "{batch} windows of {window_s} s per call: a call holds 1 window or more and at most {MAX_CALL_S} s \
+                 of audio"
             ));
         }
         Ok(Self { window_s, overlap_s, batch })
     }
-}
 
-impl FixedWindows {
     /// Seconds of audio a scene group holds: the consumer sends scenes in groups of at least this much.
     pub fn group_seconds(&self) -> f64 {
         GROUP_CALLS * self.batch as f64 * (self.window_s - self.overlap_s.min(self.window_s / 2.0))
@@ -74,7 +91,7 @@ mod tests {
     #[test]
     fn settings_parse_and_bad_ones_are_refused() {
         assert_eq!("10:2:8".parse(), Ok(FixedWindows { window_s: 10.0, overlap_s: 2.0, batch: 8 }));
-        for bad in ["10:2", "10:6:8", "0.5:0:8", "10:2:0", "a:b:c"] {
+        for bad in ["10:2", "10:6:8", "0.5:0:8", "10:2:0", "a:b:c", "60:2:8", "nan:0:1"] {
             assert!(bad.parse::<FixedWindows>().is_err(), "{bad}");
         }
     }

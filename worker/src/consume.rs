@@ -363,6 +363,10 @@ async fn run_job(
             })
             .collect();
         let results = ctx.inference.scenes(&model, tasks.clone()).await?;
+        // A lease lost while the group ran: another worker may own the job now; its results win.
+        if lost.is_cancelled() {
+            return Ok(JobEnd::LeaseLost);
+        }
         if results.len() < tasks.len() && !results.iter().any(|r| matches!(r, Err(e) if e.is_job_level())) {
             return Err(JobFailure::Retry(format!("{} outcomes for {} scenes", results.len(), tasks.len())));
         }

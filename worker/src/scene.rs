@@ -154,10 +154,12 @@ pub fn process_group(
     output: (&PostProcess, OutputFormat),
     probe: &MemoryProbe,
 ) -> Vec<Result<SceneOutput, SceneFailure>> {
-    let model_rate = match sessions.get(model) {
-        Ok(enhancer) => enhancer.sample_rate(),
+    let (model_rate, batches) = match sessions.get(model) {
+        Ok(enhancer) => (enhancer.sample_rate(), enhancer.batches()),
         Err(e) => return vec![Err(e.into())],
     };
+    // An adapter that cannot run a batch in one call gets its windows one per call: still one shape, no padding.
+    let fixed = if batches { *fixed } else { FixedWindows { batch: 1, ..*fixed } };
     let mut inputs = Vec::with_capacity(tasks.len());
     for task in tasks {
         let started = Instant::now();
@@ -180,6 +182,7 @@ pub fn process_group(
         }
     };
     let inference = started.elapsed();
+    let mut oom_unbilled = batch_oom;
     let mut results = Vec::with_capacity(tasks.len());
     for (task, input) in tasks.iter().zip(inputs) {
         let result = input.and_then(|(input, read_time)| match batched.as_mut().and_then(Iterator::next) {
@@ -192,8 +195,9 @@ pub fn process_group(
                 let started = Instant::now();
                 let mut out = recovery::enhance(sessions, model, &input, model_rate, recovery)?;
                 if batch_oom {
-                    // Recovered from the batch's out-of-memory error by running alone on a fresh session.
-                    out.ooms += 1;
+                    // Recovered from the batch's out-of-memory error by running alone on a fresh session; the
+                    // error itself is counted once, on the first of them.
+                    out.ooms += u32::from(std::mem::take(&mut oom_unbilled));
                     if out.step == RecoveryStep::None {
                         out.step = RecoveryStep::Recreated;
                     }

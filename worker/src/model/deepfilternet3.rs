@@ -160,6 +160,10 @@ impl super::Enhancer for DeepFilterNet3 {
         out.pop().ok_or_else(|| InferenceError::Shape("no output for one input".into()))
     }
 
+    fn batches(&self) -> bool {
+        true
+    }
+
     /// All windows in one call of each graph: `[B, 1, S, 32]` and `[B, 2, S, 96]` features.
     fn enhance_batch(&mut self, windows: &[&[f32]]) -> Result<Vec<Vec<f32>>, InferenceError> {
         let (Some(first), b) = (windows.first(), windows.len()) else { return Ok(Vec::new()) };

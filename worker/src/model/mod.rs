@@ -16,9 +16,14 @@ pub trait Enhancer: Send {
     fn sample_rate(&self) -> u32;
     fn enhance(&mut self, x: &[f32]) -> Result<Vec<f32>, InferenceError>;
     /// Enhances windows of equal length, each on its own (fixed-shape batching, see `audio::windows`). Adapters
-    /// whose graphs take a batch run them in one call; the others one after the other.
+    /// whose graphs take a batch (see `batches`) run them in one call; the others one after the other.
     fn enhance_batch(&mut self, windows: &[&[f32]]) -> Result<Vec<Vec<f32>>, InferenceError> {
         windows.iter().map(|w| self.enhance(w)).collect()
+    }
+    /// Whether `enhance_batch` runs a batch in one call. Without it, fixed windows go one per call (no silent
+    /// windows to fill a batch).
+    fn batches(&self) -> bool {
+        false
     }
     /// Longer scenes run in crossfaded windows of this many seconds, for models whose memory grows with the
     /// input and whose output re-converges quickly after a window starts (measured per model).
