@@ -4,8 +4,8 @@ use clap::{Args, Parser, Subcommand};
 use scenequeue_audio::encode::OutputFormat;
 use scenequeue_core::config::{DEFAULT_AMQP_URL, DEFAULT_DATABASE_URL, DEFAULT_QUEUE};
 use scenequeue_core::ids::BatchId;
-use scenequeue_worker::runtime::{ArenaExtend, ConvSearch, Device};
-use scenequeue_worker::sessions::SessionPolicy;
+use scenequeue_worker::SessionPolicy;
+use scenequeue_worker::{ArenaExtend, ConvSearch, Device};
 use std::path::PathBuf;
 
 #[derive(Parser, Debug)]

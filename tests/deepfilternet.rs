@@ -8,8 +8,8 @@ use common::{Noise, model_dir, ort_library, root};
 use scenequeue_audio::decode::{probe, read_span_mono};
 use scenequeue_audio::level::snr_db;
 use scenequeue_audio::resample::resample;
-use scenequeue_worker::model;
-use scenequeue_worker::runtime::{Device, Runtime};
+use scenequeue_worker::testing::model;
+use scenequeue_worker::{Device, Runtime};
 use std::process::Command;
 
 /// Real speech (espeak-ng) at 48 kHz with white noise at 5 dB SNR: (clean, noisy).
@@ -71,12 +71,12 @@ fn deepfilternet3_matches_the_official_runtime_and_cleans_speech() {
 
 #[test]
 fn long_scenes_run_in_windows_that_agree_with_the_whole_clip() {
-    use scenequeue_worker::faults::FaultPlan;
-    use scenequeue_worker::inference::{self, InferenceOptions};
-    use scenequeue_worker::recovery::RecoveryConfig;
-    use scenequeue_worker::runtime::RuntimeOptions;
-    use scenequeue_worker::scene::SceneTask;
-    use scenequeue_worker::sessions::SessionPolicy;
+    use scenequeue_worker::FaultPlan;
+    use scenequeue_worker::RecoveryConfig;
+    use scenequeue_worker::RuntimeOptions;
+    use scenequeue_worker::SessionPolicy;
+    use scenequeue_worker::testing::SceneTask;
+    use scenequeue_worker::testing::{self as inference, InferenceOptions};
 
     let dir = std::env::temp_dir().join(format!("sq-dfn-long-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
@@ -120,11 +120,11 @@ fn long_scenes_run_in_windows_that_agree_with_the_whole_clip() {
 
 #[test]
 fn fixed_window_batches_match_per_scene_processing() {
-    use scenequeue_worker::batching::FixedWindows;
-    use scenequeue_worker::inference::{self, InferenceOptions};
-    use scenequeue_worker::runtime::RuntimeOptions;
-    use scenequeue_worker::scene::SceneTask;
-    use scenequeue_worker::sessions::SessionPolicy;
+    use scenequeue_worker::FixedWindows;
+    use scenequeue_worker::RuntimeOptions;
+    use scenequeue_worker::SessionPolicy;
+    use scenequeue_worker::testing::SceneTask;
+    use scenequeue_worker::testing::{self as inference, InferenceOptions};
 
     let dir = std::env::temp_dir().join(format!("sq-dfn-fixed-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();

@@ -108,13 +108,13 @@ async fn a_batch_with_every_kind_of_bad_input_stores_each_reason_and_enhances_th
     sox(&wav, &input.join("good.flac"), &[]);
     let (connection, publisher) = env.publisher().await;
     let req = submit_request(&env, vec![input], 300.0);
-    let report = scenequeue_scheduler::submit::submit(&env.pool, &publisher, &req).await.unwrap();
+    let report = scenequeue_scheduler::submit(&env.pool, &publisher, &req).await.unwrap();
     connection.close(200, "ok").await.ok();
     assert_eq!(report.media.len(), 7);
     let worker = scenequeue_worker::run(env.worker_config(), env.services.clone(), Default::default()).await.unwrap();
     assert!(worker.scenes_succeeded > 0 && worker.scenes_failed == 0);
 
-    let status = scenequeue_scheduler::status::status(&env.pool, Some(report.batch)).await.unwrap();
+    let status = scenequeue_scheduler::status(&env.pool, Some(report.batch)).await.unwrap();
     let failed: Vec<String> = status.failed_media.iter().map(|(_, e)| e.clone()).collect();
     assert_eq!(failed.len(), 6, "{failed:#?}");
     for (file, says) in [
@@ -180,7 +180,7 @@ fn bad_inputs_get_specific_errors() {
     sox(&dir.0.join("silent.wav"), &silent, &[]);
     let (info, _) = frame_energies_db(&silent, 0.01).unwrap();
     assert!((info.duration_s() - 3.0).abs() < 0.01);
-    let cut = scenequeue_scheduler::ingest::cut(&silent, &Default::default(), None).unwrap_err();
+    let cut = scenequeue_scheduler::testing::cut(&silent, &Default::default(), None).unwrap_err();
     assert!(cut.contains("silent.flac") && cut.contains("silent"), "{cut}");
 
     // The good file still decodes: nothing above is sticky.

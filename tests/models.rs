@@ -6,8 +6,8 @@ mod common;
 
 use common::{Noise, model_dir, ort_library};
 use scenequeue_audio::{decode, level, resample};
-use scenequeue_worker::model::{self, ModelError};
-use scenequeue_worker::runtime::{Device, Runtime};
+use scenequeue_worker::testing::model::{self, ModelError};
+use scenequeue_worker::{Device, Runtime};
 use std::path::Path;
 use std::process::Command;
 

@@ -7,9 +7,9 @@ mod common;
 use common::{TestEnv, speech_like, submit_request, write_wav};
 use scenequeue_core::ids::{BatchId, JobId};
 use scenequeue_core::states::{BatchState, JobState, MediaState, SceneState};
-use scenequeue_scheduler::submit::{MediaOutcome, SubmitRequest, submit};
-use scenequeue_worker::batching::FixedWindows;
-use scenequeue_worker::faults::FaultPlan;
+use scenequeue_scheduler::{MediaOutcome, SubmitRequest, submit};
+use scenequeue_worker::FaultPlan;
+use scenequeue_worker::FixedWindows;
 use tokio_util::sync::CancellationToken;
 
 async fn drain(env: &TestEnv) -> scenequeue_worker::WorkerReport {
@@ -104,7 +104,7 @@ async fn batch_is_enhanced_with_every_scene_accounted_for_once() {
     assert!(jobs.iter().all(|&(s, a)| s == JobState::Succeeded && a == 1), "{jobs:?}");
     assert_eq!(scenequeue_core::db::batch_state(&env.pool, batch).await.unwrap(), Some(BatchState::Finished));
 
-    let status = scenequeue_scheduler::status::status(&env.pool, Some(batch)).await.unwrap();
+    let status = scenequeue_scheduler::status(&env.pool, Some(batch)).await.unwrap();
     assert_eq!(status.scenes, vec![("succeeded".to_string(), scenes.len() as i64)]);
     assert_eq!(status.failed_media.len(), 2);
     env.cleanup().await;
@@ -171,7 +171,7 @@ async fn jobs_of_a_vanished_worker_are_requeued_by_the_reaper() {
     channel.queue_purge(&env.topology.queue, Default::default()).await.unwrap();
 
     let (pconn, publisher) = env.publisher().await;
-    let reaped = scenequeue_scheduler::reaper::reap(&env.pool, &publisher, &pconn, &env.topology, 64).await.unwrap();
+    let reaped = scenequeue_scheduler::reap(&env.pool, &publisher, &pconn, &env.topology, 64).await.unwrap();
     assert_eq!(reaped.requeued, jobs.len());
     assert_eq!(reaped.published, jobs.len());
     pconn.close(200, "ok").await.ok();
@@ -216,7 +216,7 @@ async fn a_dead_lettered_job_is_buried_with_its_reason() {
     assert!(confirm.is_ack());
 
     let (pconn, publisher) = env.publisher().await;
-    let reaped = scenequeue_scheduler::reaper::reap(&env.pool, &publisher, &pconn, &env.topology, 64).await.unwrap();
+    let reaped = scenequeue_scheduler::reap(&env.pool, &publisher, &pconn, &env.topology, 64).await.unwrap();
     assert_eq!(reaped.dead_lettered, 1);
     pconn.close(200, "ok").await.ok();
     connection.close(200, "ok").await.ok();
@@ -274,7 +274,7 @@ async fn recovery_and_memory_telemetry_are_recorded() {
     let env = TestEnv::new().await;
     let batch = small_batch(&env).await;
     let config = scenequeue_worker::WorkerConfig {
-        faults: scenequeue_worker::faults::FaultPlan { oom_first_runs: 1, ..Default::default() },
+        faults: scenequeue_worker::FaultPlan { oom_first_runs: 1, ..Default::default() },
         ..env.worker_config()
     };
     let report = scenequeue_worker::run(config, env.services.clone(), CancellationToken::new()).await.unwrap();
@@ -312,7 +312,7 @@ async fn submitting_the_same_recordings_again_does_not_duplicate_them() {
     std::fs::copy(input.join("one.wav"), input.join("one-copy.wav")).unwrap();
     let (connection, publisher) = env.publisher().await;
     let first = submit(&env.pool, &publisher, &submit_request(&env, vec![input.clone()], 300.0)).await.unwrap();
-    let outcome = |r: &scenequeue_scheduler::submit::SubmitReport, name: &str| {
+    let outcome = |r: &scenequeue_scheduler::SubmitReport, name: &str| {
         r.media.iter().find(|m| m.path.ends_with(name)).map(|m| m.outcome.clone()).unwrap()
     };
     // Paths are taken in sorted order, so the copy comes first and is kept.
@@ -339,7 +339,7 @@ async fn the_scene_list_exports_every_scene_with_its_output() {
     let env = TestEnv::new().await;
     let batch = small_batch(&env).await;
     drain(&env).await;
-    let list = scenequeue_scheduler::export::scene_list(&env.pool, batch).await.unwrap().expect("the batch exists");
+    let list = scenequeue_scheduler::scene_list(&env.pool, batch).await.unwrap().expect("the batch exists");
     assert_eq!(list.recordings.len(), 1);
     let scenes = &list.recordings[0].scenes;
     let stored = env.count("SELECT count(*) FROM scenes WHERE batch_id = $1", batch).await as usize;
@@ -352,7 +352,7 @@ async fn the_scene_list_exports_every_scene_with_its_output() {
     );
     let json = serde_json::to_value(&list).unwrap();
     assert_eq!(json["recordings"][0]["scenes"][0]["index"], 0);
-    assert!(scenequeue_scheduler::export::scene_list(&env.pool, BatchId::new()).await.unwrap().is_none());
+    assert!(scenequeue_scheduler::scene_list(&env.pool, BatchId::new()).await.unwrap().is_none());
     env.cleanup().await;
 }
 

@@ -6,12 +6,12 @@ mod common;
 
 use common::{model_dir, ort_library, speech_like, write_wav};
 use scenequeue_core::states::RecoveryStep;
-use scenequeue_worker::faults::FaultPlan;
-use scenequeue_worker::inference::{self, InferenceOptions, Runner};
-use scenequeue_worker::recovery::RecoveryConfig;
-use scenequeue_worker::runtime::{Device, RuntimeOptions};
-use scenequeue_worker::scene::SceneTask;
-use scenequeue_worker::sessions::SessionPolicy;
+use scenequeue_worker::FaultPlan;
+use scenequeue_worker::RecoveryConfig;
+use scenequeue_worker::SessionPolicy;
+use scenequeue_worker::testing::SceneTask;
+use scenequeue_worker::testing::{self as inference, InferenceOptions, Runner};
+use scenequeue_worker::{Device, RuntimeOptions};
 use std::path::{Path, PathBuf};
 
 struct Fixture {

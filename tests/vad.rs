@@ -7,9 +7,9 @@ use common::{Noise, model_dir, ort_library, write_wav};
 use scenequeue_audio::decode::{probe, read_span_mono};
 use scenequeue_audio::resample::resample;
 use scenequeue_audio::scenes::SplitParams;
-use scenequeue_scheduler::ingest::cut;
-use scenequeue_worker::runtime::{Device, Runtime};
-use scenequeue_worker::vad::SileroVad;
+use scenequeue_scheduler::testing::cut;
+use scenequeue_worker::SileroVad;
+use scenequeue_worker::{Device, Runtime};
 use std::path::Path;
 use std::process::Command;
 

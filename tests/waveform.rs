@@ -5,8 +5,8 @@
 mod common;
 
 use common::{ort_library, speech_like};
-use scenequeue_worker::model::{self, ModelError};
-use scenequeue_worker::runtime::{Device, Runtime};
+use scenequeue_worker::testing::model::{self, ModelError};
+use scenequeue_worker::{Device, Runtime};
 use std::path::{Path, PathBuf};
 
 /// Minimal protobuf writer: just what an ONNX model needs.

@@ -2,15 +2,15 @@
 
 use crate::synth::{scene_plan, speech_like};
 use anyhow::Context;
-use scenequeue_scheduler::packing::{PackMode, pack};
-use scenequeue_worker::batching::FixedWindows;
-use scenequeue_worker::faults::FaultPlan;
-use scenequeue_worker::inference::{InferenceOptions, runner};
-use scenequeue_worker::memory::MemoryProbe;
-use scenequeue_worker::recovery::RecoveryConfig;
-use scenequeue_worker::runtime::{ArenaExtend, ConvSearch, CudaSettings, Device, RuntimeOptions};
-use scenequeue_worker::scene::SceneTask;
-use scenequeue_worker::sessions::SessionPolicy;
+use scenequeue_scheduler::{PackMode, testing::pack};
+use scenequeue_worker::FaultPlan;
+use scenequeue_worker::FixedWindows;
+use scenequeue_worker::RecoveryConfig;
+use scenequeue_worker::SessionPolicy;
+use scenequeue_worker::testing::MemoryProbe;
+use scenequeue_worker::testing::SceneTask;
+use scenequeue_worker::testing::{InferenceOptions, runner};
+use scenequeue_worker::{ArenaExtend, ConvSearch, CudaSettings, Device, RuntimeOptions};
 use serde::Serialize;
 use std::path::PathBuf;
 use std::time::Instant;

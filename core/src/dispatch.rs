@@ -9,6 +9,7 @@
 
 use crate::ids::JobId;
 use crate::mq::{MqError, Publisher};
+use crate::states::{JobState, SceneState};
 use sqlx::PgPool;
 use uuid::Uuid;
 
@@ -31,19 +32,22 @@ pub async fn dispatch(pool: &PgPool, publisher: &Publisher, max_queued: i64) -> 
     let mut total = 0;
     loop {
         let mut tx = pool.begin().await?;
-        let queued: i64 =
-            sqlx::query_scalar("SELECT count(*) FROM jobs WHERE state = 'queued'").fetch_one(&mut *tx).await?;
+        let queued: i64 = sqlx::query_scalar("SELECT count(*) FROM jobs WHERE state = $1")
+            .bind(JobState::Queued)
+            .fetch_one(&mut *tx)
+            .await?;
         let room = (max_queued.max(1) - queued).min(CHUNK);
         if room <= 0 {
             return Ok(total);
         }
         let ids: Vec<JobId> = sqlx::query_scalar(
             "SELECT j.id FROM jobs j JOIN batches b ON b.id = j.batch_id
-             WHERE j.state = 'pending'
+             WHERE j.state = $2
              ORDER BY b.priority DESC, b.created_at, j.id
              LIMIT $1 FOR UPDATE OF j SKIP LOCKED",
         )
         .bind(room)
+        .bind(JobState::Pending)
         .fetch_all(&mut *tx)
         .await?;
         if ids.is_empty() {
@@ -51,12 +55,16 @@ pub async fn dispatch(pool: &PgPool, publisher: &Publisher, max_queued: i64) -> 
         }
         let confirmed = publisher.publish_jobs(&ids).await?;
         let uuids: Vec<Uuid> = confirmed.iter().map(|j| j.0).collect();
-        sqlx::query("UPDATE jobs SET state = 'queued' WHERE id = ANY($1) AND state = 'pending'")
+        sqlx::query("UPDATE jobs SET state = $2 WHERE id = ANY($1) AND state = $3")
             .bind(&uuids)
+            .bind(JobState::Queued)
+            .bind(JobState::Pending)
             .execute(&mut *tx)
             .await?;
-        sqlx::query("UPDATE scenes SET state = 'queued' WHERE job_id = ANY($1) AND state = 'pending'")
+        sqlx::query("UPDATE scenes SET state = $2 WHERE job_id = ANY($1) AND state = $3")
             .bind(&uuids)
+            .bind(SceneState::Queued)
+            .bind(SceneState::Pending)
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;

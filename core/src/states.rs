@@ -63,18 +63,6 @@ pub enum WorkerState {
     Stopped,
 }
 
-macro_rules! display_as_serde {
-    ($($t:ty),*) => {$(
-        impl std::fmt::Display for $t {
-            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                let s = serde_json::to_value(self).ok();
-                f.write_str(s.as_ref().and_then(|v| v.as_str()).unwrap_or("?"))
-            }
-        }
-    )*};
-}
-display_as_serde!(BatchState, MediaState, SceneState, JobState, WorkerState);
-
 /// Which step of out-of-memory recovery produced a scene's output (`none`: the first run succeeded).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize, sqlx::Type)]
 #[sqlx(type_name = "recovery_step", rename_all = "lowercase")]
@@ -89,4 +77,32 @@ pub enum RecoveryStep {
     /// The scene ran on a CPU session.
     Cpu,
 }
-display_as_serde!(RecoveryStep);
+
+/// Each state's name, as Postgres spells it: `as_str` is a plain match, and `Display` prints it.
+macro_rules! state_names {
+    ($($t:ty { $($variant:ident => $name:literal),* $(,)? })*) => {$(
+        impl $t {
+            /// The state's name, as Postgres spells it.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(Self::$variant => $name),*
+                }
+            }
+        }
+
+        impl std::fmt::Display for $t {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    )*};
+}
+
+state_names! {
+    BatchState { Ingesting => "ingesting", Active => "active", Finished => "finished" }
+    MediaState { Pending => "pending", Split => "split", Failed => "failed" }
+    SceneState { Pending => "pending", Queued => "queued", Running => "running", Succeeded => "succeeded", Failed => "failed" }
+    JobState { Pending => "pending", Queued => "queued", Running => "running", Succeeded => "succeeded", Dead => "dead" }
+    WorkerState { Idle => "idle", Busy => "busy", Stopped => "stopped" }
+    RecoveryStep { None => "none", Recreated => "recreated", Windowed => "windowed", Cpu => "cpu" }
+}

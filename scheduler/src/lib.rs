@@ -1,20 +1,37 @@
 //! The scheduler side of scenequeue: turning recordings into published jobs, and keeping jobs moving.
 //!
+//! The public surface is what a binary needs ([`submit`], [`reap`], [`status`], [`scene_list`] and their types);
+//! [`testing`] exposes the pure planning steps to the integration tests and the benchmarks.
+//!
 //! # Layout
-//! - [`export`]: a batch's scene list (JSON) for downstream transcription.
-//! - [`ingest`]: find the recordings of a submission, decode them and cut them into scenes.
-//! - [`packing`]: group scenes into jobs by a duration budget (pure).
-//! - [`submit`]: persist a batch (media, scenes, jobs) and publish its jobs.
-//! - [`reaper`]: requeue jobs whose worker vanished, bury those out of attempts, finish batches.
-//! - [`status`]: counts per state for the CLI.
+//! - `export`: a batch's scene list (JSON) for downstream transcription.
+//! - `ingest`: find the recordings of a submission, decode them and cut them into scenes.
+//! - `packing`: group scenes into jobs by a duration budget (pure).
+//! - `submit`: persist a batch (media, scenes, jobs) and publish its jobs.
+//! - `reaper`: requeue jobs whose worker vanished, bury those out of attempts, finish batches.
+//! - `status`: counts per state for the CLI.
 
-pub mod export;
-pub mod ingest;
-pub mod packing;
-pub mod reaper;
-pub mod status;
-pub mod submit;
+mod export;
+mod ingest;
+mod packing;
+mod reaper;
+mod status;
+mod submit;
 
+pub use export::{RecordingEntry, SceneEntry, SceneList, scene_list};
+pub use packing::PackMode;
+pub use reaper::{ReapReport, reap};
+pub use status::{MemorySummary, StateCounts, WorkerRow, status};
+pub use submit::{Detector, MediaOutcome, MediaReport, SubmitReport, SubmitRequest, submit};
+
+/// Planning steps below `submit`, for the integration tests and the benchmarks.
+pub mod testing {
+    pub use crate::ingest::{CutRecording, cut};
+    pub use crate::packing::{PackedJob, pack};
+    pub use crate::submit::store_cut_batch;
+}
+
+/// Why a submission or a reaper pass failed.
 #[derive(Debug, thiserror::Error)]
 pub enum SchedulerError {
     #[error("database: {0}")]

@@ -7,8 +7,7 @@ use crate::SchedulerError;
 use lapin::Connection;
 use lapin::options::{BasicAckOptions, BasicGetOptions};
 use scenequeue_core::dispatch::dispatch;
-use scenequeue_core::ids::JobId;
-use scenequeue_core::jobs::bury;
+use scenequeue_core::jobs::{self, bury};
 use scenequeue_core::mq::{JobMessage, Publisher, Topology};
 use sqlx::PgPool;
 use tracing::warn;
@@ -32,24 +31,11 @@ pub async fn reap(
     topology: &Topology,
     max_queued: i64,
 ) -> Result<ReapReport, SchedulerError> {
-    let requeued: Vec<JobId> = sqlx::query_scalar(
-        "UPDATE jobs SET state = 'pending', lease_owner = NULL, lease_expires = NULL,
-                error = 'lease expired: the worker stopped answering'
-         WHERE state = 'running' AND lease_expires < now() AND attempts < max_attempts RETURNING id",
-    )
-    .fetch_all(pool)
-    .await?;
-    let exhausted: Vec<JobId> = sqlx::query_scalar(
-        "SELECT id FROM jobs WHERE state = 'running' AND lease_expires < now() AND attempts >= max_attempts",
-    )
-    .fetch_all(pool)
-    .await?;
-    for &job in &exhausted {
-        bury(pool, job, "lease expired on the last attempt").await?;
-    }
+    let requeued = jobs::requeue_expired(pool).await?;
+    let buried = jobs::bury_expired_on_last_attempt(pool).await?;
     let published = dispatch(pool, publisher, max_queued).await?;
     let dead_lettered = drain_dead_letters(pool, connection, topology).await?;
-    Ok(ReapReport { requeued: requeued.len(), buried: exhausted.len(), published, dead_lettered })
+    Ok(ReapReport { requeued: requeued.len(), buried, published, dead_lettered })
 }
 
 async fn drain_dead_letters(

@@ -1,6 +1,7 @@
 //! Counts per state, for `scenequeue status`.
 
 use scenequeue_core::ids::BatchId;
+use scenequeue_core::states::{JobState, MediaState, SceneState};
 use sqlx::PgPool;
 
 #[derive(Debug, Clone, Default)]
@@ -61,27 +62,30 @@ pub async fn status(pool: &PgPool, batch: Option<BatchId>) -> Result<StateCounts
         jobs: counts(pool, "jobs", batch).await?,
         scenes: counts(pool, "scenes", batch).await?,
         failed_media: sqlx::query_as(
-            "SELECT path, coalesce(error, '') FROM media WHERE state = 'failed' AND ($1::uuid IS NULL OR batch_id = $1)
+            "SELECT path, coalesce(error, '') FROM media WHERE state = $3 AND ($1::uuid IS NULL OR batch_id = $1)
              ORDER BY path LIMIT $2",
         )
         .bind(batch)
         .bind(FAILURES_SHOWN)
+        .bind(MediaState::Failed)
         .fetch_all(pool)
         .await?,
         failed_scenes: sqlx::query_as(
             "SELECT m.path, s.idx, coalesce(s.error, '') FROM scenes s JOIN media m ON m.id = s.media_id
-             WHERE s.state = 'failed' AND ($1::uuid IS NULL OR s.batch_id = $1) ORDER BY m.path, s.idx LIMIT $2",
+             WHERE s.state = $3 AND ($1::uuid IS NULL OR s.batch_id = $1) ORDER BY m.path, s.idx LIMIT $2",
         )
         .bind(batch)
         .bind(FAILURES_SHOWN)
+        .bind(SceneState::Failed)
         .fetch_all(pool)
         .await?,
         dead_jobs: sqlx::query_as(
-            "SELECT id::text, coalesce(error, '') FROM jobs WHERE state = 'dead' AND ($1::uuid IS NULL OR batch_id = $1)
+            "SELECT id::text, coalesce(error, '') FROM jobs WHERE state = $3 AND ($1::uuid IS NULL OR batch_id = $1)
              ORDER BY id LIMIT $2",
         )
         .bind(batch)
         .bind(FAILURES_SHOWN)
+        .bind(JobState::Dead)
         .fetch_all(pool)
         .await?,
         // Workers seen in the last day, most recent first.

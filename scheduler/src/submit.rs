@@ -12,9 +12,11 @@ use crate::packing::{PackMode, PackedJob, Packer};
 use futures_util::{Stream, StreamExt, stream};
 use scenequeue_audio::scenes::{Span, SplitParams};
 use scenequeue_audio::vad::SpeechDetector;
+use scenequeue_core::batches;
 use scenequeue_core::dispatch::dispatch;
 use scenequeue_core::ids::{BatchId, JobId, MediaId, SceneId};
 use scenequeue_core::mq::Publisher;
+use scenequeue_core::states::MediaState;
 use sqlx::PgPool;
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -117,18 +119,8 @@ async fn examine(
         Ok(h) => h,
         Err(e) => return Ok(Examined { path, hash: None, outcome: Err(Rejected::Failed(e)) }),
     };
-    let earlier: Option<BatchId> = if !skip_duplicates {
-        None
-    } else {
-        sqlx::query_scalar(
-            "SELECT m.batch_id FROM media m JOIN batches b ON b.id = m.batch_id
-         WHERE m.content_hash = $1 AND m.state = 'split' AND b.model = $2 LIMIT 1",
-        )
-        .bind(&hash)
-        .bind(&model)
-        .fetch_optional(&pool)
-        .await?
-    };
+    let earlier: Option<BatchId> =
+        if !skip_duplicates { None } else { batches::earlier_submission(&pool, &hash, &model).await? };
     if let Some(batch) = earlier {
         return Ok(Examined { path, hash: Some(hash), outcome: Err(Rejected::Duplicate(batch)) });
     }
@@ -169,13 +161,7 @@ async fn store(
     examined: impl Stream<Item = Result<Examined, SchedulerError>>,
 ) -> Result<SubmitReport, SchedulerError> {
     let batch = BatchId::new();
-    sqlx::query("INSERT INTO batches (id, state, model, output_dir, priority) VALUES ($1, 'ingesting', $2, $3, $4)")
-        .bind(batch)
-        .bind(&req.model)
-        .bind(output_dir.to_string_lossy().as_ref())
-        .bind(req.priority)
-        .execute(pool)
-        .await?;
+    batches::create(pool, batch, &req.model, output_dir.to_string_lossy().as_ref(), req.priority).await?;
 
     let mut writer = BatchWriter::new(batch, req.job_budget_s, req.pack_mode, req.max_attempts);
     let mut report = SubmitReport { batch, media: Vec::new(), scenes: 0, jobs: 0, published: 0 };
@@ -201,10 +187,7 @@ async fn store(
     report.scenes += scenes;
     report.jobs += jobs;
 
-    let mut tx = pool.begin().await?;
-    sqlx::query("UPDATE batches SET state = 'active' WHERE id = $1").bind(batch).execute(&mut *tx).await?;
-    scenequeue_core::jobs::finish_batch_if_done(&mut tx, batch).await?;
-    tx.commit().await?;
+    batches::activate(pool, batch).await?;
     report.published += dispatch(pool, publisher, req.max_queued).await?;
     Ok(report)
 }
@@ -338,7 +321,7 @@ impl BatchWriter {
     async fn insert(&self, tx: &mut sqlx::PgConnection) -> Result<(), sqlx::Error> {
         sqlx::query(
             "INSERT INTO media (id, batch_id, path, content_hash, state, sample_rate, channels, duration_s, error)
-             SELECT id, $1, path, hash, CASE WHEN error IS NULL THEN 'split' ELSE 'failed' END::media_state,
+             SELECT id, $1, path, hash, CASE WHEN error IS NULL THEN $9 ELSE $10 END,
                     sr, ch, dur, error
              FROM UNNEST($2::uuid[], $3::text[], $4::text[], $5::int4[], $6::int2[], $7::float8[], $8::text[])
                   AS t(id, path, hash, sr, ch, dur, error)",
@@ -351,6 +334,8 @@ impl BatchWriter {
         .bind(self.media.iter().map(|m| m.info.map(|i| i.1)).collect::<Vec<Option<i16>>>())
         .bind(self.media.iter().map(|m| m.info.map(|i| i.2)).collect::<Vec<Option<f64>>>())
         .bind(self.media.iter().map(|m| m.error.as_deref()).collect::<Vec<Option<&str>>>())
+        .bind(MediaState::Split)
+        .bind(MediaState::Failed)
         .execute(&mut *tx)
         .await?;
         sqlx::query(

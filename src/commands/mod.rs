@@ -21,7 +21,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Migrate => scheduler::migrate(&services).await,
         Command::Demo(args) => demo::run(&services, &args).await,
         Command::InferenceChild => {
-            tokio::task::spawn_blocking(scenequeue_worker::isolation::child_main).await?.map_err(anyhow::Error::msg)
+            tokio::task::spawn_blocking(scenequeue_worker::child_main).await?.map_err(anyhow::Error::msg)
         }
     }
 }

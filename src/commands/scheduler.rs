@@ -3,7 +3,7 @@
 use crate::args::SchedulerArgs;
 use scenequeue_core::config::Services;
 use scenequeue_core::{db, mq};
-use scenequeue_scheduler::reaper::reap;
+use scenequeue_scheduler::reap;
 use std::time::Duration;
 use tracing::{info, warn};
 

@@ -3,7 +3,7 @@
 use scenequeue_core::config::Services;
 use scenequeue_core::db;
 use scenequeue_core::ids::BatchId;
-use scenequeue_scheduler::status::{StateCounts, status};
+use scenequeue_scheduler::{StateCounts, status};
 
 fn line(name: &str, counts: &[(String, i64)]) -> String {
     let total: i64 = counts.iter().map(|(_, n)| n).sum();
@@ -57,9 +57,8 @@ pub async fn run(services: &Services, batch: Option<BatchId>) -> anyhow::Result<
 
 pub async fn scenes(services: &Services, batch: BatchId) -> anyhow::Result<()> {
     let pool = db::connect(&services.database_url, 1).await?;
-    let list = scenequeue_scheduler::export::scene_list(&pool, batch)
-        .await?
-        .ok_or_else(|| anyhow::anyhow!("no batch {batch}"))?;
+    let list =
+        scenequeue_scheduler::scene_list(&pool, batch).await?.ok_or_else(|| anyhow::anyhow!("no batch {batch}"))?;
     println!("{}", serde_json::to_string_pretty(&list)?);
     Ok(())
 }

@@ -5,10 +5,10 @@ use anyhow::Context;
 use scenequeue_audio::scenes::SplitParams;
 use scenequeue_core::config::Services;
 use scenequeue_core::{db, mq};
-use scenequeue_scheduler::packing::PackMode;
-use scenequeue_scheduler::submit::{Detector, MediaOutcome, SubmitReport, SubmitRequest, submit};
-use scenequeue_worker::runtime::{Device, Runtime};
-use scenequeue_worker::vad::SileroVad;
+use scenequeue_scheduler::PackMode;
+use scenequeue_scheduler::{Detector, MediaOutcome, SubmitReport, SubmitRequest, submit};
+use scenequeue_worker::SileroVad;
+use scenequeue_worker::{Device, Runtime};
 use std::sync::Arc;
 
 pub fn request(args: &SubmitArgs) -> anyhow::Result<SubmitRequest> {

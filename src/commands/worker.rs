@@ -3,10 +3,10 @@
 use crate::args::WorkerArgs;
 use scenequeue_audio::dsp::PostProcess;
 use scenequeue_core::config::Services;
+use scenequeue_worker::CudaSettings;
+use scenequeue_worker::FixedWindows;
+use scenequeue_worker::RecoveryConfig;
 use scenequeue_worker::WorkerConfig;
-use scenequeue_worker::batching::FixedWindows;
-use scenequeue_worker::recovery::RecoveryConfig;
-use scenequeue_worker::runtime::CudaSettings;
 use std::time::Duration;
 
 pub fn config(args: &WorkerArgs) -> anyhow::Result<WorkerConfig> {

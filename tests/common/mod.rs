@@ -157,18 +157,14 @@ pub fn write_wav(path: &Path, samples: &[f32], sample_rate: u32, channels: u16) 
 }
 
 /// A submission of `inputs` to this test's output directory with the default model and splitter.
-pub fn submit_request(
-    env: &TestEnv,
-    inputs: Vec<PathBuf>,
-    job_budget_s: f64,
-) -> scenequeue_scheduler::submit::SubmitRequest {
-    scenequeue_scheduler::submit::SubmitRequest {
+pub fn submit_request(env: &TestEnv, inputs: Vec<PathBuf>, job_budget_s: f64) -> scenequeue_scheduler::SubmitRequest {
+    scenequeue_scheduler::SubmitRequest {
         inputs,
         output_dir: env.dir.join("out"),
         model: "nsnet2-48k".into(),
         split: Default::default(),
         job_budget_s,
-        pack_mode: scenequeue_scheduler::packing::PackMode::Duration,
+        pack_mode: scenequeue_scheduler::PackMode::Duration,
         max_attempts: 3,
         decode_concurrency: 2,
         skip_duplicates: true,

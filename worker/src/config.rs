@@ -2,8 +2,8 @@
 
 use crate::batching::FixedWindows;
 use crate::faults::FaultPlan;
-use crate::inference::InferenceOptions;
 use crate::recovery::RecoveryConfig;
+use crate::runner::InferenceOptions;
 use crate::runtime::{CudaSettings, Device, RuntimeOptions};
 use crate::sessions::SessionPolicy;
 use scenequeue_audio::dsp::PostProcess;

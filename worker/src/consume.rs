@@ -3,12 +3,11 @@
 //! result rows (one per scene, upserted) make that redelivery harmless.
 
 use crate::config::WorkerConfig;
-use crate::inference::{self, InferenceHandle, JobTelemetry, ThreadGone};
+use crate::inference::{self, InferenceHandle, ThreadGone};
 use crate::memory::MemoryProbe;
 use crate::paths::scene_output;
-use crate::registry;
 use crate::runtime::RuntimeError;
-use crate::scene::{SceneFailure, SceneOutput, SceneTask};
+use crate::scene::{SceneFailure, SceneTask};
 use futures_util::StreamExt;
 use lapin::message::Delivery;
 use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicGetOptions, BasicNackOptions, BasicRejectOptions};
@@ -16,10 +15,12 @@ use lapin::types::FieldTable;
 use scenequeue_core::config::Services;
 use scenequeue_core::db::{self, DbError};
 use scenequeue_core::dispatch::dispatch;
-use scenequeue_core::ids::{BatchId, JobId, MediaId, SceneId, WorkerId};
-use scenequeue_core::jobs::{self, Lease};
+use scenequeue_core::ids::{BatchId, JobId, SceneId, WorkerId};
+use scenequeue_core::jobs::{self, JobCosts, Lease};
 use scenequeue_core::mq::{self, JobMessage, MqError, Topology};
+use scenequeue_core::scenes::{self, JobWork, SceneResult};
 use scenequeue_core::states::WorkerState;
+use scenequeue_core::workers::{self, WorkerInfo};
 use sqlx::PgPool;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -96,7 +97,13 @@ pub async fn run(
     inference.warm(&config.default_model).await?.map_err(WorkerError::Startup)?;
     let worker = WorkerId::new();
     let gpu = MemoryProbe::new(config.device).gpu_info();
-    registry::register(&pool, worker, config.device, config.session_policy, gpu).await?;
+    let info = WorkerInfo {
+        id: worker,
+        device: config.device.to_string(),
+        session_policy: config.session_policy.to_string(),
+        gpu,
+    };
+    workers::register(&pool, &info).await?;
     info!(worker.id = %worker, device = %config.device, policy = %config.session_policy, model = %config.default_model, "worker started");
 
     let ctx = Ctx { pool: &pool, inference: &inference, config: &config, worker, max_queued: services.max_queued };
@@ -122,7 +129,7 @@ pub async fn run(
             Err(e) => break Err(e),
         }
     };
-    registry::set_state(&pool, worker, WorkerState::Stopped, false).await?;
+    workers::set_state(&pool, worker, WorkerState::Stopped, false).await?;
     info!(worker.id = %worker, jobs = report.jobs_done, "worker stopped");
     result.map(|()| report)
 }
@@ -236,13 +243,19 @@ async fn run_leased(
     batch: BatchId,
     report: &mut WorkerReport,
 ) -> Result<(), WorkerError> {
-    registry::set_state(ctx.pool, ctx.worker, WorkerState::Busy, false).await?;
+    workers::set_state(ctx.pool, ctx.worker, WorkerState::Busy, false).await?;
     let lost = CancellationToken::new();
     let heartbeat = tokio::spawn(heartbeat(ctx.pool.clone(), job, ctx.worker, ctx.config.lease_ttl, lost.clone()));
     let outcome = run_job(ctx, job, batch, &lost, report).await;
     heartbeat.abort();
     let telemetry = ctx.inference.job_done().await?;
-    record_telemetry(ctx.pool, job, &telemetry).await?;
+    let costs = JobCosts {
+        gpu_peak_mb: telemetry.gpu_peak_mb,
+        gpu_after_mb: telemetry.after.gpu_held_mb(),
+        rss_after_mb: telemetry.after.rss_mb,
+        session_create_ms: telemetry.session_create_ms,
+    };
+    jobs::record_costs(ctx.pool, job, &costs).await?;
     report.sessions_created += telemetry.sessions_created;
     report.session_create_time += Duration::from_secs_f64(telemetry.session_create_ms / 1000.0);
     match outcome {
@@ -266,7 +279,7 @@ async fn run_leased(
         }
         Err(JobFailure::Worker(e)) => return Err(e),
     }
-    registry::set_state(ctx.pool, ctx.worker, WorkerState::Idle, true).await?;
+    workers::set_state(ctx.pool, ctx.worker, WorkerState::Idle, true).await?;
     Ok(())
 }
 
@@ -303,16 +316,6 @@ impl<E: Into<WorkerError>> From<E> for JobFailure {
     }
 }
 
-#[derive(sqlx::FromRow)]
-struct SceneRow {
-    id: SceneId,
-    media_id: MediaId,
-    idx: i32,
-    start_s: f64,
-    end_s: f64,
-    path: String,
-}
-
 async fn run_job(
     ctx: &Ctx<'_>,
     job: JobId,
@@ -320,21 +323,11 @@ async fn run_job(
     lost: &CancellationToken,
     report: &mut WorkerReport,
 ) -> Result<JobEnd, JobFailure> {
-    let (model, output_dir): (String, String) =
-        sqlx::query_as("SELECT model, output_dir FROM batches WHERE id = $1").bind(batch).fetch_one(ctx.pool).await?;
     // Scenes finished by an earlier attempt keep their outcome.
-    let scenes: Vec<SceneRow> = sqlx::query_as(
-        "SELECT s.id, s.media_id, s.idx, s.start_s, s.end_s, m.path FROM scenes s JOIN media m ON m.id = s.media_id
-         WHERE s.job_id = $1 AND s.state NOT IN ('succeeded', 'failed') ORDER BY m.path, s.idx",
-    )
-    .bind(job)
-    .fetch_all(ctx.pool)
-    .await?;
-    let attempt: i32 =
-        sqlx::query_scalar("SELECT attempts FROM jobs WHERE id = $1").bind(job).fetch_one(ctx.pool).await?;
+    let JobWork { model, output_dir, attempt, scenes: pending } = scenes::job_work(ctx.pool, job, batch).await?;
     // Scenes go to the inference thread one at a time, or in groups when windows are batched across scenes.
     let group_s = ctx.config.fixed_windows.map_or(0.0, |f| f.group_seconds());
-    let mut rest = scenes.as_slice();
+    let mut rest = pending.as_slice();
     while !rest.is_empty() {
         if lost.is_cancelled() {
             return Ok(JobEnd::LeaseLost);
@@ -348,7 +341,7 @@ async fn run_job(
         let (group, tail) = rest.split_at(take);
         rest = tail;
         let ids: Vec<SceneId> = group.iter().map(|s| s.id).collect();
-        sqlx::query("UPDATE scenes SET state = 'running' WHERE id = ANY($1)").bind(&ids).execute(ctx.pool).await?;
+        scenes::mark_running(ctx.pool, &ids).await?;
         let tasks: Vec<SceneTask> = group
             .iter()
             .map(|scene| {
@@ -373,8 +366,23 @@ async fn run_job(
         for ((scene, task), result) in group.iter().zip(&tasks).zip(results) {
             match result {
                 Ok(out) => {
-                    let output_path = task.output.to_string_lossy();
-                    record_success(ctx, job, scene.id, attempt, &output_path, &out).await?;
+                    let output_path = task.output.to_string_lossy().into_owned();
+                    let result = SceneResult {
+                        scene: scene.id,
+                        job,
+                        worker: ctx.worker,
+                        attempt,
+                        output_path,
+                        sample_rate: out.sample_rate,
+                        duration_s: out.duration_s,
+                        rms_in_db: out.rms_in_db,
+                        rms_out_db: out.rms_out_db,
+                        processing_ms: out.processing_ms,
+                        recovery: out.recovery,
+                        oom_count: out.oom_count,
+                        gpu_mem_mb: out.gpu_mem_mb,
+                    };
+                    scenes::record_success(ctx.pool, &result).await?;
                     report.scenes_succeeded += 1;
                     report.ooms += u64::from(out.oom_count);
                     report.scenes_recovered += u64::from(out.recovery != scenequeue_core::states::RecoveryStep::None);
@@ -382,70 +390,11 @@ async fn run_job(
                 Err(e) if e.is_job_level() => return Err(JobFailure::Retry(e.to_string())),
                 Err(e) => {
                     warn!(scene.id = %scene.id, error = %e, "scene failed");
-                    sqlx::query("UPDATE scenes SET state = 'failed', error = $2 WHERE id = $1")
-                        .bind(scene.id)
-                        .bind(e.to_string())
-                        .execute(ctx.pool)
-                        .await?;
+                    scenes::mark_failed(ctx.pool, scene.id, &e.to_string()).await?;
                     report.scenes_failed += 1;
                 }
             }
         }
     }
     Ok(JobEnd::Done)
-}
-
-async fn record_success(
-    ctx: &Ctx<'_>,
-    job: JobId,
-    scene: SceneId,
-    attempt: i32,
-    output_path: &str,
-    out: &SceneOutput,
-) -> Result<(), sqlx::Error> {
-    let mut tx = ctx.pool.begin().await?;
-    sqlx::query(
-        "INSERT INTO results (scene_id, job_id, worker_id, attempt, output_path, sample_rate, duration_s,
-                              rms_in_db, rms_out_db, processing_ms, recovery, oom_count, gpu_mem_mb)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
-         ON CONFLICT (scene_id) DO UPDATE SET job_id = EXCLUDED.job_id, worker_id = EXCLUDED.worker_id,
-             attempt = EXCLUDED.attempt, output_path = EXCLUDED.output_path, sample_rate = EXCLUDED.sample_rate,
-             duration_s = EXCLUDED.duration_s, rms_in_db = EXCLUDED.rms_in_db, rms_out_db = EXCLUDED.rms_out_db,
-             processing_ms = EXCLUDED.processing_ms, recovery = EXCLUDED.recovery, oom_count = EXCLUDED.oom_count,
-             gpu_mem_mb = EXCLUDED.gpu_mem_mb, created_at = now()",
-    )
-    .bind(scene)
-    .bind(job)
-    .bind(ctx.worker)
-    .bind(attempt)
-    .bind(output_path)
-    .bind(out.sample_rate as i32)
-    .bind(out.duration_s)
-    .bind(f64::from(out.rms_in_db))
-    .bind(f64::from(out.rms_out_db))
-    .bind(out.processing_ms)
-    .bind(out.recovery)
-    .bind(out.oom_count as i32)
-    .bind(out.gpu_mem_mb)
-    .execute(&mut *tx)
-    .await?;
-    sqlx::query("UPDATE scenes SET state = 'succeeded', error = NULL WHERE id = $1")
-        .bind(scene)
-        .execute(&mut *tx)
-        .await?;
-    tx.commit().await
-}
-
-async fn record_telemetry(pool: &PgPool, job: JobId, t: &JobTelemetry) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "UPDATE jobs SET gpu_peak_mb = $2, gpu_after_mb = $3, rss_after_mb = $4, session_create_ms = $5 WHERE id = $1",
-    )
-    .bind(job)
-    .bind(t.gpu_peak_mb)
-    .bind(t.after.gpu_held_mb())
-    .bind(t.after.rss_mb)
-    .bind(t.session_create_ms as f32)
-    .execute(pool)
-    .await?;
-    Ok(())
 }

@@ -5,8 +5,9 @@
 //! Protocol: one JSON request per line on the child's stdin, one JSON response per line on its stdout; the
 //! settings travel in the `SCENEQUEUE_CHILD_SPEC` environment variable. Closing stdin ends the child.
 
-use crate::inference::{InProcess, InferenceOptions, JobTelemetry, Runner};
+use crate::in_process::InProcess;
 use crate::memory::MemoryProbe;
+use crate::runner::{InferenceOptions, JobTelemetry, Runner, max_opt, one_by_one};
 use crate::runtime::Runtime;
 use crate::scene::{SceneFailure, SceneOutput, SceneTask};
 use crate::sessions::SessionPolicy;
@@ -39,6 +40,7 @@ struct ChildProc {
     stdout: BufReader<ChildStdout>,
 }
 
+/// Runs every job in a child process of its own.
 pub struct Isolated {
     options: InferenceOptions,
     program: Option<PathBuf>,
@@ -50,6 +52,7 @@ pub struct Isolated {
 }
 
 impl Isolated {
+    /// A runner that starts `program` (default: this executable) as `scenequeue inference-child` per job.
     pub fn new(options: InferenceOptions, program: Option<PathBuf>) -> Self {
         let probe = MemoryProbe::new(options.runtime.device);
         Self { options, program, child: None, probe, created: 0, create_ms: 0.0, peak: None }
@@ -130,18 +133,9 @@ impl Isolated {
             }
         }
     }
-}
 
-impl Runner for Isolated {
-    fn warm(&mut self, model: &str) -> Result<(), SceneFailure> {
-        if self.child.is_none() {
-            self.spawn(model).map_err(|message| SceneFailure::Isolated { message, job_level: true })?;
-        }
-        Ok(())
-    }
-
-    fn scene(&mut self, model: &str, task: &SceneTask) -> Result<SceneOutput, SceneFailure> {
-        // A child that dies mid-scene is replaced once; a second death fails the scene.
+    /// One scene in the child; a child that dies mid-scene is replaced once, a second death fails the scene.
+    fn one(&mut self, model: &str, task: &SceneTask) -> Result<SceneOutput, SceneFailure> {
         let mut last = String::new();
         for _ in 0..2 {
             if self.child.is_none()
@@ -151,10 +145,7 @@ impl Runner for Isolated {
             }
             match self.exchange(&Request::Scene { model: model.to_string(), task: task.clone() }) {
                 Ok(Response::Done(out)) => {
-                    self.peak = match (self.peak, out.gpu_mem_mb) {
-                        (Some(a), Some(b)) => Some(a.max(b)),
-                        (a, b) => a.or(b),
-                    };
+                    self.peak = max_opt(self.peak, out.gpu_mem_mb);
                     return Ok(out);
                 }
                 Ok(Response::Failed { message, job_level }) => {
@@ -167,6 +158,19 @@ impl Runner for Isolated {
             }
         }
         Err(SceneFailure::Isolated { message: last, job_level: false })
+    }
+}
+
+impl Runner for Isolated {
+    fn warm(&mut self, model: &str) -> Result<(), SceneFailure> {
+        if self.child.is_none() {
+            self.spawn(model).map_err(|message| SceneFailure::Isolated { message, job_level: true })?;
+        }
+        Ok(())
+    }
+
+    fn scenes(&mut self, model: &str, tasks: &[SceneTask]) -> Vec<Result<SceneOutput, SceneFailure>> {
+        one_by_one(tasks, |task| self.one(model, task))
     }
 
     fn job_done(&mut self) -> JobTelemetry {

@@ -1,39 +1,67 @@
 //! The GPU worker side of scenequeue: consume jobs, run the enhancement model scene by scene, record results,
 //! and restart the ONNX Runtime session between jobs so device memory cannot accumulate.
 //!
+//! The public surface is what a binary needs to configure and run a worker ([`run`], [`WorkerConfig`] and the
+//! setting types); [`testing`] exposes the inference path to the integration tests and the benchmarks.
+//!
 //! # Layout
-//! - [`config`]: worker settings (device, threads, session policy, lease).
-//! - [`runtime`]: the process-wide ONNX Runtime environment and per-session options (CPU or CUDA).
-//! - [`model`]: model manifests and the adapters that turn audio into model tensors and back.
-//! - [`sessions`]: the session policy: when an enhancer is created and dropped.
-//! - [`inference`]: the dedicated inference thread, its async handle, and the in-process runner.
-//! - [`isolation`]: the process-per-job runner and the child process's side.
-//! - [`recovery`]: out-of-memory recovery (fresh session, windows, CPU).
-//! - [`batching`]: fixed-shape window batching across the scenes of a job (optional).
-//! - [`faults`]: injected out-of-memory errors, for testing recovery without a GPU.
-//! - [`memory`]: GPU (NVML) and process memory telemetry.
-//! - [`scene`]: one scene (or a group, when batching) end to end: read, resample, enhance, write, measure
+//! - `config`: worker settings (device, threads, session policy, lease), with their defaults.
+//! - `consume`: the consume loop, job leases and acks; state changes go through `scenequeue_core`.
+//! - `runner`: the runner contract (trait, options, per-job telemetry).
+//! - `in_process`: the runner over this process's sessions.
+//! - `isolation`: the process-per-job runner and the child process's side.
+//! - `inference`: the dedicated inference thread that owns the runner, and its async handle.
+//! - `sessions`: the session policy: when an enhancer is created and dropped.
+//! - `scene`: one scene (or a group, when batching) end to end: read, resample, enhance, write, measure
 //!   (blocking).
-//! - [`paths`]: output file names derived from ids and sanitized names.
-//! - [`vad`]: the Silero voice-activity detector the scheduler can cut scenes with.
-//! - [`consume`]: the consume loop, job leases and acks.
-//! - [`registry`]: this worker's row in the `workers` table.
+//! - `recovery`: long-scene windows and out-of-memory recovery (fresh session, windows, CPU).
+//! - `batching`: fixed-shape window batching across the scenes of a job (optional).
+//! - `runtime`: the process-wide ONNX Runtime environment and per-session options (CPU or CUDA).
+//! - `model`: model manifests and the adapters that turn audio into model tensors and back.
+//! - `faults`: injected out-of-memory errors, for testing recovery without a GPU.
+//! - `memory`: GPU (NVML) and process memory telemetry.
+//! - `paths`: output file names derived from ids and sanitized names.
+//! - `vad`: the Silero voice-activity detector the scheduler can cut scenes with.
 
-pub mod batching;
-pub mod config;
-pub mod consume;
-pub mod faults;
-pub mod inference;
-pub mod isolation;
-pub mod memory;
-pub mod model;
-pub mod paths;
-pub mod recovery;
-pub mod registry;
-pub mod runtime;
-pub mod scene;
-pub mod sessions;
-pub mod vad;
+mod batching;
+mod config;
+mod consume;
+mod faults;
+mod in_process;
+mod inference;
+mod isolation;
+mod memory;
+mod model;
+mod paths;
+mod recovery;
+mod runner;
+mod runtime;
+mod scene;
+mod sessions;
+mod vad;
 
+pub use batching::FixedWindows;
 pub use config::WorkerConfig;
 pub use consume::{WorkerError, WorkerReport, run};
+pub use faults::FaultPlan;
+pub use isolation::child_main;
+pub use model::ModelError;
+pub use recovery::RecoveryConfig;
+pub use runtime::{ArenaExtend, ConvSearch, CudaSettings, Device, Runtime, RuntimeError, RuntimeOptions};
+pub use sessions::SessionPolicy;
+pub use vad::SileroVad;
+
+/// The inference path below the consume loop, for the integration tests and the benchmarks: runners built as
+/// a worker builds them, model adapters, scene tasks and memory probes.
+pub mod testing {
+    pub use crate::inference::runner;
+    pub use crate::memory::{MemoryProbe, MemorySample};
+    pub use crate::model::{Enhancer, InferenceError};
+    pub use crate::runner::{InferenceOptions, JobTelemetry, Runner};
+    pub use crate::scene::{SceneFailure, SceneOutput, SceneTask};
+
+    /// Model manifests and loading.
+    pub mod model {
+        pub use crate::model::{Enhancer, InferenceError, Manifest, ModelError, load, manifest};
+    }
+}

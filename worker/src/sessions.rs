@@ -176,10 +176,6 @@ impl Sessions {
         drop_now
     }
 
-    pub fn policy(&self) -> SessionPolicy {
-        self.policy
-    }
-
     /// Sessions created so far and the total time spent creating them.
     pub fn created(&self) -> (u64, Duration) {
         (self.created, self.create_time)

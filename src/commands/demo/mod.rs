@@ -9,7 +9,7 @@ use crate::args::{DemoArgs, SplitArgs};
 use anyhow::Context;
 use scenequeue_core::config::Services;
 use scenequeue_core::db;
-use scenequeue_scheduler::submit::SubmitRequest;
+use scenequeue_scheduler::SubmitRequest;
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 

@@ -1,0 +1,79 @@
+//! The in-process runner: the worker's own sessions, managed by the session policy, run every scene.
+
+use crate::batching::FixedWindows;
+use crate::memory::MemoryProbe;
+use crate::recovery::RecoveryConfig;
+use crate::runner::{InferenceOptions, JobTelemetry, Runner, max_opt, one_by_one};
+use crate::runtime::Runtime;
+use crate::scene::{self, SceneFailure, SceneOutput, SceneTask};
+use crate::sessions::{SessionPolicy, Sessions};
+use scenequeue_audio::dsp::PostProcess;
+use scenequeue_audio::encode::OutputFormat;
+
+/// Sessions in this process.
+pub struct InProcess {
+    sessions: Sessions,
+    probe: MemoryProbe,
+    recovery: RecoveryConfig,
+    post: PostProcess,
+    output_format: OutputFormat,
+    fixed_windows: Option<FixedWindows>,
+    peak: Option<f32>,
+    created_before: (u64, f64),
+}
+
+impl InProcess {
+    /// A runner over `runtime` with `options`, creating and dropping sessions as `policy` says.
+    pub fn new(runtime: Runtime, options: &InferenceOptions, policy: SessionPolicy) -> Self {
+        let probe = MemoryProbe::new(runtime.device());
+        Self {
+            sessions: Sessions::new(runtime, options.model_dir.clone(), policy, options.faults.clone()),
+            probe,
+            recovery: options.recovery.clone(),
+            post: options.post,
+            output_format: options.output_format,
+            fixed_windows: options.fixed_windows,
+            peak: None,
+            created_before: (0, 0.0),
+        }
+    }
+}
+
+impl Runner for InProcess {
+    fn warm(&mut self, model: &str) -> Result<(), SceneFailure> {
+        self.sessions.get(model).map(|_| ()).map_err(SceneFailure::Model)
+    }
+
+    fn scenes(&mut self, model: &str, tasks: &[SceneTask]) -> Vec<Result<SceneOutput, SceneFailure>> {
+        let output = (&self.post, self.output_format);
+        let results = match self.fixed_windows {
+            Some(fixed) => {
+                scene::process_group(&mut self.sessions, model, tasks, (&fixed, &self.recovery), output, &self.probe)
+            }
+            None => one_by_one(tasks, |task| {
+                scene::process(&mut self.sessions, model, task, &self.recovery, output, &self.probe)
+            }),
+        };
+        for out in results.iter().flatten() {
+            self.peak = max_opt(self.peak, out.gpu_mem_mb);
+        }
+        results
+    }
+
+    fn job_done(&mut self) -> JobTelemetry {
+        let held = self.probe.sample();
+        let session_dropped = self.sessions.job_done(held.held_mb());
+        let after = if session_dropped { self.probe.sample() } else { held };
+        let (created, time) = self.sessions.created();
+        let time_ms = time.as_secs_f64() * 1000.0;
+        let telemetry = JobTelemetry {
+            sessions_created: created - self.created_before.0,
+            session_create_ms: time_ms - self.created_before.1,
+            gpu_peak_mb: max_opt(self.peak.take(), held.gpu_held_mb()),
+            after,
+            session_dropped,
+        };
+        self.created_before = (created, time_ms);
+        telemetry
+    }
+}
