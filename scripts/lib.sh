@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shared helpers for the scripts in this directory (sourced, not run).
 
 die() { echo "error: $*" >&2; exit 1; }

@@ -17,9 +17,12 @@ wait_port() {
 
 if ! answers 5432; then
   if ! command -v pg_ctlcluster >/dev/null; then apt_install postgresql; fi
-  for v in $(ls /etc/postgresql 2>/dev/null); do
+  for d in /etc/postgresql/*/; do
+    [ -d "$d" ] || continue
+    v=$(basename "$d")
     say "starting PostgreSQL $v"
-    as_root pg_ctlcluster --skip-systemctl-redirect "$v" main start 2>/dev/null || true
+    # One cluster that does not start is not fatal while another may: wait_port decides.
+    out=$(as_root pg_ctlcluster --skip-systemctl-redirect "$v" main start 2>&1) || say "PostgreSQL $v did not start: $out"
   done
   wait_port 5432 PostgreSQL 60
 fi
@@ -27,7 +30,7 @@ fi
 if ! answers 5672; then
   if ! command -v rabbitmq-server >/dev/null; then apt_install rabbitmq-server; fi
   say "starting RabbitMQ"
-  as_root rabbitmq-server -detached >/dev/null 2>&1 || true
+  out=$(as_root rabbitmq-server -detached 2>&1) || say "rabbitmq-server -detached failed: $out"
   wait_port 5672 RabbitMQ 120
 fi
 
@@ -39,7 +42,9 @@ if [ -z "${SCENEQUEUE_DATABASE_URL:-}" ]; then
               CREATE ROLE scenequeue LOGIN PASSWORD 'scenequeue' CREATEDB;
             END IF;
           END \$\$;" || die "cannot create the scenequeue role in PostgreSQL"
-  if [ -z "$(sql -tA -c "SELECT 1 FROM pg_database WHERE datname = 'scenequeue'")" ]; then
+  db=$(sql -tA -c "SELECT 1 FROM pg_database WHERE datname = 'scenequeue'") \
+    || die "cannot query PostgreSQL for the scenequeue database"
+  if [ -z "$db" ]; then
     sql -c "CREATE DATABASE scenequeue OWNER scenequeue" || die "cannot create the scenequeue database"
   fi
 fi

@@ -1,11 +1,18 @@
-//! Command-line flags; each has an environment variable and a default (see the README's configuration table).
+//! Command-line flags; each has an environment variable (see the README's configuration table). Defaults are
+//! never written here: each flag takes its default from the `Default` of the settings it fills
+//! (`Services`, `SubmitRequest`, `SplitParams`, `WorkerConfig` and the types inside it), so a default lives in
+//! one place.
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use scenequeue_audio::dsp::PostProcess;
 use scenequeue_audio::encode::OutputFormat;
-use scenequeue_core::config::{DEFAULT_AMQP_URL, DEFAULT_DATABASE_URL, DEFAULT_QUEUE};
+use scenequeue_audio::scenes::SplitParams;
+use scenequeue_core::config::Services;
 use scenequeue_core::ids::BatchId;
-use scenequeue_worker::SessionPolicy;
-use scenequeue_worker::{ArenaExtend, ConvSearch, Device};
+use scenequeue_scheduler::SubmitRequest;
+use scenequeue_worker::{
+    ArenaExtend, ConvSearch, Device, FixedWindows, ModelFiles, RecoveryConfig, SessionPolicy, WorkerConfig,
+};
 use std::path::PathBuf;
 
 #[derive(Parser, Debug)]
@@ -20,16 +27,16 @@ pub struct Cli {
 #[derive(Args, Debug, Clone)]
 pub struct ServiceArgs {
     /// Postgres connection URL.
-    #[arg(long, global = true, env = "SCENEQUEUE_DATABASE_URL", default_value = DEFAULT_DATABASE_URL)]
+    #[arg(long, global = true, env = "SCENEQUEUE_DATABASE_URL", default_value_t = Services::default().database_url)]
     pub database_url: String,
     /// RabbitMQ connection URL.
-    #[arg(long, global = true, env = "SCENEQUEUE_AMQP_URL", default_value = DEFAULT_AMQP_URL)]
+    #[arg(long, global = true, env = "SCENEQUEUE_AMQP_URL", default_value_t = Services::default().amqp_url)]
     pub amqp_url: String,
     /// Name of the job queue (its dead-letter queue is `<queue>.dead`).
-    #[arg(long, global = true, env = "SCENEQUEUE_QUEUE", default_value = DEFAULT_QUEUE)]
+    #[arg(long, global = true, env = "SCENEQUEUE_QUEUE", default_value_t = Services::default().queue)]
     pub queue: String,
     /// Jobs the broker may hold queued; the rest wait in Postgres and are released by priority.
-    #[arg(long, global = true, env = "SCENEQUEUE_MAX_QUEUED", default_value_t = scenequeue_core::dispatch::DEFAULT_MAX_QUEUED)]
+    #[arg(long, global = true, env = "SCENEQUEUE_MAX_QUEUED", default_value_t = Services::default().max_queued)]
     pub max_queued: i64,
 }
 
@@ -61,25 +68,25 @@ pub enum Command {
 #[derive(Args, Debug, Clone)]
 pub struct SplitArgs {
     /// Shortest scene, seconds (shorter ones merge with a neighbour).
-    #[arg(long, env = "SCENEQUEUE_MIN_SCENE_S", default_value_t = 1.0)]
+    #[arg(long, env = "SCENEQUEUE_MIN_SCENE_S", default_value_t = SplitParams::default().min_scene_s)]
     pub min_scene_s: f64,
     /// Longest scene, seconds.
-    #[arg(long, env = "SCENEQUEUE_MAX_SCENE_S", default_value_t = 30.0)]
+    #[arg(long, env = "SCENEQUEUE_MAX_SCENE_S", default_value_t = SplitParams::default().max_scene_s)]
     pub max_scene_s: f64,
     /// Shortest pause that separates scenes (pass one), seconds.
-    #[arg(long, env = "SCENEQUEUE_MIN_SILENCE_S", default_value_t = 0.5)]
+    #[arg(long, env = "SCENEQUEUE_MIN_SILENCE_S", default_value_t = SplitParams::default().min_silence_s)]
     pub min_silence_s: f64,
     /// Shortest pause at which a scene longer than the maximum is re-cut (pass two), seconds.
-    #[arg(long, env = "SCENEQUEUE_SPLIT_SILENCE_S", default_value_t = 0.2)]
+    #[arg(long, env = "SCENEQUEUE_SPLIT_SILENCE_S", default_value_t = SplitParams::default().split_silence_s)]
     pub split_silence_s: f64,
     /// Seconds of audio per job.
-    #[arg(long, env = "SCENEQUEUE_JOB_SECONDS", default_value_t = 300.0)]
+    #[arg(long, env = "SCENEQUEUE_JOB_SECONDS", default_value_t = SubmitRequest::default().job_budget_s)]
     pub job_seconds: f64,
     /// Pack by whole fixed windows of this many seconds (a scene costs its duration rounded up to windows).
     #[arg(long, env = "SCENEQUEUE_PACK_WINDOW_S")]
     pub pack_window_s: Option<f64>,
     /// Attempts per job before it is declared dead.
-    #[arg(long, env = "SCENEQUEUE_MAX_ATTEMPTS", default_value_t = 3)]
+    #[arg(long, env = "SCENEQUEUE_MAX_ATTEMPTS", default_value_t = SubmitRequest::default().max_attempts)]
     pub max_attempts: i32,
 }
 
@@ -89,68 +96,70 @@ pub struct SubmitArgs {
     #[arg(required = true)]
     pub inputs: Vec<PathBuf>,
     /// Where enhanced scenes are written (must be reachable by the workers).
-    #[arg(long, env = "SCENEQUEUE_OUTPUT_DIR", default_value = "out")]
+    #[arg(long, env = "SCENEQUEUE_OUTPUT_DIR", default_value_os_t = SubmitRequest::default().output_dir)]
     pub out: PathBuf,
     /// Model to enhance with (a directory under the workers' model dir).
-    #[arg(long, env = "SCENEQUEUE_MODEL", default_value = "deepfilternet3")]
+    #[arg(long, env = "SCENEQUEUE_MODEL", default_value_t = SubmitRequest::default().model)]
     pub model: String,
     /// Process recordings again even if already submitted for this model (they are skipped by default).
     #[arg(long)]
     pub again: bool,
     /// Batch priority: higher runs first (e.g. 10 urgent, 0 normal, -10 backlog).
-    #[arg(long, default_value_t = 0, allow_negative_numbers = true)]
+    #[arg(long, default_value_t = SubmitRequest::default().priority, allow_negative_numbers = true)]
     pub priority: i16,
-    /// What finds speech for scene cuts: energy, or silero (the Silero VAD model, from the model dir).
-    #[arg(long, env = "SCENEQUEUE_DETECTOR", default_value = "energy", value_parser = ["energy", "silero"])]
-    pub detector: String,
-    /// ONNX Runtime shared library (for --detector silero).
-    #[arg(long, env = "SCENEQUEUE_ORT_LIBRARY", default_value = ".scenequeue/ort/libonnxruntime.so")]
-    pub ort_library: PathBuf,
-    /// Model directory (for --detector silero).
-    #[arg(long, env = "SCENEQUEUE_MODEL_DIR", default_value = "models")]
-    pub model_dir: PathBuf,
+    /// What finds speech for scene cuts.
+    #[arg(long, env = "SCENEQUEUE_DETECTOR", value_enum, default_value_t = DetectorKind::Energy)]
+    pub detector: DetectorKind,
+    /// ONNX Runtime and the Silero model (for --detector silero).
+    #[command(flatten)]
+    pub files: ModelFiles,
     #[command(flatten)]
     pub split: SplitArgs,
 }
 
+/// What finds speech for scene cuts.
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DetectorKind {
+    /// Frame energy against the recording's noise floor (no model).
+    Energy,
+    /// The Silero voice-activity model, from the model directory.
+    Silero,
+}
+
 #[derive(Args, Debug, Clone)]
 pub struct WorkerArgs {
-    /// ONNX Runtime shared library.
-    #[arg(long, env = "SCENEQUEUE_ORT_LIBRARY", default_value = ".scenequeue/ort/libonnxruntime.so")]
-    pub ort_library: PathBuf,
-    /// Directory of model directories (each with manifest.toml).
-    #[arg(long, env = "SCENEQUEUE_MODEL_DIR", default_value = "models")]
-    pub model_dir: PathBuf,
+    #[command(flatten)]
+    pub files: ModelFiles,
     /// Model checked and loaded at start-up.
-    #[arg(long, env = "SCENEQUEUE_MODEL", default_value = "deepfilternet3")]
+    #[arg(long, env = "SCENEQUEUE_MODEL", default_value_t = WorkerConfig::default().default_model)]
     pub model: String,
     /// cpu, cuda or cuda:N.
-    #[arg(long, env = "SCENEQUEUE_DEVICE", default_value = "cpu")]
+    #[arg(long, env = "SCENEQUEUE_DEVICE", default_value_t = WorkerConfig::default().device)]
     pub device: Device,
     /// ONNX Runtime intra-op threads.
-    #[arg(long, env = "SCENEQUEUE_THREADS", default_value_t = 1)]
+    #[arg(long, env = "SCENEQUEUE_THREADS", default_value_t = WorkerConfig::default().intra_threads)]
     pub threads: usize,
     /// per-job, every-N-jobs, held-above-MIB, shrink-each-run, process or persistent (docs/SESSIONS.md).
-    #[arg(long, env = "SCENEQUEUE_SESSION_POLICY", default_value = "per-job")]
+    #[arg(long, env = "SCENEQUEUE_SESSION_POLICY", default_value_t = WorkerConfig::default().session_policy)]
     pub session_policy: SessionPolicy,
     /// cuDNN convolution search: heuristic, exhaustive (only worth it with fixed shapes) or default.
-    #[arg(long, env = "SCENEQUEUE_CUDNN_SEARCH", default_value = "heuristic")]
+    #[arg(long, env = "SCENEQUEUE_CUDNN_SEARCH", default_value_t = WorkerConfig::default().cuda.conv_search)]
     pub cudnn_search: ConvSearch,
     /// CUDA arena growth: next-power-of-two or same-as-requested.
-    #[arg(long, env = "SCENEQUEUE_CUDA_ARENA_EXTEND", default_value = "next-power-of-two")]
+    #[arg(long, env = "SCENEQUEUE_CUDA_ARENA_EXTEND", default_value_t = WorkerConfig::default().cuda.arena_extend)]
     pub cuda_arena_extend: ArenaExtend,
     /// Cap on the CUDA arena in MiB (also emulates a smaller card).
     #[arg(long, env = "SCENEQUEUE_GPU_MEM_LIMIT_MB")]
     pub gpu_mem_limit_mb: Option<u64>,
     /// Longest window, seconds, when a scene is retried in windows after running out of memory.
-    #[arg(long, env = "SCENEQUEUE_OOM_WINDOW_S", default_value_t = 30.0)]
+    #[arg(long, env = "SCENEQUEUE_OOM_WINDOW_S", default_value_t = RecoveryConfig::default().window_s)]
     pub oom_window_s: f64,
     /// After out-of-memory errors on the GPU, run the scene on the CPU rather than fail it.
     #[arg(long, env = "SCENEQUEUE_CPU_FALLBACK")]
     pub cpu_fallback: bool,
     /// Run scenes longer than this in windows of this length with 1 s crossfades (bounded memory); 0 keeps
     /// each model's own window (30 s for DeepFilterNet3, none for NSNet2).
-    #[arg(long, env = "SCENEQUEUE_LONG_SCENE_WINDOW_S", default_value_t = 0.0)]
+    #[arg(long, env = "SCENEQUEUE_LONG_SCENE_WINDOW_S", default_value_t = RecoveryConfig::default().long_scene_window_s)]
     pub long_scene_window_s: f64,
     /// Fixed-shape window batching: cut every scene into windows of this many seconds and run --window-batch
     /// of them (from consecutive scenes) per model call, so every call has the same shape (docs/SESSIONS.md).
@@ -159,25 +168,25 @@ pub struct WorkerArgs {
     pub fixed_windows_s: Option<f64>,
     /// Overlap of consecutive fixed windows of a scene, seconds: the later window's warm-up, then a crossfade over
     /// its last quarter (at most half a window).
-    #[arg(long, env = "SCENEQUEUE_WINDOW_OVERLAP_S", default_value_t = 2.0)]
+    #[arg(long, env = "SCENEQUEUE_WINDOW_OVERLAP_S", default_value_t = FixedWindows::DEFAULT_OVERLAP_S)]
     pub window_overlap_s: f64,
     /// Fixed windows per model call (at most 320 s of audio per call in all).
-    #[arg(long, env = "SCENEQUEUE_WINDOW_BATCH", default_value_t = 8)]
+    #[arg(long, env = "SCENEQUEUE_WINDOW_BATCH", default_value_t = FixedWindows::DEFAULT_BATCH)]
     pub window_batch: usize,
     /// Output files: wav (16-bit PCM), wav-float (32-bit float) or flac (16-bit, lossless).
-    #[arg(long, env = "SCENEQUEUE_OUTPUT_FORMAT", default_value = "wav")]
+    #[arg(long, env = "SCENEQUEUE_OUTPUT_FORMAT", default_value_t = WorkerConfig::default().output_format)]
     pub output_format: OutputFormat,
     /// Rumble high-pass cut-off of every output, Hz (0: off).
-    #[arg(long, env = "SCENEQUEUE_HIGHPASS_HZ", default_value_t = 70.0)]
+    #[arg(long, env = "SCENEQUEUE_HIGHPASS_HZ", default_value_t = PostProcess::default().highpass_hz.unwrap_or(0.0))]
     pub highpass_hz: f32,
     /// Normalise every output to this loudness, LUFS (BS.1770); off by default.
     #[arg(long, env = "SCENEQUEUE_LOUDNESS_LUFS", allow_negative_numbers = true)]
     pub loudness_lufs: Option<f32>,
     /// Peak ceiling, dBFS: a scene that would pass it is scaled down as a whole.
-    #[arg(long, env = "SCENEQUEUE_PEAK_CEILING_DBFS", default_value_t = -1.0, allow_negative_numbers = true)]
+    #[arg(long, env = "SCENEQUEUE_PEAK_CEILING_DBFS", default_value_t = PostProcess::default().peak_ceiling_dbfs, allow_negative_numbers = true)]
     pub peak_ceiling_dbfs: f32,
     /// Job lease, seconds (renewed every third of it while the job runs).
-    #[arg(long, env = "SCENEQUEUE_LEASE_S", default_value_t = 600)]
+    #[arg(long, env = "SCENEQUEUE_LEASE_S", default_value_t = WorkerConfig::default().lease_ttl.as_secs())]
     pub lease_s: u64,
     /// Exit after this many jobs.
     #[arg(long)]

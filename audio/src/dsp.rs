@@ -9,8 +9,11 @@
 /// Settings of the chain; `Default` is the documented default (high-pass at 70 Hz, no normalisation, -1 dBFS).
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct PostProcess {
+    /// Rumble high-pass cut-off, Hz (None: off).
     pub highpass_hz: Option<f32>,
+    /// Loudness every output is normalised to, LUFS (None: off).
     pub loudness_lufs: Option<f32>,
+    /// Peak ceiling, dBFS: a scene that would pass it is scaled down as a whole.
     pub peak_ceiling_dbfs: f32,
 }
 
@@ -21,6 +24,24 @@ impl Default for PostProcess {
 }
 
 impl PostProcess {
+    /// Refuses settings that cannot be applied, saying which.
+    pub fn validate(&self) -> Result<(), String> {
+        if let Some(hz) = self.highpass_hz
+            && (hz.is_nan() || hz <= 0.0 || hz >= 1000.0)
+        {
+            return Err(format!("the high-pass cut-off must be between 0 and 1000 Hz, not {hz} Hz"));
+        }
+        if let Some(lufs) = self.loudness_lufs
+            && !(-70.0..=0.0).contains(&lufs)
+        {
+            return Err(format!("the loudness target must be between -70 and 0 LUFS, not {lufs}"));
+        }
+        if !(-60.0..=0.0).contains(&self.peak_ceiling_dbfs) {
+            return Err(format!("the peak ceiling must be between -60 and 0 dBFS, not {}", self.peak_ceiling_dbfs));
+        }
+        Ok(())
+    }
+
     /// Applies the chain in place.
     pub fn apply(&self, x: &mut [f32], rate: u32) {
         if let Some(hz) = self.highpass_hz.filter(|&hz| hz > 0.0 && hz < rate as f32 / 2.0) {

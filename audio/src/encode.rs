@@ -28,6 +28,16 @@ impl OutputFormat {
     }
 }
 
+impl std::fmt::Display for OutputFormat {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Wav16 => "wav",
+            Self::WavFloat => "wav-float",
+            Self::Flac => "flac",
+        })
+    }
+}
+
 impl std::str::FromStr for OutputFormat {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, Self::Err> {

@@ -14,16 +14,9 @@ mod sessions;
 mod synth;
 
 use clap::{Parser, Subcommand};
-use std::path::PathBuf;
 
-/// Where ONNX Runtime and the models are, shared by the benchmarks that run models.
-#[derive(clap::Args)]
-pub struct ModelFiles {
-    #[arg(long, default_value = ".scenequeue/ort/libonnxruntime.so")]
-    pub ort_library: PathBuf,
-    #[arg(long, default_value = "models")]
-    pub model_dir: PathBuf,
-}
+/// Where ONNX Runtime and the models are: the worker's own flag group.
+pub use scenequeue_worker::ModelFiles;
 
 #[derive(Parser)]
 #[command(name = "scenequeue-bench")]

@@ -6,7 +6,7 @@
 use anyhow::Context;
 use scenequeue_audio::decode::AudioInfo;
 use scenequeue_audio::scenes::Span;
-use scenequeue_core::config::{DEFAULT_AMQP_URL, DEFAULT_DATABASE_URL};
+use scenequeue_core::config::Services;
 use scenequeue_core::{db, mq};
 use scenequeue_scheduler::testing::CutRecording;
 use scenequeue_scheduler::testing::store_cut_batch;
@@ -16,9 +16,9 @@ use std::time::Instant;
 
 #[derive(clap::Args)]
 pub struct Args {
-    #[arg(long, env = "SCENEQUEUE_DATABASE_URL", default_value = DEFAULT_DATABASE_URL)]
+    #[arg(long, env = "SCENEQUEUE_DATABASE_URL", default_value_t = Services::default().database_url)]
     database_url: String,
-    #[arg(long, env = "SCENEQUEUE_AMQP_URL", default_value = DEFAULT_AMQP_URL)]
+    #[arg(long, env = "SCENEQUEUE_AMQP_URL", default_value_t = Services::default().amqp_url)]
     amqp_url: String,
     /// Backlog sizes in scenes, run in this order.
     #[arg(long, default_value = "10000,100000")]

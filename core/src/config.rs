@@ -4,7 +4,9 @@
 /// Where Postgres and RabbitMQ live and which queue carries this farm's jobs.
 #[derive(Debug, Clone)]
 pub struct Services {
+    /// Postgres connection URL.
     pub database_url: String,
+    /// RabbitMQ connection URL.
     pub amqp_url: String,
     /// Base name of the job queue; the dead-letter exchange and queue are derived from it.
     pub queue: String,
@@ -12,6 +14,40 @@ pub struct Services {
     pub max_queued: i64,
 }
 
+/// Postgres of a local installation (README, set-up).
 pub const DEFAULT_DATABASE_URL: &str = "postgres://scenequeue:scenequeue@127.0.0.1:5432/scenequeue";
+/// RabbitMQ of a local installation.
 pub const DEFAULT_AMQP_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
+/// The job queue of a farm that names none.
 pub const DEFAULT_QUEUE: &str = "scenequeue.jobs";
+
+impl Default for Services {
+    fn default() -> Self {
+        Self {
+            database_url: DEFAULT_DATABASE_URL.into(),
+            amqp_url: DEFAULT_AMQP_URL.into(),
+            queue: DEFAULT_QUEUE.into(),
+            max_queued: crate::dispatch::DEFAULT_MAX_QUEUED,
+        }
+    }
+}
+
+/// The one rule for model names, shared by submissions and workers: 1 to 64 ASCII letters, digits, `-` and
+/// `_`. A name is a directory under the model directory, so it must never hold a path separator or `..`.
+pub fn valid_model_name(name: &str) -> bool {
+    !name.is_empty() && name.len() <= 64 && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::valid_model_name;
+
+    #[test]
+    fn model_names_are_plain_directory_names() {
+        assert!(valid_model_name("deepfilternet3"));
+        assert!(valid_model_name("nsnet2-48k_v2"));
+        for bad in ["", "../etc", "a/b", "a b", "ü", &"x".repeat(65)] {
+            assert!(!valid_model_name(bad), "{bad:?}");
+        }
+    }
+}

@@ -13,6 +13,7 @@ use futures_util::{Stream, StreamExt, stream};
 use scenequeue_audio::scenes::{Span, SplitParams};
 use scenequeue_audio::vad::SpeechDetector;
 use scenequeue_core::batches;
+use scenequeue_core::config::valid_model_name;
 use scenequeue_core::dispatch::dispatch;
 use scenequeue_core::ids::{BatchId, JobId, MediaId, SceneId};
 use scenequeue_core::mq::Publisher;
@@ -28,15 +29,23 @@ pub const CHUNK_SCENES: usize = 10_000;
 /// Recordings stored before a chunk is committed, whatever their scene count.
 const CHUNK_MEDIA: usize = 2_000;
 
+/// A submission: which recordings, where their outputs go, and how they are cut and packed. `Default` holds
+/// every documented default (the CLI's flags take theirs from it).
 #[derive(Debug, Clone)]
 pub struct SubmitRequest {
+    /// Recordings, or directories searched recursively.
     pub inputs: Vec<PathBuf>,
+    /// Where enhanced scenes are written (must be reachable by the workers).
     pub output_dir: PathBuf,
+    /// The model to enhance with (a directory under the workers' model directory).
     pub model: String,
+    /// How recordings are cut into scenes.
     pub split: SplitParams,
     /// Seconds of audio (or of windows, see `pack_mode`) per job.
     pub job_budget_s: f64,
+    /// What a scene costs in the budget.
     pub pack_mode: PackMode,
+    /// Attempts per job before it is declared dead.
     pub max_attempts: i32,
     /// Recordings decoded at once.
     pub decode_concurrency: usize,
@@ -48,6 +57,25 @@ pub struct SubmitRequest {
     pub max_queued: i64,
     /// Cut with a voice-activity model instead of by energy.
     pub detector: Option<Detector>,
+}
+
+impl Default for SubmitRequest {
+    fn default() -> Self {
+        Self {
+            inputs: Vec::new(),
+            output_dir: PathBuf::from("out"),
+            model: "deepfilternet3".into(),
+            split: SplitParams::default(),
+            job_budget_s: 300.0,
+            pack_mode: PackMode::Duration,
+            max_attempts: 3,
+            decode_concurrency: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            skip_duplicates: true,
+            priority: 0,
+            max_queued: scenequeue_core::dispatch::DEFAULT_MAX_QUEUED,
+            detector: None,
+        }
+    }
 }
 
 /// A shared voice-activity detector for scene splitting.
@@ -87,10 +115,6 @@ pub struct SubmitReport {
     pub scenes: usize,
     pub jobs: usize,
     pub published: usize,
-}
-
-fn valid_model_name(name: &str) -> bool {
-    !name.is_empty() && name.len() <= 64 && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
 }
 
 /// Why a recording is not planned.

@@ -1,6 +1,6 @@
 //! `scenequeue submit`
 
-use crate::args::{SplitArgs, SubmitArgs};
+use crate::args::{DetectorKind, SplitArgs, SubmitArgs};
 use anyhow::Context;
 use scenequeue_audio::scenes::SplitParams;
 use scenequeue_core::config::Services;
@@ -11,13 +11,15 @@ use scenequeue_worker::SileroVad;
 use scenequeue_worker::{Device, Runtime};
 use std::sync::Arc;
 
+/// The submission from its flags; `--detector silero` loads the Silero model now, so a missing model is an error
+/// before anything is written.
 pub fn request(args: &SubmitArgs) -> anyhow::Result<SubmitRequest> {
-    let detector = match args.detector.as_str() {
-        "silero" => {
-            let runtime = Runtime::init(&args.ort_library, Device::Cpu, 1)?;
-            Some(Detector(Arc::new(SileroVad::load(&runtime, &args.model_dir)?)))
+    let detector = match args.detector {
+        DetectorKind::Silero => {
+            let runtime = Runtime::init(&args.files.ort_library, Device::Cpu, 1)?;
+            Some(Detector(Arc::new(SileroVad::load(&runtime, &args.files.model_dir)?)))
         }
-        _ => None,
+        DetectorKind::Energy => None,
     };
     Ok(SubmitRequest {
         skip_duplicates: !args.again,
@@ -27,6 +29,7 @@ pub fn request(args: &SubmitArgs) -> anyhow::Result<SubmitRequest> {
     })
 }
 
+/// A submission of `inputs` with the splitting and packing flags; everything else at its default.
 pub fn request_from(
     inputs: Vec<std::path::PathBuf>,
     out: std::path::PathBuf,
@@ -50,11 +53,7 @@ pub fn request_from(
             None => PackMode::Duration,
         },
         max_attempts: split.max_attempts,
-        decode_concurrency: std::thread::available_parallelism().map_or(2, |n| n.get()),
-        skip_duplicates: true,
-        priority: 0,
-        max_queued: scenequeue_core::dispatch::DEFAULT_MAX_QUEUED,
-        detector: None,
+        ..SubmitRequest::default()
     }
 }
 

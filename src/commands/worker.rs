@@ -9,6 +9,8 @@ use scenequeue_worker::RecoveryConfig;
 use scenequeue_worker::WorkerConfig;
 use std::time::Duration;
 
+/// The worker's settings from its flags: unset flags already hold `WorkerConfig::default()`'s values; bad values
+/// are refused with the reason, never clamped.
 pub fn config(args: &WorkerArgs) -> anyhow::Result<WorkerConfig> {
     let fixed_windows = match args.fixed_windows_s {
         Some(window_s) => {
@@ -16,7 +18,8 @@ pub fn config(args: &WorkerArgs) -> anyhow::Result<WorkerConfig> {
         }
         None => None,
     };
-    Ok(WorkerConfig {
+    let defaults = WorkerConfig::new(args.files.clone(), args.model.clone());
+    let config = WorkerConfig {
         device: args.device,
         intra_threads: args.threads,
         session_policy: args.session_policy,
@@ -27,22 +30,24 @@ pub fn config(args: &WorkerArgs) -> anyhow::Result<WorkerConfig> {
         },
         output_format: args.output_format,
         post: PostProcess {
-            highpass_hz: (args.highpass_hz > 0.0).then_some(args.highpass_hz),
+            highpass_hz: (args.highpass_hz != 0.0).then_some(args.highpass_hz),
             loudness_lufs: args.loudness_lufs,
-            peak_ceiling_dbfs: args.peak_ceiling_dbfs.min(0.0),
+            peak_ceiling_dbfs: args.peak_ceiling_dbfs,
         },
         recovery: RecoveryConfig {
-            long_scene_window_s: args.long_scene_window_s.max(0.0),
-            window_s: args.oom_window_s.max(1.0),
+            long_scene_window_s: args.long_scene_window_s,
+            window_s: args.oom_window_s,
             cpu_fallback: args.cpu_fallback,
-            ..RecoveryConfig::default()
+            ..defaults.recovery.clone()
         },
         fixed_windows,
-        lease_ttl: Duration::from_secs(args.lease_s.max(3)),
+        lease_ttl: Duration::from_secs(args.lease_s),
         max_jobs: args.max_jobs,
         drain: args.drain,
-        ..WorkerConfig::new(args.ort_library.clone(), args.model_dir.clone(), args.model.clone())
-    })
+        ..defaults
+    };
+    config.validate().map_err(anyhow::Error::msg)?;
+    Ok(config)
 }
 
 pub async fn run(services: &Services, args: &WorkerArgs) -> anyhow::Result<()> {

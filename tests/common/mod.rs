@@ -1,11 +1,11 @@
 //! Test support: every test gets its own Postgres database and its own RabbitMQ queues on the real local
-//! services, removed again when it ends, plus generated audio fixtures.
+//! services, removed again when it ends (also when it fails: a drop guard), plus generated audio fixtures.
 #![allow(dead_code)]
 
-use scenequeue_core::config::{DEFAULT_AMQP_URL, DEFAULT_DATABASE_URL, Services};
+use scenequeue_core::config::Services;
 use scenequeue_core::mq::{self, Topology};
 use scenequeue_core::{db, ids::BatchId};
-use scenequeue_worker::WorkerConfig;
+use scenequeue_worker::{ModelFiles, WorkerConfig};
 use sqlx::{Connection, PgConnection, PgPool};
 use std::path::{Path, PathBuf};
 use uuid::Uuid;
@@ -24,6 +24,12 @@ pub fn model_dir() -> PathBuf {
     std::env::var_os("SCENEQUEUE_MODEL_DIR").map(PathBuf::from).unwrap_or_else(|| root().join("models"))
 }
 
+/// ONNX Runtime and the models, where the test run found them.
+pub fn model_files() -> ModelFiles {
+    ModelFiles { ort_library: ort_library(), model_dir: model_dir() }
+}
+
+/// One test's services: its own database, queues and directory, removed when it is dropped.
 pub struct TestEnv {
     pub services: Services,
     pub pool: PgPool,
@@ -45,8 +51,9 @@ fn with_database(url: &str, name: &str) -> String {
 
 impl TestEnv {
     pub async fn new() -> Self {
-        let base_url = std::env::var("SCENEQUEUE_DATABASE_URL").unwrap_or_else(|_| DEFAULT_DATABASE_URL.to_string());
-        let amqp_url = std::env::var("SCENEQUEUE_AMQP_URL").unwrap_or_else(|_| DEFAULT_AMQP_URL.to_string());
+        let defaults = Services::default();
+        let base_url = std::env::var("SCENEQUEUE_DATABASE_URL").unwrap_or(defaults.database_url);
+        let amqp_url = std::env::var("SCENEQUEUE_AMQP_URL").unwrap_or(defaults.amqp_url);
         let id = Uuid::new_v4().simple().to_string();
         let db_name = format!("sq_test_{id}");
         let mut admin = PgConnection::connect(&base_url).await.expect("Postgres answers (run scripts/services.sh)");
@@ -62,7 +69,7 @@ impl TestEnv {
         topology.declare(&connection.create_channel().await.expect("channel")).await.expect("declare topology");
         connection.close(200, "ok").await.ok();
         Self {
-            services: Services { database_url: url, amqp_url, queue, max_queued: 64 },
+            services: Services { database_url: url, amqp_url, queue, max_queued: defaults.max_queued },
             pool,
             topology,
             dir,
@@ -72,7 +79,7 @@ impl TestEnv {
     }
 
     pub fn worker_config(&self) -> WorkerConfig {
-        WorkerConfig { drain: true, ..WorkerConfig::new(ort_library(), model_dir(), "nsnet2-48k".into()) }
+        WorkerConfig { drain: true, ..WorkerConfig::new(model_files(), "nsnet2-48k") }
     }
 
     pub async fn publisher(&self) -> (lapin::Connection, mq::Publisher) {
@@ -91,21 +98,38 @@ impl TestEnv {
         sqlx::query_scalar(sql).bind(batch).fetch_one(&self.pool).await.expect(sql)
     }
 
-    /// Drops the database, the queues and the files of this test.
+    /// Closes the pool, then the drop guard removes the database, the queues and the files of this test.
     pub async fn cleanup(self) {
         self.pool.close().await;
-        if let Ok(mut admin) = PgConnection::connect(&self.base_url).await {
-            let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.db_name))
-                .execute(&mut admin)
-                .await;
-        }
-        if let Ok(connection) = mq::connect(&self.services.amqp_url).await {
-            if let Ok(channel) = connection.create_channel().await {
-                let _ = self.topology.delete(&channel).await;
+    }
+}
+
+impl Drop for TestEnv {
+    /// Removes the test's database (closing its connections), queues and files, also when the test failed. Runs
+    /// on a thread of its own with its own runtime, since a drop cannot await.
+    fn drop(&mut self) {
+        let (base_url, db_name) = (self.base_url.clone(), self.db_name.clone());
+        let (amqp_url, topology, dir) = (self.services.amqp_url.clone(), self.topology.clone(), self.dir.clone());
+        let cleanup = async move {
+            if let Ok(mut admin) = PgConnection::connect(&base_url).await {
+                let _ =
+                    sqlx::query(&format!("DROP DATABASE IF EXISTS {db_name} WITH (FORCE)")).execute(&mut admin).await;
+                let _ = admin.close().await;
             }
-            let _ = connection.close(200, "ok").await;
-        }
-        let _ = std::fs::remove_dir_all(&self.dir);
+            if let Ok(connection) = mq::connect(&amqp_url).await {
+                if let Ok(channel) = connection.create_channel().await {
+                    let _ = topology.delete(&channel).await;
+                }
+                let _ = connection.close(200, "ok").await;
+            }
+        };
+        let _ = std::thread::spawn(move || {
+            if let Ok(runtime) = tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                runtime.block_on(cleanup);
+            }
+        })
+        .join();
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }
 
@@ -162,14 +186,9 @@ pub fn submit_request(env: &TestEnv, inputs: Vec<PathBuf>, job_budget_s: f64) ->
         inputs,
         output_dir: env.dir.join("out"),
         model: "nsnet2-48k".into(),
-        split: Default::default(),
         job_budget_s,
-        pack_mode: scenequeue_scheduler::PackMode::Duration,
-        max_attempts: 3,
         decode_concurrency: 2,
-        skip_duplicates: true,
-        priority: 0,
-        max_queued: 64,
-        detector: None,
+        max_queued: env.services.max_queued,
+        ..Default::default()
     }
 }

@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 /// silent windows, so larger groups waste less; memory grows with the group).
 const GROUP_CALLS: f64 = 4.0;
 
+/// Fixed-shape window settings, checked by [`FixedWindows::new`].
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct FixedWindows {
     /// Length of every window, seconds.
@@ -44,6 +45,11 @@ impl std::str::FromStr for FixedWindows {
 pub const MAX_CALL_S: f64 = 320.0;
 
 impl FixedWindows {
+    /// Default overlap of consecutive windows of a scene, seconds.
+    pub const DEFAULT_OVERLAP_S: f64 = 2.0;
+    /// Default windows per model call.
+    pub const DEFAULT_BATCH: usize = 8;
+
     /// Checked settings: a window of 1 s or more, an overlap of at most half of it, a batch of 1 or more, and at
     /// most [`MAX_CALL_S`] of audio per call.
     pub fn new(window_s: f64, overlap_s: f64, batch: usize) -> Result<Self, String> {

@@ -11,6 +11,26 @@ use scenequeue_audio::encode::OutputFormat;
 use std::path::PathBuf;
 use std::time::Duration;
 
+/// Where ONNX Runtime and the models are: the flags every command that runs a model shares.
+#[derive(Debug, Clone, PartialEq, clap::Args)]
+pub struct ModelFiles {
+    /// ONNX Runtime shared library (`libonnxruntime.so.*`).
+    #[arg(long, env = "SCENEQUEUE_ORT_LIBRARY", default_value_os_t = ModelFiles::default().ort_library)]
+    pub ort_library: PathBuf,
+    /// Directory of model directories (each with a `manifest.toml`).
+    #[arg(long, env = "SCENEQUEUE_MODEL_DIR", default_value_os_t = ModelFiles::default().model_dir)]
+    pub model_dir: PathBuf,
+}
+
+impl Default for ModelFiles {
+    /// Where `scripts/fetch-models.sh` puts them, relative to the project root.
+    fn default() -> Self {
+        Self { ort_library: ".scenequeue/ort/libonnxruntime.so".into(), model_dir: "models".into() }
+    }
+}
+
+/// A worker's settings. `Default` holds every documented default (the CLI's flags take theirs from it);
+/// [`WorkerConfig::validate`] refuses values no worker can run with.
 #[derive(Debug, Clone)]
 pub struct WorkerConfig {
     /// Path of the ONNX Runtime shared library (`libonnxruntime.so.*`).
@@ -48,12 +68,13 @@ pub struct WorkerConfig {
     pub drain: bool,
 }
 
-impl WorkerConfig {
-    pub fn new(ort_library: PathBuf, model_dir: PathBuf, default_model: String) -> Self {
+impl Default for WorkerConfig {
+    fn default() -> Self {
+        let files = ModelFiles::default();
         Self {
-            ort_library,
-            model_dir,
-            default_model,
+            ort_library: files.ort_library,
+            model_dir: files.model_dir,
+            default_model: "deepfilternet3".into(),
             device: Device::Cpu,
             intra_threads: 1,
             cuda: CudaSettings::default(),
@@ -71,7 +92,38 @@ impl WorkerConfig {
             drain: false,
         }
     }
+}
 
+/// The shortest lease a worker takes: it is renewed every third of it.
+pub const MIN_LEASE: Duration = Duration::from_secs(3);
+
+impl WorkerConfig {
+    /// The defaults, with ONNX Runtime and the models at `files` and `model` loaded at start-up.
+    pub fn new(files: ModelFiles, model: impl Into<String>) -> Self {
+        Self {
+            ort_library: files.ort_library,
+            model_dir: files.model_dir,
+            default_model: model.into(),
+            ..Self::default()
+        }
+    }
+
+    /// Refuses settings no worker can run with, saying which and why.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.intra_threads == 0 {
+            return Err("a worker needs at least 1 ONNX Runtime thread".into());
+        }
+        if self.lease_ttl < MIN_LEASE {
+            return Err(format!("the job lease must be at least {} s, not {:?}", MIN_LEASE.as_secs(), self.lease_ttl));
+        }
+        if self.prefetch == 0 {
+            return Err("the prefetch must be at least 1".into());
+        }
+        self.recovery.validate()?;
+        self.post.validate()
+    }
+
+    /// The settings the inference side (thread or child process) runs with.
     pub fn inference_options(&self) -> InferenceOptions {
         InferenceOptions {
             runtime: RuntimeOptions {

@@ -41,7 +41,7 @@ mod sessions;
 mod vad;
 
 pub use batching::FixedWindows;
-pub use config::WorkerConfig;
+pub use config::{MIN_LEASE, ModelFiles, WorkerConfig};
 pub use consume::{WorkerError, WorkerReport, run};
 pub use faults::FaultPlan;
 pub use isolation::child_main;

@@ -17,11 +17,13 @@ use scenequeue_audio::windows::process_windowed;
 use scenequeue_core::states::RecoveryStep;
 use serde::{Deserialize, Serialize};
 
+/// Long-scene windows and out-of-memory recovery. `Default` holds the documented defaults.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RecoveryConfig {
     /// Scenes longer than this always run in windows of this length (bounded memory for scenes of any length),
     /// joined by `crossfade_s` crossfades; 0 runs every scene whole (the default, see above).
     pub long_scene_window_s: f64,
+    /// Crossfade between long-scene windows, seconds.
     pub crossfade_s: f64,
     /// Longest window of step 2, seconds (at most half the scene).
     pub window_s: f64,
@@ -43,6 +45,23 @@ impl Default for RecoveryConfig {
             overlap_s: 0.5,
             cpu_fallback: false,
         }
+    }
+}
+
+impl RecoveryConfig {
+    /// Refuses windows no scene can run in, saying which.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.long_scene_window_s.is_nan() || self.long_scene_window_s < 0.0 {
+            return Err(format!("the long-scene window must be 0 (off) or more, not {} s", self.long_scene_window_s));
+        }
+        if self.window_s.is_nan() || self.min_window_s < 1.0 || self.window_s < self.min_window_s {
+            return Err(format!(
+                "the out-of-memory window must be at least {} s, not {} s",
+                self.min_window_s.max(1.0),
+                self.window_s
+            ));
+        }
+        Ok(())
     }
 }
 

@@ -69,12 +69,33 @@ impl std::str::FromStr for ConvSearch {
     }
 }
 
+impl std::fmt::Display for ConvSearch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Heuristic => "heuristic",
+            Self::Exhaustive => "exhaustive",
+            Self::Default => "default",
+        })
+    }
+}
+
 /// How the CUDA memory arena grows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub enum ArenaExtend {
+    /// Each extension doubles (ONNX Runtime's default).
     #[default]
     NextPowerOfTwo,
+    /// Each extension is what the request needs.
     SameAsRequested,
+}
+
+impl std::fmt::Display for ArenaExtend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::NextPowerOfTwo => "next-power-of-two",
+            Self::SameAsRequested => "same-as-requested",
+        })
+    }
 }
 
 impl std::str::FromStr for ArenaExtend {
@@ -91,7 +112,9 @@ impl std::str::FromStr for ArenaExtend {
 /// Execution-provider settings for CUDA sessions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct CudaSettings {
+    /// cuDNN convolution algorithm search.
     pub conv_search: ConvSearch,
+    /// How the arena grows.
     pub arena_extend: ArenaExtend,
     /// Cap on the CUDA arena, MiB (also emulates a smaller card).
     pub memory_limit_mb: Option<u64>,

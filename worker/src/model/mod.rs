@@ -8,6 +8,7 @@ mod nsnet2;
 mod waveform;
 
 use crate::runtime::{Runtime, RuntimeError};
+use scenequeue_core::config::valid_model_name;
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 
@@ -138,15 +139,11 @@ impl From<ort::Error> for InferenceError {
     }
 }
 
-fn valid_name(name: &str) -> bool {
-    !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-}
-
 /// Reads and checks the manifest of model `name` under `model_dir`.
 pub fn manifest(model_dir: &Path, name: &str) -> Result<(Manifest, PathBuf), ModelError> {
     let dir = model_dir.join(name);
     let path = dir.join("manifest.toml");
-    if !valid_name(name) || !path.is_file() {
+    if !valid_model_name(name) || !path.is_file() {
         return Err(ModelError::Unknown { name: name.to_string(), path, available: available(model_dir).join(", ") });
     }
     let text = std::fs::read_to_string(&path)
