@@ -43,7 +43,18 @@ async fn batch_is_enhanced_with_every_scene_accounted_for_once() {
     assert_eq!(worker.scenes_failed, 0);
     assert_eq!(worker.sessions_created as usize, report.jobs, "per-job policy: one session per job");
 
-    // Recordings: three split, the corrupt WAV and the m4a failed with messages naming them.
+    bad_recordings_failed_naming_themselves(&env, batch).await;
+    let scenes = every_scene_has_one_valid_output(&env, batch).await;
+    assert_eq!(scenes, report.scenes);
+    every_job_succeeded_first_time_and_the_batch_finished(&env, batch).await;
+    let status = scenequeue_scheduler::status(&env.pool, Some(batch)).await.unwrap();
+    assert_eq!(status.scenes, vec![("succeeded".to_string(), scenes as i64)]);
+    assert_eq!(status.failed_media.len(), 2);
+    env.cleanup().await;
+}
+
+/// Three recordings split; the corrupt WAV and the m4a failed with messages naming them.
+async fn bad_recordings_failed_naming_themselves(env: &TestEnv, batch: BatchId) {
     let media: Vec<(String, MediaState, Option<String>)> =
         sqlx::query_as("SELECT path, state, error FROM media WHERE batch_id = $1 ORDER BY path")
             .bind(batch)
@@ -63,8 +74,11 @@ async fn batch_is_enhanced_with_every_scene_accounted_for_once() {
             assert_eq!(*state, MediaState::Split, "{path}: {error:?}");
         }
     }
+}
 
-    // Every scene succeeded, with exactly one result and one distinct output file of the right length.
+/// Every scene succeeded, with exactly one result and one distinct output file of the right length and a lower
+/// level than its input. Returns the number of scenes.
+async fn every_scene_has_one_valid_output(env: &TestEnv, batch: BatchId) -> usize {
     type Row = (SceneState, f64, f64, Option<String>, Option<f64>, Option<f64>, Option<f64>);
     let scenes: Vec<Row> = sqlx::query_as(
         "SELECT s.state, s.start_s, s.end_s, r.output_path, r.duration_s, r.rms_in_db, r.rms_out_db
@@ -74,7 +88,6 @@ async fn batch_is_enhanced_with_every_scene_accounted_for_once() {
     .fetch_all(&env.pool)
     .await
     .unwrap();
-    assert_eq!(scenes.len(), report.scenes);
     assert!(scenes.len() >= 6, "bursts every 3.2 s are separate scenes, got {}", scenes.len());
     assert_eq!(
         env.count("SELECT count(*) FROM results r JOIN scenes s ON s.id = r.scene_id WHERE s.batch_id = $1", batch)
@@ -95,7 +108,11 @@ async fn batch_is_enhanced_with_every_scene_accounted_for_once() {
         assert!((duration.unwrap() - secs).abs() < 1e-6);
         assert!(rms_out.unwrap() < rms_in.unwrap(), "enhancement removes energy: {rms_in:?} -> {rms_out:?}");
     }
+    scenes.len()
+}
 
+/// Every job succeeded on its first attempt and the batch is finished.
+async fn every_job_succeeded_first_time_and_the_batch_finished(env: &TestEnv, batch: BatchId) {
     let jobs: Vec<(JobState, i32)> = sqlx::query_as("SELECT state, attempts FROM jobs WHERE batch_id = $1")
         .bind(batch)
         .fetch_all(&env.pool)
@@ -103,11 +120,6 @@ async fn batch_is_enhanced_with_every_scene_accounted_for_once() {
         .unwrap();
     assert!(jobs.iter().all(|&(s, a)| s == JobState::Succeeded && a == 1), "{jobs:?}");
     assert_eq!(scenequeue_core::db::batch_state(&env.pool, batch).await.unwrap(), Some(BatchState::Finished));
-
-    let status = scenequeue_scheduler::status(&env.pool, Some(batch)).await.unwrap();
-    assert_eq!(status.scenes, vec![("succeeded".to_string(), scenes.len() as i64)]);
-    assert_eq!(status.failed_media.len(), 2);
-    env.cleanup().await;
 }
 
 async fn job_ids(env: &TestEnv, batch: BatchId) -> Vec<JobId> {
@@ -430,8 +442,7 @@ async fn fixed_window_batches_enhance_a_job_to_flac_and_an_unreadable_scene_fail
     let worker = scenequeue_worker::run(config, env.services.clone(), CancellationToken::new()).await.unwrap();
     assert_eq!(worker.jobs_done, 1);
 
-    type Row = (String, SceneState, f64, f64, Option<String>, Option<String>);
-    let scenes: Vec<Row> = sqlx::query_as(
+    let scenes: Vec<FixedWindowRow> = sqlx::query_as(
         "SELECT m.path, s.state, s.start_s, s.end_s, s.error, r.output_path FROM scenes s
          JOIN media m ON m.id = s.media_id LEFT JOIN results r ON r.scene_id = s.id WHERE s.batch_id = $1",
     )
@@ -446,7 +457,21 @@ async fn fixed_window_batches_enhance_a_job_to_flac_and_an_unreadable_scene_fail
     // All readable scenes were in the batch that failed (one group), and each was recovered on its own.
     assert_eq!(worker.scenes_recovered, worker.scenes_succeeded);
     assert_eq!(worker.ooms, 1, "the batch's error is counted once");
-    for (path, state, start, end, error, output) in &scenes {
+    damaged_scenes_failed_and_the_others_became_flac_of_their_length(&scenes);
+    let states: Vec<JobState> = sqlx::query_scalar("SELECT state FROM jobs WHERE batch_id = $1")
+        .bind(report.batch)
+        .fetch_all(&env.pool)
+        .await
+        .unwrap();
+    assert_eq!(states, vec![JobState::Succeeded]);
+    env.cleanup().await;
+}
+
+type FixedWindowRow = (String, SceneState, f64, f64, Option<String>, Option<String>);
+
+/// The damaged recording's scenes failed naming it; every other scene became a FLAC file of its length.
+fn damaged_scenes_failed_and_the_others_became_flac_of_their_length(scenes: &[FixedWindowRow]) {
+    for (path, state, start, end, error, output) in scenes {
         if path.ends_with("b.wav") {
             assert_eq!(*state, SceneState::Failed);
             let e = error.as_deref().unwrap();
@@ -461,11 +486,4 @@ async fn fixed_window_batches_enhance_a_job_to_flac_and_an_unreadable_scene_fail
             assert!((secs - (end - start)).abs() < 0.001, "output {secs} s for a {} s scene", end - start);
         }
     }
-    let states: Vec<JobState> = sqlx::query_scalar("SELECT state FROM jobs WHERE batch_id = $1")
-        .bind(report.batch)
-        .fetch_all(&env.pool)
-        .await
-        .unwrap();
-    assert_eq!(states, vec![JobState::Succeeded]);
-    env.cleanup().await;
 }

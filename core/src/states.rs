@@ -82,6 +82,9 @@ pub enum RecoveryStep {
 macro_rules! state_names {
     ($($t:ty { $($variant:ident => $name:literal),* $(,)? })*) => {$(
         impl $t {
+            /// Every state, in the order of the Postgres enum.
+            pub const ALL: &'static [Self] = &[$(Self::$variant),*];
+
             /// The state's name, as Postgres spells it.
             pub fn as_str(self) -> &'static str {
                 match self {

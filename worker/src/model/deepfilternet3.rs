@@ -11,7 +11,7 @@
 //!
 //! Checked against the official runtime (libdeepfilter.so from the same package) in tests/deepfilternet.rs.
 
-use super::batch_axis::open_batch_axis;
+use super::graph_cache::batch_opened;
 use super::{AdapterKind, InferenceError, ModelError};
 use crate::runtime::{Device, Runtime};
 use ort::session::{RunOptions, Session};
@@ -73,8 +73,7 @@ impl DeepFilterNet3 {
                 return Err(ModelError::FileMissing { path: path.to_path_buf() });
             }
             let invalid = |reason: String| ModelError::Invalid { path: path.to_path_buf(), reason };
-            let bytes = std::fs::read(path).map_err(|e| invalid(e.to_string()))?;
-            let model = open_batch_axis(&bytes, inputs).map_err(|e| invalid(e.to_string()))?;
+            let model = batch_opened(path, inputs).map_err(invalid)?;
             runtime.session_from_memory(&model).map_err(|source| ModelError::Load { path: path.to_path_buf(), source })
         };
         let (enc, erb_dec, df_dec) = (

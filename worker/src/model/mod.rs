@@ -4,6 +4,7 @@
 
 mod batch_axis;
 mod deepfilternet3;
+mod graph_cache;
 mod nsnet2;
 mod waveform;
 
