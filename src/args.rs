@@ -11,7 +11,7 @@ use scenequeue_core::config::Services;
 use scenequeue_core::ids::BatchId;
 use scenequeue_scheduler::SubmitRequest;
 use scenequeue_worker::{
-    ArenaExtend, ConvSearch, Device, FixedWindows, ModelFiles, RecoveryConfig, SessionPolicy, WorkerConfig,
+    ArenaExtend, ConvSearch, Device, FixedWindows, ModelFiles, OnBadOutput, RecoveryConfig, SessionPolicy, WorkerConfig,
 };
 use std::path::PathBuf;
 
@@ -53,9 +53,16 @@ pub enum Command {
         /// Only this batch.
         batch: Option<BatchId>,
     },
-    /// Print a batch's scene list as JSON: every recording, its scenes' start and end in the source, their
-    /// states and enhanced files (for downstream transcription).
-    Scenes { batch: BatchId },
+    /// Print a batch's scenes: as JSON, every recording with its scenes' start and end in the source, their
+    /// states, enhanced files and check flags; as a JSON Lines or CSV manifest, one line per enhanced scene
+    /// (file, duration, source recording, offset in it) for transcription tools.
+    Scenes {
+        /// The batch.
+        batch: BatchId,
+        /// json (the whole list), jsonl or csv (manifests of the enhanced scenes).
+        #[arg(long, value_enum, default_value_t = SceneFormat::Json)]
+        format: SceneFormat,
+    },
     /// Apply database migrations and declare the queues, then exit.
     Migrate,
     /// Generate noisy sample speech, run it through the whole system and show how much cleaner it got.
@@ -104,6 +111,9 @@ pub struct SubmitArgs {
     /// Process recordings again even if already submitted for this model (they are skipped by default).
     #[arg(long)]
     pub again: bool,
+    /// Complete this interrupted batch (running the same command again finds it by itself).
+    #[arg(long)]
+    pub resume: Option<BatchId>,
     /// Batch priority: higher runs first (e.g. 10 urgent, 0 normal, -10 backlog).
     #[arg(long, default_value_t = SubmitRequest::default().priority, allow_negative_numbers = true)]
     pub priority: i16,
@@ -115,6 +125,17 @@ pub struct SubmitArgs {
     pub files: ModelFiles,
     #[command(flatten)]
     pub split: SplitArgs,
+}
+
+/// How `scenes` prints a batch.
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SceneFormat {
+    /// The whole scene list, recordings and scenes, failures included.
+    Json,
+    /// One JSON object per enhanced scene (`audio_filepath`, `duration`, `source`, `offset`...).
+    Jsonl,
+    /// The same columns as CSV, with a header row.
+    Csv,
 }
 
 /// What finds speech for scene cuts.
@@ -176,6 +197,11 @@ pub struct WorkerArgs {
     /// Output files: wav (16-bit PCM), wav-float (32-bit float) or flac (16-bit, lossless).
     #[arg(long, env = "SCENEQUEUE_OUTPUT_FORMAT", default_value_t = WorkerConfig::default().output_format)]
     pub output_format: OutputFormat,
+    /// What becomes of an enhanced scene that fails its checks (non-finite samples, silent output while the
+    /// input held speech, speech band collapsed): fail (the scene fails), flag (kept, flagged) or original (the
+    /// original audio is written in its place, flagged).
+    #[arg(long, env = "SCENEQUEUE_ON_BAD_OUTPUT", default_value_t = WorkerConfig::default().on_bad_output)]
+    pub on_bad_output: OnBadOutput,
     /// Rumble high-pass cut-off of every output, Hz (0: off).
     #[arg(long, env = "SCENEQUEUE_HIGHPASS_HZ", default_value_t = PostProcess::default().highpass_hz.unwrap_or(0.0))]
     pub highpass_hz: f32,

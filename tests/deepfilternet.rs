@@ -92,6 +92,7 @@ fn long_scenes_run_in_windows_that_agree_with_the_whole_clip() {
             faults,
             post: scenequeue_audio::dsp::PostProcess { highpass_hz: None, loudness_lufs: None, peak_ceiling_dbfs: 0.0 },
             output_format: scenequeue_audio::encode::OutputFormat::WavFloat,
+            on_bad_output: Default::default(),
             fixed_windows: None,
         };
         let mut runner = inference::runner(&options, SessionPolicy::PerJob, None).unwrap();
@@ -141,6 +142,7 @@ fn fixed_window_batches_match_per_scene_processing() {
             faults: Default::default(),
             post: scenequeue_audio::dsp::PostProcess { highpass_hz: None, loudness_lufs: None, peak_ceiling_dbfs: 0.0 },
             output_format: scenequeue_audio::encode::OutputFormat::WavFloat,
+            on_bad_output: Default::default(),
             fixed_windows,
         };
         let mut runner = inference::runner(&options, SessionPolicy::PerJob, None).unwrap();

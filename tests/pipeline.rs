@@ -6,7 +6,7 @@ mod common;
 
 use common::{TestEnv, speech_like, submit_request, write_wav};
 use scenequeue_core::ids::{BatchId, JobId};
-use scenequeue_core::states::{BatchState, JobState, MediaState, SceneState};
+use scenequeue_core::states::{BatchState, JobState, MediaState, OutputFlag, SceneState};
 use scenequeue_scheduler::{MediaOutcome, SubmitRequest, submit};
 use scenequeue_worker::FaultPlan;
 use scenequeue_worker::FixedWindows;
@@ -77,11 +77,12 @@ async fn bad_recordings_failed_naming_themselves(env: &TestEnv, batch: BatchId) 
 }
 
 /// Every scene succeeded, with exactly one result and one distinct output file of the right length and a lower
-/// level than its input. Returns the number of scenes.
+/// level than its input, unless its output failed the checks and the original was written in its place (NSNet2
+/// empties some of the synthetic bursts). Returns the number of scenes.
 async fn every_scene_has_one_valid_output(env: &TestEnv, batch: BatchId) -> usize {
-    type Row = (SceneState, f64, f64, Option<String>, Option<f64>, Option<f64>, Option<f64>);
+    type Row = (SceneState, f64, f64, Option<String>, Option<f64>, Option<f64>, Option<f64>, Vec<OutputFlag>);
     let scenes: Vec<Row> = sqlx::query_as(
-        "SELECT s.state, s.start_s, s.end_s, r.output_path, r.duration_s, r.rms_in_db, r.rms_out_db
+        "SELECT s.state, s.start_s, s.end_s, r.output_path, r.duration_s, r.rms_in_db, r.rms_out_db, r.flags
          FROM scenes s LEFT JOIN results r ON r.scene_id = s.id WHERE s.batch_id = $1",
     )
     .bind(batch)
@@ -95,7 +96,7 @@ async fn every_scene_has_one_valid_output(env: &TestEnv, batch: BatchId) -> usiz
         scenes.len()
     );
     let mut outputs = std::collections::HashSet::new();
-    for (state, start, end, output, duration, rms_in, rms_out) in &scenes {
+    for (state, start, end, output, duration, rms_in, rms_out, flags) in &scenes {
         assert_eq!(*state, SceneState::Succeeded);
         let output = output.as_deref().expect("a result row");
         assert!(outputs.insert(output.to_string()), "output path used twice: {output}");
@@ -106,8 +107,15 @@ async fn every_scene_has_one_valid_output(env: &TestEnv, batch: BatchId) -> usiz
         let secs = reader.duration() as f64 / 48_000.0;
         assert!((secs - (end - start)).abs() < 0.001, "output {secs} s for a {} s scene", end - start);
         assert!((duration.unwrap() - secs).abs() < 1e-6);
-        assert!(rms_out.unwrap() < rms_in.unwrap(), "enhancement removes energy: {rms_in:?} -> {rms_out:?}");
+        if flags.is_empty() {
+            assert!(rms_out.unwrap() < rms_in.unwrap(), "enhancement removes energy: {rms_in:?} -> {rms_out:?}");
+        } else {
+            assert!(flags.contains(&OutputFlag::Original), "{flags:?}");
+            assert!((rms_out.unwrap() - rms_in.unwrap()).abs() < 0.01, "the original was written: {rms_in:?}");
+        }
     }
+    let clean = scenes.iter().filter(|s| s.7.is_empty()).count();
+    assert!(clean * 2 > scenes.len(), "most scenes pass their checks: {clean} of {}", scenes.len());
     scenes.len()
 }
 

@@ -47,6 +47,7 @@ fn options(faults: FaultPlan, recovery: RecoveryConfig) -> InferenceOptions {
         faults,
         post: Default::default(),
         output_format: Default::default(),
+        on_bad_output: Default::default(),
         fixed_windows: None,
     }
 }

@@ -3,6 +3,7 @@
 //! `encode`. Everything here is blocking work: callers run it off the async runtime.
 //!
 //! # Layout
+//! - [`check`]: checks on an enhanced scene (non-finite samples, silence, speech-band collapse).
 //! - [`decode`]: probe a recording (any common container and codec), stream its frame energies, read a span.
 //! - [`dsp`]: the post-processing chain: rumble high-pass, loudness normalisation, clipping protection.
 //! - [`encode`]: write a scene as WAV, atomically.
@@ -13,6 +14,7 @@
 //! - [`vad`]: scene detection driven by a voice-activity model (streamed).
 //! - [`windows`]: overlapping windows with crossfades, for bounded-memory processing of long scenes.
 
+pub mod check;
 pub mod decode;
 pub mod dsp;
 pub mod encode;

@@ -117,6 +117,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         faults: FaultPlan::default(),
         post: Default::default(),
         output_format: Default::default(),
+        on_bad_output: Default::default(),
         fixed_windows: args.fixed_windows,
     };
     let probe = MemoryProbe::new(args.device);

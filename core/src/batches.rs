@@ -1,28 +1,125 @@
 //! Batch state transitions: a batch is created `ingesting`, becomes `active` once every recording of its
 //! submission is stored, and `finished` when no job of it can still change (see `jobs::finish_batch_if_done`).
+//! A submitter that stops early leaves it `interrupted` (itself on Ctrl-C or SIGTERM, the scheduler once its
+//! heartbeat is stale); the same submission resumes it.
 
 use crate::ids::BatchId;
 use crate::jobs::finish_batch_if_done;
 use crate::states::{BatchState, MediaState};
 use sqlx::PgPool;
+use std::time::Duration;
+
+/// How often a submitter renews its batch's heartbeat.
+pub const INGEST_HEARTBEAT: Duration = Duration::from_secs(10);
+/// A batch still ingesting whose heartbeat is older than this lost its submitter.
+pub const INGEST_STALE: Duration = Duration::from_secs(60);
+
+/// What a new batch is made of.
+#[derive(Debug, Clone)]
+pub struct NewBatch<'a> {
+    /// Its id.
+    pub id: BatchId,
+    /// The model it is enhanced with.
+    pub model: &'a str,
+    /// Where its outputs go.
+    pub output_dir: &'a str,
+    /// Higher runs first.
+    pub priority: i16,
+    /// Identifies the submission (its inputs and settings), so the same command can resume it.
+    pub submission_key: &'a str,
+}
 
 /// ingesting: creates a batch that is being submitted.
-pub async fn create(
-    pool: &PgPool,
-    batch: BatchId,
-    model: &str,
-    output_dir: &str,
-    priority: i16,
-) -> Result<(), sqlx::Error> {
-    sqlx::query("INSERT INTO batches (id, state, model, output_dir, priority) VALUES ($1, $2, $3, $4, $5)")
+pub async fn create(pool: &PgPool, batch: &NewBatch<'_>) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO batches (id, state, model, output_dir, priority, submission_key, ingest_seen)
+         VALUES ($1, $2, $3, $4, $5, $6, now())",
+    )
+    .bind(batch.id)
+    .bind(BatchState::Ingesting)
+    .bind(batch.model)
+    .bind(batch.output_dir)
+    .bind(batch.priority)
+    .bind(batch.submission_key)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// The interrupted batch of the submission with `submission_key`, or one still ingesting whose submitter is gone
+/// (stale heartbeat), if any: the one a new run of the same submission resumes.
+pub async fn interrupted_submission(pool: &PgPool, submission_key: &str) -> Result<Option<BatchId>, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT id FROM batches WHERE submission_key = $1
+           AND (state = $2 OR (state = $3 AND ingest_seen < now() - make_interval(secs => $4)))
+         ORDER BY created_at DESC LIMIT 1",
+    )
+    .bind(submission_key)
+    .bind(BatchState::Interrupted)
+    .bind(BatchState::Ingesting)
+    .bind(INGEST_STALE.as_secs_f64())
+    .fetch_optional(pool)
+    .await
+}
+
+/// A batch's state and submission key; None if there is no such batch.
+pub async fn state_and_key(pool: &PgPool, batch: BatchId) -> Result<Option<(BatchState, Option<String>)>, sqlx::Error> {
+    sqlx::query_as("SELECT state, submission_key FROM batches WHERE id = $1").bind(batch).fetch_optional(pool).await
+}
+
+/// ingesting again: a submitter takes an interrupted batch back to complete it. False if the batch is not
+/// interrupted (or still ingesting under a live submitter).
+pub async fn resume(pool: &PgPool, batch: BatchId) -> Result<bool, sqlx::Error> {
+    let r = sqlx::query(
+        "UPDATE batches SET state = $2, ingest_seen = now()
+         WHERE id = $1 AND (state = $3 OR (state = $2 AND ingest_seen < now() - make_interval(secs => $4)))",
+    )
+    .bind(batch)
+    .bind(BatchState::Ingesting)
+    .bind(BatchState::Interrupted)
+    .bind(INGEST_STALE.as_secs_f64())
+    .execute(pool)
+    .await?;
+    Ok(r.rows_affected() == 1)
+}
+
+/// Paths of the recordings a batch already holds (stored with their scenes and jobs).
+pub async fn stored_paths(pool: &PgPool, batch: BatchId) -> Result<Vec<String>, sqlx::Error> {
+    sqlx::query_scalar("SELECT path FROM media WHERE batch_id = $1").bind(batch).fetch_all(pool).await
+}
+
+/// The submitter is still at work on `batch`.
+pub async fn ingest_heartbeat(pool: &PgPool, batch: BatchId) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE batches SET ingest_seen = now() WHERE id = $1 AND state = $2")
         .bind(batch)
         .bind(BatchState::Ingesting)
-        .bind(model)
-        .bind(output_dir)
-        .bind(priority)
         .execute(pool)
         .await?;
     Ok(())
+}
+
+/// interrupted: the submitter stops before storing every recording.
+pub async fn interrupt(pool: &PgPool, batch: BatchId) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE batches SET state = $2 WHERE id = $1 AND state = $3")
+        .bind(batch)
+        .bind(BatchState::Interrupted)
+        .bind(BatchState::Ingesting)
+        .execute(pool)
+        .await?;
+    Ok(())
+}
+
+/// interrupted: batches still ingesting whose submitter stopped renewing the heartbeat. Returns them.
+pub async fn interrupt_stale(pool: &PgPool) -> Result<Vec<BatchId>, sqlx::Error> {
+    sqlx::query_scalar(
+        "UPDATE batches SET state = $1
+         WHERE state = $2 AND ingest_seen < now() - make_interval(secs => $3) RETURNING id",
+    )
+    .bind(BatchState::Interrupted)
+    .bind(BatchState::Ingesting)
+    .bind(INGEST_STALE.as_secs_f64())
+    .fetch_all(pool)
+    .await
 }
 
 /// active: every recording of the submission is stored; finished at once if it holds no open job.

@@ -3,7 +3,7 @@
 //! overwrites, never duplicates) with the scene `succeeded`, or the scene `failed` with its cause.
 
 use crate::ids::{BatchId, JobId, MediaId, SceneId, WorkerId};
-use crate::states::{RecoveryStep, SceneState};
+use crate::states::{OutputFlag, RecoveryStep, SceneState};
 use sqlx::PgPool;
 
 /// What a leased job has to do: its batch's settings and the scenes no earlier attempt finished.
@@ -92,6 +92,12 @@ pub struct SceneResult {
     pub oom_count: u32,
     /// GPU memory held right after the scene, MiB (None without a GPU).
     pub gpu_mem_mb: Option<f32>,
+    /// What the output checks found (empty: it passed).
+    pub flags: Vec<OutputFlag>,
+    /// Speech-band level of the input, dBFS.
+    pub speech_in_db: f32,
+    /// Speech-band level of what was written, dBFS.
+    pub speech_out_db: f32,
 }
 
 /// Records a scene's result and marks it succeeded, in one transaction.
@@ -99,13 +105,15 @@ pub async fn record_success(pool: &PgPool, r: &SceneResult) -> Result<(), sqlx::
     let mut tx = pool.begin().await?;
     sqlx::query(
         "INSERT INTO results (scene_id, job_id, worker_id, attempt, output_path, sample_rate, duration_s,
-                              rms_in_db, rms_out_db, processing_ms, recovery, oom_count, gpu_mem_mb)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+                              rms_in_db, rms_out_db, processing_ms, recovery, oom_count, gpu_mem_mb,
+                              flags, speech_in_db, speech_out_db)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
          ON CONFLICT (scene_id) DO UPDATE SET job_id = EXCLUDED.job_id, worker_id = EXCLUDED.worker_id,
              attempt = EXCLUDED.attempt, output_path = EXCLUDED.output_path, sample_rate = EXCLUDED.sample_rate,
              duration_s = EXCLUDED.duration_s, rms_in_db = EXCLUDED.rms_in_db, rms_out_db = EXCLUDED.rms_out_db,
              processing_ms = EXCLUDED.processing_ms, recovery = EXCLUDED.recovery, oom_count = EXCLUDED.oom_count,
-             gpu_mem_mb = EXCLUDED.gpu_mem_mb, created_at = now()",
+             gpu_mem_mb = EXCLUDED.gpu_mem_mb, flags = EXCLUDED.flags, speech_in_db = EXCLUDED.speech_in_db,
+             speech_out_db = EXCLUDED.speech_out_db, created_at = now()",
     )
     .bind(r.scene)
     .bind(r.job)
@@ -120,6 +128,9 @@ pub async fn record_success(pool: &PgPool, r: &SceneResult) -> Result<(), sqlx::
     .bind(r.recovery)
     .bind(i32::try_from(r.oom_count).unwrap_or(i32::MAX))
     .bind(r.gpu_mem_mb)
+    .bind(&r.flags)
+    .bind(r.speech_in_db)
+    .bind(r.speech_out_db)
     .execute(&mut *tx)
     .await?;
     sqlx::query("UPDATE scenes SET state = $2, error = NULL WHERE id = $1")

@@ -4,14 +4,20 @@
 use serde::{Deserialize, Serialize};
 
 /// A batch is ingesting while its recordings are decoded and cut; active while jobs remain; finished when every
-/// job has reached a terminal state.
+/// job has reached a terminal state; interrupted when its submitter stopped before storing every recording
+/// (submitting the same command again resumes it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, sqlx::Type)]
 #[sqlx(type_name = "batch_state", rename_all = "lowercase")]
 #[serde(rename_all = "lowercase")]
 pub enum BatchState {
+    /// Its recordings are being decoded and cut.
     Ingesting,
+    /// Every recording is stored; jobs remain.
     Active,
+    /// Every job reached a terminal state.
     Finished,
+    /// Its submitter stopped before storing every recording.
+    Interrupted,
 }
 
 /// A recording is pending until decoded and cut into scenes (split) or refused with a reason (failed).
@@ -102,10 +108,29 @@ macro_rules! state_names {
 }
 
 state_names! {
-    BatchState { Ingesting => "ingesting", Active => "active", Finished => "finished" }
+    BatchState { Ingesting => "ingesting", Active => "active", Finished => "finished", Interrupted => "interrupted" }
     MediaState { Pending => "pending", Split => "split", Failed => "failed" }
     SceneState { Pending => "pending", Queued => "queued", Running => "running", Succeeded => "succeeded", Failed => "failed" }
     JobState { Pending => "pending", Queued => "queued", Running => "running", Succeeded => "succeeded", Dead => "dead" }
     WorkerState { Idle => "idle", Busy => "busy", Stopped => "stopped" }
     RecoveryStep { None => "none", Recreated => "recreated", Windowed => "windowed", Cpu => "cpu" }
+}
+
+/// What the checks on an enhanced scene found (see `audio::check`), stored with its result.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, sqlx::Type)]
+#[sqlx(type_name = "output_flag", rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
+pub enum OutputFlag {
+    /// The model's output held NaN or infinite samples (replaced by silence, unless the original was kept).
+    NonFinite,
+    /// The output was silent although the input held speech.
+    Silent,
+    /// The output's speech-band level collapsed far below the input's: the model removed the speech.
+    SpeechCollapsed,
+    /// The original audio was written in place of the failed output.
+    Original,
+}
+
+state_names! {
+    OutputFlag { NonFinite => "non_finite", Silent => "silent", SpeechCollapsed => "speech_collapsed", Original => "original" }
 }

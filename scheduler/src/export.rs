@@ -5,36 +5,63 @@ use scenequeue_core::ids::{BatchId, MediaId, SceneId};
 use serde::Serialize;
 use sqlx::PgPool;
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// One scene: where it lies in its recording, its state, and its enhanced file.
+#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
 pub struct SceneEntry {
+    /// The scene's id.
     pub id: SceneId,
+    /// Its index in the recording.
     pub index: i32,
+    /// Start in the recording, seconds.
     pub start_s: f64,
+    /// End in the recording, seconds.
     pub end_s: f64,
+    /// Its state.
     pub state: String,
+    /// The enhanced file, once it succeeded.
     pub output: Option<String>,
+    /// Why it failed.
     pub error: Option<String>,
+    /// What the output checks found (`original`: the original audio was written instead).
+    pub flags: Vec<String>,
+    /// Speech-band level of the input, dBFS.
+    pub speech_in_db: Option<f32>,
+    /// Speech-band level of the output, dBFS.
+    pub speech_out_db: Option<f32>,
+    #[serde(skip)]
+    #[sqlx(rename = "media_id")]
+    media: MediaId,
 }
 
+/// One recording and its scenes in time order.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RecordingEntry {
+    /// The recording's id.
     pub id: MediaId,
+    /// Its path as submitted (absolute).
     pub path: String,
+    /// Its state.
     pub state: String,
+    /// Its length, seconds.
     pub duration_s: Option<f64>,
+    /// Why it could not be cut into scenes.
     pub error: Option<String>,
+    /// Its scenes.
     pub scenes: Vec<SceneEntry>,
 }
 
+/// A batch's recordings and scenes.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct SceneList {
+    /// The batch.
     pub batch: BatchId,
+    /// The model it was enhanced with.
     pub model: String,
+    /// Its recordings by path.
     pub recordings: Vec<RecordingEntry>,
 }
 
 type MediaRow = (MediaId, String, String, Option<f64>, Option<String>);
-type SceneRow = (MediaId, SceneId, i32, f64, f64, String, Option<String>, Option<String>);
 
 /// The scene list of `batch`, recordings by path and scenes in time order; None if there is no such batch.
 pub async fn scene_list(pool: &PgPool, batch: BatchId) -> Result<Option<SceneList>, sqlx::Error> {
@@ -51,16 +78,18 @@ pub async fn scene_list(pool: &PgPool, batch: BatchId) -> Result<Option<SceneLis
     .bind(batch)
     .fetch_all(pool)
     .await?;
-    let scenes: Vec<SceneRow> = sqlx::query_as(
-        "SELECT s.media_id, s.id, s.idx, s.start_s, s.end_s, s.state::text, r.output_path, s.error
+    let scenes: Vec<SceneEntry> = sqlx::query_as(
+        "SELECT s.media_id, s.id, s.idx AS index, s.start_s, s.end_s, s.state::text AS state,
+                r.output_path AS output, s.error, coalesce(r.flags::text[], '{}') AS flags, r.speech_in_db,
+                r.speech_out_db
          FROM scenes s LEFT JOIN results r ON r.scene_id = s.id WHERE s.batch_id = $1 ORDER BY s.media_id, s.idx",
     )
     .bind(batch)
     .fetch_all(pool)
     .await?;
     let mut by_media: std::collections::HashMap<MediaId, Vec<SceneEntry>> = std::collections::HashMap::new();
-    for (media, id, index, start_s, end_s, state, output, error) in scenes {
-        by_media.entry(media).or_default().push(SceneEntry { id, index, start_s, end_s, state, output, error });
+    for scene in scenes {
+        by_media.entry(scene.media).or_default().push(scene);
     }
     let recordings = media
         .into_iter()

@@ -5,6 +5,7 @@ use crate::SchedulerError;
 use scenequeue_audio::decode::{AudioInfo, frame_energies_db};
 use scenequeue_audio::scenes::{Span, SplitParams, split};
 use scenequeue_audio::vad::{SpeechDetector, split_with};
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 /// Extensions picked up when a directory is walked: audio files and the video containers whose soundtrack can
@@ -18,39 +19,107 @@ fn extension(path: &Path) -> Option<String> {
     path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase)
 }
 
-/// Expands the submitted paths into recordings, in a stable order. Explicitly named files are always kept
-/// (and refused later if unsupported); directories are walked recursively for recognised audio files.
-pub fn collect_inputs(inputs: &[PathBuf]) -> Result<Vec<PathBuf>, SchedulerError> {
+/// One entry of a submission: a recording to decode, or one that failed before decoding, with the reason
+/// stored for it (the rest of the submission goes on).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Entry {
+    /// A regular file to decode (absolute path).
+    Recording(PathBuf),
+    /// A path that cannot be a recording: a dangling link, a special file, an unreadable directory...
+    Failed(PathBuf, String),
+}
+
+impl Entry {
+    /// The entry's path.
+    pub fn path(&self) -> &Path {
+        match self {
+            Self::Recording(p) | Self::Failed(p, _) => p,
+        }
+    }
+}
+
+/// Expands the submitted paths into entries, in a stable order. Explicitly named files are always kept (and
+/// refused later if unsupported); directories are walked recursively for recognised audio files. A submitted
+/// path that does not exist is an error before anything is written; inside a directory, every fault (dangling
+/// link, special file, unreadable directory) becomes that entry's failure.
+pub fn collect_inputs(inputs: &[PathBuf]) -> Result<Vec<Entry>, SchedulerError> {
     let mut out = Vec::new();
     for input in inputs {
-        let meta = std::fs::metadata(input)
-            .map_err(|e| SchedulerError::Input { path: input.clone(), reason: e.to_string() })?;
+        let meta = std::fs::metadata(input).map_err(|e| SchedulerError::Input {
+            path: input.clone(),
+            reason: format!("{e} (give recordings or directories that exist)"),
+        })?;
         if meta.is_dir() {
-            walk(input, &mut out)?;
+            let dir = std::fs::canonicalize(input)
+                .map_err(|e| SchedulerError::Input { path: input.clone(), reason: e.to_string() })?;
+            walk(&dir, &mut out, &mut HashSet::new());
         } else {
-            out.push(absolute(input)?);
+            out.push(entry(input));
         }
     }
     Ok(out)
 }
 
-fn absolute(path: &Path) -> Result<PathBuf, SchedulerError> {
-    std::fs::canonicalize(path).map_err(|e| SchedulerError::Input { path: path.to_path_buf(), reason: e.to_string() })
+/// What a path found in a submission is: a regular file (canonical path), or why it is not one. Never opens the
+/// file: opening a FIFO would block.
+fn entry(path: &Path) -> Entry {
+    let failed = |reason: String| Entry::Failed(path.to_path_buf(), reason);
+    let link = std::fs::symlink_metadata(path).map(|m| m.file_type().is_symlink()).unwrap_or(false);
+    let meta = match std::fs::metadata(path) {
+        Ok(meta) => meta,
+        Err(e) if link && e.kind() == std::io::ErrorKind::NotFound => {
+            return failed("dangling symbolic link: its target does not exist".into());
+        }
+        Err(e) => return failed(format!("cannot read: {e}")),
+    };
+    let kind = meta.file_type();
+    if !kind.is_file() {
+        use std::os::unix::fs::FileTypeExt;
+        let what = if kind.is_fifo() {
+            "a FIFO (named pipe)"
+        } else if kind.is_socket() {
+            "a socket"
+        } else if kind.is_block_device() || kind.is_char_device() {
+            "a device"
+        } else {
+            "not a regular file"
+        };
+        return failed(format!("{what}, not a recording: skipped without opening it"));
+    }
+    match std::fs::canonicalize(path) {
+        Ok(p) => Entry::Recording(p),
+        Err(e) => failed(format!("cannot resolve the path: {e}")),
+    }
 }
 
-fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), SchedulerError> {
-    let read =
-        std::fs::read_dir(dir).map_err(|e| SchedulerError::Input { path: dir.to_path_buf(), reason: e.to_string() })?;
-    let mut entries: Vec<PathBuf> = read.filter_map(|e| e.ok().map(|e| e.path())).collect();
+/// Walks `dir` recursively; `seen` holds the directories already walked, so a link back to a parent is
+/// followed once.
+fn walk(dir: &Path, out: &mut Vec<Entry>, seen: &mut HashSet<PathBuf>) {
+    if !seen.insert(std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf())) {
+        return;
+    }
+    let read = match std::fs::read_dir(dir) {
+        Ok(read) => read,
+        Err(e) => {
+            out.push(Entry::Failed(dir.to_path_buf(), format!("cannot list the directory: {e}")));
+            return;
+        }
+    };
+    let mut entries = Vec::new();
+    for item in read {
+        match item {
+            Ok(item) => entries.push(item.path()),
+            Err(e) => out.push(Entry::Failed(dir.to_path_buf(), format!("cannot list the directory: {e}"))),
+        }
+    }
     entries.sort();
     for path in entries {
         if path.is_dir() {
-            walk(&path, out)?;
+            walk(&path, out, seen);
         } else if extension(&path).is_some_and(|e| MEDIA.contains(&e.as_str())) {
-            out.push(absolute(&path)?);
+            out.push(entry(&path));
         }
     }
-    Ok(())
 }
 
 /// A recording cut into scenes.

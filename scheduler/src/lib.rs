@@ -6,6 +6,7 @@
 //! # Layout
 //! - `export`: a batch's scene list (JSON) for downstream transcription.
 //! - `ingest`: find the recordings of a submission, decode them and cut them into scenes.
+//! - [`manifest`]: JSON Lines and CSV manifests of the enhanced scenes, for transcription tools.
 //! - `packing`: group scenes into jobs by a duration budget (pure).
 //! - `submit`: persist a batch (media, scenes, jobs) and publish its jobs.
 //! - `reaper`: requeue jobs whose worker vanished, bury those out of attempts, finish batches.
@@ -13,6 +14,7 @@
 
 mod export;
 mod ingest;
+pub mod manifest;
 mod packing;
 mod reaper;
 mod status;
@@ -21,8 +23,8 @@ mod submit;
 pub use export::{RecordingEntry, SceneEntry, SceneList, scene_list};
 pub use packing::PackMode;
 pub use reaper::{ReapReport, reap};
-pub use status::{MemorySummary, StateCounts, WorkerRow, status};
-pub use submit::{Detector, MediaOutcome, MediaReport, SubmitReport, SubmitRequest, submit};
+pub use status::{FlaggedScene, MemorySummary, StateCounts, WorkerRow, status};
+pub use submit::{Detector, MediaOutcome, MediaReport, SubmitReport, SubmitRequest, submit, submit_until};
 
 /// Planning steps below `submit`, for the integration tests and the benchmarks.
 pub mod testing {
@@ -48,4 +50,6 @@ pub enum SchedulerError {
     BadModelName(String),
     #[error("background task failed: {0}")]
     Join(#[from] tokio::task::JoinError),
+    #[error("cannot resume: {0}")]
+    Resume(String),
 }

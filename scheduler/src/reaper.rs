@@ -6,6 +6,7 @@
 use crate::SchedulerError;
 use lapin::Connection;
 use lapin::options::{BasicAckOptions, BasicGetOptions};
+use scenequeue_core::batches;
 use scenequeue_core::dispatch::dispatch;
 use scenequeue_core::jobs::{self, bury};
 use scenequeue_core::mq::{JobMessage, Publisher, Topology};
@@ -17,6 +18,8 @@ const DEAD_PER_PASS: usize = 1000;
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct ReapReport {
+    /// Batches whose submitter stopped (stale heartbeat), now interrupted.
+    pub interrupted: usize,
     pub requeued: usize,
     pub buried: usize,
     pub published: usize,
@@ -31,11 +34,12 @@ pub async fn reap(
     topology: &Topology,
     max_queued: i64,
 ) -> Result<ReapReport, SchedulerError> {
+    let interrupted = batches::interrupt_stale(pool).await?.len();
     let requeued = jobs::requeue_expired(pool).await?;
     let buried = jobs::bury_expired_on_last_attempt(pool).await?;
     let published = dispatch(pool, publisher, max_queued).await?;
     let dead_lettered = drain_dead_letters(pool, connection, topology).await?;
-    Ok(ReapReport { requeued: requeued.len(), buried, published, dead_lettered })
+    Ok(ReapReport { interrupted, requeued: requeued.len(), buried, published, dead_lettered })
 }
 
 async fn drain_dead_letters(

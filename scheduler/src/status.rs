@@ -1,7 +1,7 @@
 //! Counts per state, for `scenequeue status`.
 
 use scenequeue_core::ids::BatchId;
-use scenequeue_core::states::{JobState, MediaState, SceneState};
+use scenequeue_core::states::{JobState, MediaState, OutputFlag, SceneState};
 use sqlx::PgPool;
 
 #[derive(Debug, Clone, Default)]
@@ -16,6 +16,8 @@ pub struct StateCounts {
     pub failed_scenes: Vec<(String, i32, String)>,
     /// (job id, error) of dead jobs.
     pub dead_jobs: Vec<(String, String)>,
+    /// Enhanced scenes whose output failed a check, at most `FAILURES_SHOWN`.
+    pub flagged_scenes: Vec<FlaggedScene>,
     pub workers: Vec<WorkerRow>,
     pub memory: MemorySummary,
 }
@@ -32,6 +34,21 @@ pub struct WorkerRow {
     pub gpu_name: Option<String>,
     /// Seconds since the worker last reported.
     pub idle_s: f64,
+}
+
+/// An enhanced scene whose output failed a check (see `worker::output_check`).
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct FlaggedScene {
+    /// The recording's path.
+    pub path: String,
+    /// The scene's index in it.
+    pub idx: i32,
+    /// What the checks found, and `original` when the original audio was written instead.
+    pub flags: Vec<OutputFlag>,
+    /// Speech-band level of the input, dBFS.
+    pub speech_in_db: Option<f32>,
+    /// Speech-band level of the output, dBFS.
+    pub speech_out_db: Option<f32>,
 }
 
 /// Memory and recovery figures over the finished jobs and results in scope.
@@ -86,6 +103,15 @@ pub async fn status(pool: &PgPool, batch: Option<BatchId>) -> Result<StateCounts
         .bind(batch)
         .bind(FAILURES_SHOWN)
         .bind(JobState::Dead)
+        .fetch_all(pool)
+        .await?,
+        flagged_scenes: sqlx::query_as(
+            "SELECT m.path, s.idx, r.flags, r.speech_in_db, r.speech_out_db
+             FROM results r JOIN scenes s ON s.id = r.scene_id JOIN media m ON m.id = s.media_id
+             WHERE r.flags <> '{}' AND ($1::uuid IS NULL OR s.batch_id = $1) ORDER BY m.path, s.idx LIMIT $2",
+        )
+        .bind(batch)
+        .bind(FAILURES_SHOWN)
         .fetch_all(pool)
         .await?,
         // Workers seen in the last day, most recent first.

@@ -7,7 +7,7 @@
 //! files again after a crash picks up where the first submission stopped.
 
 use crate::SchedulerError;
-use crate::ingest::{CutRecording, collect_inputs, content_hash, cut};
+use crate::ingest::{CutRecording, Entry, collect_inputs, content_hash, cut};
 use crate::packing::{PackMode, PackedJob, Packer};
 use futures_util::{Stream, StreamExt, stream};
 use scenequeue_audio::scenes::{Span, SplitParams};
@@ -22,6 +22,7 @@ use sqlx::PgPool;
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 /// Scenes planned before a chunk is committed and published.
@@ -57,6 +58,8 @@ pub struct SubmitRequest {
     pub max_queued: i64,
     /// Cut with a voice-activity model instead of by energy.
     pub detector: Option<Detector>,
+    /// Complete this interrupted batch (else an interrupted batch of the same submission is found by itself).
+    pub resume: Option<BatchId>,
 }
 
 impl Default for SubmitRequest {
@@ -74,6 +77,7 @@ impl Default for SubmitRequest {
             priority: 0,
             max_queued: scenequeue_core::dispatch::DEFAULT_MAX_QUEUED,
             detector: None,
+            resume: None,
         }
     }
 }
@@ -115,6 +119,10 @@ pub struct SubmitReport {
     pub scenes: usize,
     pub jobs: usize,
     pub published: usize,
+    /// This run took an interrupted batch back (recordings it already held were not read again).
+    pub resumed: bool,
+    /// The run was stopped before every recording was stored: the batch is `interrupted`.
+    pub interrupted: bool,
 }
 
 /// Why a recording is not planned.
@@ -130,16 +138,44 @@ pub struct Examined {
     pub outcome: Result<CutRecording, Rejected>,
 }
 
+/// Runs blocking work on the blocking pool; a panic in it (a decoder bug on a hostile file) becomes an error
+/// naming `path`, never the end of the submission.
+async fn blocking<T: Send + 'static>(
+    path: &Path,
+    work: impl FnOnce() -> Result<T, String> + Send + 'static,
+) -> Result<T, String> {
+    match tokio::task::spawn_blocking(work).await {
+        Ok(result) => result,
+        Err(e) if e.is_panic() => {
+            let panic = e.into_panic();
+            let message = panic
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "no message".into());
+            Err(format!("{}: the decoder crashed on this file: {message}", path.display()))
+        }
+        Err(e) => Err(format!("{}: {e}", path.display())),
+    }
+}
+
 async fn examine(
     pool: PgPool,
     model: String,
-    path: PathBuf,
+    entry: Entry,
     split: SplitParams,
     skip_duplicates: bool,
     detector: Option<Detector>,
 ) -> Result<Examined, SchedulerError> {
+    let path = match entry {
+        Entry::Recording(path) => path,
+        Entry::Failed(path, reason) => {
+            let outcome = Err(Rejected::Failed(format!("{}: {reason}", path.display())));
+            return Ok(Examined { path, hash: None, outcome });
+        }
+    };
     let p = path.clone();
-    let hash = match tokio::task::spawn_blocking(move || content_hash(&p)).await? {
+    let hash = match blocking(&path, move || content_hash(&p)).await {
         Ok(h) => h,
         Err(e) => return Ok(Examined { path, hash: None, outcome: Err(Rejected::Failed(e)) }),
     };
@@ -149,13 +185,93 @@ async fn examine(
         return Ok(Examined { path, hash: Some(hash), outcome: Err(Rejected::Duplicate(batch)) });
     }
     let p = path.clone();
-    let outcome = tokio::task::spawn_blocking(move || cut(&p, &split, detector.as_ref().map(|d| &*d.0)))
-        .await?
-        .map_err(Rejected::Failed);
+    let outcome =
+        blocking(&path, move || cut(&p, &split, detector.as_ref().map(|d| &*d.0))).await.map_err(Rejected::Failed);
     Ok(Examined { path, hash: Some(hash), outcome })
 }
 
+/// Identifies a submission by what shapes its batch (model, outputs, inputs, cutting and packing), not by its
+/// priority: running the same command again finds the batch it left interrupted.
+fn submission_key(req: &SubmitRequest, output_dir: &Path, entries: &[Entry]) -> String {
+    let mut hasher = blake3::Hasher::new();
+    let p = &req.split;
+    hasher.update(
+        format!(
+            "model={}\nout={}\nsplit={:?}\nbudget={}\npack={:?}\nattempts={}\ndetector={}\n",
+            req.model,
+            output_dir.display(),
+            (p.frame_s, p.min_scene_s, p.max_scene_s, p.min_silence_s, p.split_silence_s, p.margin_db, p.floor_db),
+            req.job_budget_s,
+            req.pack_mode,
+            req.max_attempts,
+            req.detector.is_some()
+        )
+        .as_bytes(),
+    );
+    for entry in entries {
+        hasher.update(entry.path().to_string_lossy().as_bytes());
+        hasher.update(b"\n");
+    }
+    hasher.finalize().to_hex().to_string()
+}
+
+/// The batch this run stores into, and whether it resumes an interrupted one: `req.resume` if given (it must be
+/// interrupted and of the same submission), else the interrupted batch of the same submission, else a new one.
+async fn open_batch(
+    pool: &PgPool,
+    req: &SubmitRequest,
+    output_dir: &Path,
+    key: &str,
+) -> Result<(BatchId, bool), SchedulerError> {
+    let candidate = match req.resume {
+        Some(batch) => match batches::state_and_key(pool, batch).await? {
+            None => return Err(SchedulerError::Resume(format!("there is no batch {batch}"))),
+            Some((_, stored)) if stored.as_deref() != Some(key) => {
+                return Err(SchedulerError::Resume(format!(
+                    "batch {batch} was submitted with other recordings or settings: give the same paths and \
+                     options as the first run"
+                )));
+            }
+            Some(_) => Some(batch),
+        },
+        None => batches::interrupted_submission(pool, key).await?,
+    };
+    if let Some(batch) = candidate {
+        if batches::resume(pool, batch).await? {
+            return Ok((batch, true));
+        }
+        if req.resume.is_some() {
+            return Err(SchedulerError::Resume(format!(
+                "batch {batch} is not interrupted (it is complete, or its submitter is still running)"
+            )));
+        }
+    }
+    let batch = BatchId::new();
+    let output_dir = output_dir.to_string_lossy();
+    let new = batches::NewBatch {
+        id: batch,
+        model: &req.model,
+        output_dir: output_dir.as_ref(),
+        priority: req.priority,
+        submission_key: key,
+    };
+    batches::create(pool, &new).await?;
+    Ok((batch, false))
+}
+
+/// Submits `req` to the end. See [`submit_until`].
 pub async fn submit(pool: &PgPool, publisher: &Publisher, req: &SubmitRequest) -> Result<SubmitReport, SchedulerError> {
+    submit_until(pool, publisher, req, &CancellationToken::new()).await
+}
+
+/// Submits `req` until every recording is stored or `stop` fires. Stopped, or failing midway, the batch is left
+/// `interrupted` with what was stored so far; the same submission run again (or with `resume`) completes it.
+pub async fn submit_until(
+    pool: &PgPool,
+    publisher: &Publisher,
+    req: &SubmitRequest,
+    stop: &CancellationToken,
+) -> Result<SubmitReport, SchedulerError> {
     if !valid_model_name(&req.model) {
         return Err(SchedulerError::BadModelName(req.model.clone()));
     }
@@ -163,35 +279,86 @@ pub async fn submit(pool: &PgPool, publisher: &Publisher, req: &SubmitRequest) -
         .map_err(|e| SchedulerError::Input { path: req.output_dir.clone(), reason: e.to_string() })?;
     let output_dir = std::fs::canonicalize(&req.output_dir)
         .map_err(|e| SchedulerError::Input { path: req.output_dir.clone(), reason: e.to_string() })?;
-    let paths = collect_inputs(&req.inputs)?;
-    if paths.is_empty() {
+    let mut entries = collect_inputs(&req.inputs)?;
+    if entries.is_empty() {
         return Err(SchedulerError::NothingToSubmit("no recordings found in the given paths".into()));
     }
-
-    let examined = stream::iter(paths)
-        .map(|path| {
-            examine(pool.clone(), req.model.clone(), path, req.split.clone(), req.skip_duplicates, req.detector.clone())
+    let key = submission_key(req, &output_dir, &entries);
+    let (batch, resumed) = open_batch(pool, req, &output_dir, &key).await?;
+    if resumed {
+        let stored: HashSet<String> = batches::stored_paths(pool, batch).await?.into_iter().collect();
+        entries.retain(|e| !stored.contains(e.path().to_string_lossy().as_ref()));
+    }
+    let heartbeat = tokio::spawn(ingest_heartbeat(pool.clone(), batch));
+    let examined = stream::iter(entries)
+        .map(|entry| {
+            examine(
+                pool.clone(),
+                req.model.clone(),
+                entry,
+                req.split.clone(),
+                req.skip_duplicates,
+                req.detector.clone(),
+            )
         })
         .buffered(req.decode_concurrency.max(1));
-    store(pool, publisher, req, &output_dir, examined).await
+    let stored = store(pool, publisher, req, batch, examined, stop).await;
+    heartbeat.abort();
+    match stored {
+        Ok(mut report) => {
+            report.resumed = resumed;
+            Ok(report)
+        }
+        Err(e) => {
+            // Best effort: with the database gone the scheduler marks it once the heartbeat is stale.
+            let _ = batches::interrupt(pool, batch).await;
+            Err(e)
+        }
+    }
 }
 
-/// Creates the batch and stores examined recordings as they come, committing and dispatching every chunk.
+/// Renews the batch's ingest heartbeat until aborted.
+async fn ingest_heartbeat(pool: PgPool, batch: BatchId) {
+    let mut tick = tokio::time::interval(batches::INGEST_HEARTBEAT);
+    loop {
+        tick.tick().await;
+        if let Err(e) = batches::ingest_heartbeat(&pool, batch).await {
+            tracing::warn!(batch.id = %batch, error = %e, "could not renew the submission heartbeat");
+        }
+    }
+}
+
+/// Stores examined recordings into `batch` as they come, committing and dispatching every chunk; stopped by
+/// `stop`, it commits what it has and leaves the batch interrupted.
 async fn store(
     pool: &PgPool,
     publisher: &Publisher,
     req: &SubmitRequest,
-    output_dir: &Path,
+    batch: BatchId,
     examined: impl Stream<Item = Result<Examined, SchedulerError>>,
+    stop: &CancellationToken,
 ) -> Result<SubmitReport, SchedulerError> {
-    let batch = BatchId::new();
-    batches::create(pool, batch, &req.model, output_dir.to_string_lossy().as_ref(), req.priority).await?;
-
     let mut writer = BatchWriter::new(batch, req.job_budget_s, req.pack_mode, req.max_attempts);
-    let mut report = SubmitReport { batch, media: Vec::new(), scenes: 0, jobs: 0, published: 0 };
+    let mut report =
+        SubmitReport { batch, media: Vec::new(), scenes: 0, jobs: 0, published: 0, resumed: false, interrupted: false };
     let mut hashes: HashSet<String> = HashSet::new();
     let mut examined = std::pin::pin!(examined);
-    while let Some(item) = examined.next().await {
+    loop {
+        let next = tokio::select! {
+            _ = stop.cancelled() => None,
+            next = examined.next() => Some(next),
+        };
+        let Some(next) = next else {
+            // Stopped: keep what was examined, leave the rest to the next run.
+            let (scenes, jobs) = writer.flush(pool).await?;
+            report.scenes += scenes;
+            report.jobs += jobs;
+            report.published += dispatch(pool, publisher, req.max_queued).await?;
+            batches::interrupt(pool, batch).await?;
+            report.interrupted = true;
+            return Ok(report);
+        };
+        let Some(item) = next else { break };
         let mut item = item?;
         // The same bytes twice in one submission: keep the first.
         if let (Some(hash), Ok(_), true) = (&item.hash, &item.outcome, req.skip_duplicates)
@@ -401,19 +568,17 @@ pub async fn store_cut_batch(
     max_queued: i64,
 ) -> Result<SubmitReport, SchedulerError> {
     let req = SubmitRequest {
-        inputs: Vec::new(),
         output_dir: PathBuf::from("/dev/null"),
         model: model.to_string(),
-        split: SplitParams::default(),
         job_budget_s,
-        pack_mode: PackMode::Duration,
-        max_attempts: 3,
         decode_concurrency: 1,
         skip_duplicates: false,
-        priority: 0,
         max_queued,
-        detector: None,
+        ..SubmitRequest::default()
     };
+    let batch = BatchId::new();
+    let new = batches::NewBatch { id: batch, model, output_dir: "/dev/null", priority: 0, submission_key: "" };
+    batches::create(pool, &new).await?;
     let examined = recordings.into_iter().map(|(path, cut)| Ok(Examined { path, hash: None, outcome: Ok(cut) }));
-    store(pool, publisher, &req, Path::new("/dev/null"), stream::iter(examined)).await
+    store(pool, publisher, &req, batch, stream::iter(examined), &CancellationToken::new()).await
 }

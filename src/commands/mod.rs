@@ -17,7 +17,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Worker(args) => worker::run(&services, &args).await,
         Command::Scheduler(args) => scheduler::run(&services, &args).await,
         Command::Status { batch } => status::run(&services, batch).await,
-        Command::Scenes { batch } => status::scenes(&services, batch).await,
+        Command::Scenes { batch, format } => status::scenes(&services, batch, format).await,
         Command::Migrate => scheduler::migrate(&services).await,
         Command::Demo(args) => demo::run(&services, &args).await,
         Command::InferenceChild => {

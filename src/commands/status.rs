@@ -1,9 +1,10 @@
 //! `scenequeue status` and `scenequeue scenes`
 
+use crate::args::SceneFormat;
 use scenequeue_core::config::Services;
 use scenequeue_core::db;
 use scenequeue_core::ids::BatchId;
-use scenequeue_scheduler::{StateCounts, status};
+use scenequeue_scheduler::{StateCounts, manifest, status};
 
 fn line(name: &str, counts: &[(String, i64)]) -> String {
     let total: i64 = counts.iter().map(|(_, n)| n).sum();
@@ -22,6 +23,18 @@ pub fn render(c: &StateCounts) -> String {
     }
     for (job, error) in &c.dead_jobs {
         out.push(format!("dead job {job}: {error}"));
+    }
+    let db = |v: Option<f32>| v.map_or("-".to_string(), |v| format!("{v:.1} dBFS"));
+    for f in &c.flagged_scenes {
+        let flags: Vec<&str> = f.flags.iter().map(|f| f.as_str()).collect();
+        out.push(format!(
+            "flagged scene {} of {}: {} (speech band {} in, {} out)",
+            f.idx,
+            f.path,
+            flags.join(", "),
+            db(f.speech_in_db),
+            db(f.speech_out_db)
+        ));
     }
     let m = &c.memory;
     let mb = |v: Option<f32>| v.map_or("-".to_string(), |v| format!("{v:.0} MiB"));
@@ -55,10 +68,14 @@ pub async fn run(services: &Services, batch: Option<BatchId>) -> anyhow::Result<
     Ok(())
 }
 
-pub async fn scenes(services: &Services, batch: BatchId) -> anyhow::Result<()> {
+pub async fn scenes(services: &Services, batch: BatchId, format: SceneFormat) -> anyhow::Result<()> {
     let pool = db::connect(&services.database_url, 1).await?;
     let list =
         scenequeue_scheduler::scene_list(&pool, batch).await?.ok_or_else(|| anyhow::anyhow!("no batch {batch}"))?;
-    println!("{}", serde_json::to_string_pretty(&list)?);
+    match format {
+        SceneFormat::Json => println!("{}", serde_json::to_string_pretty(&list)?),
+        SceneFormat::Jsonl => print!("{}", manifest::jsonl(&list)?),
+        SceneFormat::Csv => print!("{}", manifest::csv(&list)),
+    }
     Ok(())
 }

@@ -6,7 +6,7 @@ use scenequeue_audio::scenes::SplitParams;
 use scenequeue_core::config::Services;
 use scenequeue_core::{db, mq};
 use scenequeue_scheduler::PackMode;
-use scenequeue_scheduler::{Detector, MediaOutcome, SubmitReport, SubmitRequest, submit};
+use scenequeue_scheduler::{Detector, MediaOutcome, SubmitReport, SubmitRequest, submit_until};
 use scenequeue_worker::SileroVad;
 use scenequeue_worker::{Device, Runtime};
 use std::sync::Arc;
@@ -25,6 +25,7 @@ pub fn request(args: &SubmitArgs) -> anyhow::Result<SubmitRequest> {
         skip_duplicates: !args.again,
         priority: args.priority,
         detector,
+        resume: args.resume,
         ..request_from(args.inputs.clone(), args.out.clone(), args.model.clone(), &args.split)
     })
 }
@@ -57,12 +58,18 @@ pub fn request_from(
     }
 }
 
+/// Submits `req` (until Ctrl-C or SIGTERM, which leave the batch interrupted) and prints what became of every
+/// recording.
 pub async fn submit_and_report(services: &Services, req: &SubmitRequest) -> anyhow::Result<SubmitReport> {
     let req = &SubmitRequest { max_queued: services.max_queued, ..req.clone() };
     let pool = db::connect(&services.database_url, 4).await?;
     let connection = mq::connect(&services.amqp_url).await?;
     let publisher = mq::Publisher::new(&connection, &mq::Topology::new(&services.queue)).await?;
-    let report = submit(&pool, &publisher, req).await.context("submission failed")?;
+    let stop = super::shutdown_on_signal();
+    let report = submit_until(&pool, &publisher, req, &stop).await.context("submission failed")?;
+    if report.resumed {
+        eprintln!("resuming interrupted batch {}", report.batch);
+    }
     for m in &report.media {
         match &m.outcome {
             MediaOutcome::Split { scenes, duration_s } => {
@@ -83,6 +90,14 @@ pub async fn submit_and_report(services: &Services, req: &SubmitRequest) -> anyh
         report.published
     );
     let _ = connection.close(200, "done").await;
+    if report.interrupted {
+        anyhow::bail!(
+            "interrupted: batch {} holds what was stored so far; run the same command again (or add --resume {}) to \
+             complete it",
+            report.batch,
+            report.batch
+        );
+    }
     Ok(report)
 }
 

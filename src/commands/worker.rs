@@ -29,6 +29,7 @@ pub fn config(args: &WorkerArgs) -> anyhow::Result<WorkerConfig> {
             memory_limit_mb: args.gpu_mem_limit_mb,
         },
         output_format: args.output_format,
+        on_bad_output: args.on_bad_output,
         post: PostProcess {
             highpass_hz: (args.highpass_hz != 0.0).then_some(args.highpass_hz),
             loudness_lufs: args.loudness_lufs,

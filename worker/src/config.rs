@@ -2,6 +2,7 @@
 
 use crate::batching::FixedWindows;
 use crate::faults::FaultPlan;
+use crate::output_check::OnBadOutput;
 use crate::recovery::RecoveryConfig;
 use crate::runner::InferenceOptions;
 use crate::runtime::{CudaSettings, Device, RuntimeOptions};
@@ -47,8 +48,10 @@ pub struct WorkerConfig {
     pub recovery: RecoveryConfig,
     /// Rumble high-pass, loudness normalisation and clipping protection of every output.
     pub post: PostProcess,
-    /// 16-bit or float WAV.
+    /// 16-bit or float WAV, or FLAC.
     pub output_format: OutputFormat,
+    /// What becomes of an output that fails its checks (`output_check`).
+    pub on_bad_output: OnBadOutput,
     /// Fixed-shape window batching across scenes; None runs every scene on its own.
     pub fixed_windows: Option<FixedWindows>,
     /// Injected failures (tests and the GPU check only).
@@ -82,6 +85,7 @@ impl Default for WorkerConfig {
             recovery: RecoveryConfig::default(),
             post: PostProcess::default(),
             output_format: OutputFormat::default(),
+            on_bad_output: OnBadOutput::default(),
             fixed_windows: None,
             faults: FaultPlan::default(),
             child_program: None,
@@ -135,6 +139,7 @@ impl WorkerConfig {
             faults: self.faults.clone(),
             post: self.post,
             output_format: self.output_format,
+            on_bad_output: self.on_bad_output,
             fixed_windows: self.fixed_windows,
         }
     }

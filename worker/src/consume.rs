@@ -381,6 +381,9 @@ async fn run_job(
                         recovery: out.recovery,
                         oom_count: out.oom_count,
                         gpu_mem_mb: out.gpu_mem_mb,
+                        flags: out.flags,
+                        speech_in_db: out.speech_in_db,
+                        speech_out_db: out.speech_out_db,
                     };
                     scenes::record_success(ctx.pool, &result).await?;
                     report.scenes_succeeded += 1;

@@ -2,6 +2,7 @@
 
 use crate::batching::FixedWindows;
 use crate::memory::MemoryProbe;
+use crate::output_check::OnBadOutput;
 use crate::recovery::RecoveryConfig;
 use crate::runner::{InferenceOptions, JobTelemetry, Runner, max_opt, one_by_one};
 use crate::runtime::Runtime;
@@ -17,6 +18,7 @@ pub struct InProcess {
     recovery: RecoveryConfig,
     post: PostProcess,
     output_format: OutputFormat,
+    on_bad_output: OnBadOutput,
     fixed_windows: Option<FixedWindows>,
     peak: Option<f32>,
     created_before: (u64, f64),
@@ -32,6 +34,7 @@ impl InProcess {
             recovery: options.recovery.clone(),
             post: options.post,
             output_format: options.output_format,
+            on_bad_output: options.on_bad_output,
             fixed_windows: options.fixed_windows,
             peak: None,
             created_before: (0, 0.0),
@@ -45,7 +48,7 @@ impl Runner for InProcess {
     }
 
     fn scenes(&mut self, model: &str, tasks: &[SceneTask]) -> Vec<Result<SceneOutput, SceneFailure>> {
-        let output = (&self.post, self.output_format);
+        let output = (&self.post, self.output_format, self.on_bad_output);
         let results = match self.fixed_windows {
             Some(fixed) => {
                 scene::process_group(&mut self.sessions, model, tasks, (&fixed, &self.recovery), output, &self.probe)

@@ -14,6 +14,7 @@
 //! - `sessions`: the session policy: when an enhancer is created and dropped.
 //! - `scene`: one scene (or a group, when batching) end to end: read, resample, enhance, write, measure
 //!   (blocking).
+//! - `output_check`: what becomes of an enhanced scene that fails its checks (fail, flag, keep the original).
 //! - `recovery`: long-scene windows and out-of-memory recovery (fresh session, windows, CPU).
 //! - `batching`: fixed-shape window batching across the scenes of a job (optional).
 //! - `runtime`: the process-wide ONNX Runtime environment and per-session options (CPU or CUDA).
@@ -32,6 +33,7 @@ mod inference;
 mod isolation;
 mod memory;
 mod model;
+mod output_check;
 mod paths;
 mod recovery;
 mod runner;
@@ -46,6 +48,7 @@ pub use consume::{WorkerError, WorkerReport, run};
 pub use faults::FaultPlan;
 pub use isolation::child_main;
 pub use model::ModelError;
+pub use output_check::OnBadOutput;
 pub use recovery::RecoveryConfig;
 pub use runtime::{ArenaExtend, ConvSearch, CudaSettings, Device, Runtime, RuntimeError, RuntimeOptions};
 pub use sessions::SessionPolicy;

@@ -5,6 +5,7 @@
 use crate::batching::FixedWindows;
 use crate::faults::FaultPlan;
 use crate::memory::MemorySample;
+use crate::output_check::OnBadOutput;
 use crate::recovery::RecoveryConfig;
 use crate::runtime::RuntimeOptions;
 use crate::scene::{SceneFailure, SceneOutput, SceneTask};
@@ -28,6 +29,9 @@ pub struct InferenceOptions {
     pub post: PostProcess,
     /// How outputs are encoded.
     pub output_format: OutputFormat,
+    /// What becomes of an output that fails its checks.
+    #[serde(default)]
+    pub on_bad_output: OnBadOutput,
     /// Fixed-shape window batching across scenes (`batching`); None runs every scene on its own.
     #[serde(default)]
     pub fixed_windows: Option<FixedWindows>,

@@ -5,12 +5,13 @@
 use crate::batching::FixedWindows;
 use crate::memory::MemoryProbe;
 use crate::model::ModelError;
+use crate::output_check::{self, OnBadOutput};
 use crate::recovery::{self, Recovered, RecoveryConfig};
 use crate::sessions::{EnhanceError, Sessions};
 use scenequeue_audio::dsp::PostProcess;
 use scenequeue_audio::encode::OutputFormat;
 use scenequeue_audio::{AudioError, decode, encode, level, resample};
-use scenequeue_core::states::RecoveryStep;
+use scenequeue_core::states::{OutputFlag, RecoveryStep};
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -36,6 +37,15 @@ pub struct SceneOutput {
     pub oom_count: u32,
     /// GPU memory held by the worker right after the scene, MiB.
     pub gpu_mem_mb: Option<f32>,
+    /// What the output checks found (empty: it passed).
+    #[serde(default)]
+    pub flags: Vec<OutputFlag>,
+    /// Speech-band level of the input, dBFS.
+    #[serde(default)]
+    pub speech_in_db: f32,
+    /// Speech-band level of what was written, dBFS.
+    #[serde(default)]
+    pub speech_out_db: f32,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -44,6 +54,8 @@ pub enum SceneError {
     Audio(#[from] AudioError),
     #[error("inference failed: {0}")]
     Inference(#[from] crate::model::InferenceError),
+    #[error("{path}: {reason}")]
+    BadOutput { path: PathBuf, reason: String },
 }
 
 /// Why a scene produced no output.
@@ -98,28 +110,43 @@ fn read(task: &SceneTask, model_rate: u32) -> Result<Vec<f32>, SceneFailure> {
     Ok(resample::resample(&audio, rate, model_rate)?)
 }
 
-/// Post-processes and writes the enhanced scene; `spent` is the processing time it is charged.
+/// How a scene is finished: the post-processing chain, the output format, and what becomes of an output that
+/// fails its checks.
+pub type Finishing<'a> = (&'a PostProcess, OutputFormat, OnBadOutput);
+
+/// Checks, post-processes and writes the enhanced scene; `spent` is the processing time it is charged.
 fn finish(
     task: &SceneTask,
-    rms_in_db: f32,
+    input: &[f32],
     mut out: Recovered,
     model_rate: u32,
-    (post, format): (&PostProcess, OutputFormat),
+    (post, format, on_bad_output): Finishing<'_>,
     probe: &MemoryProbe,
     spent: Duration,
 ) -> Result<SceneOutput, SceneFailure> {
     let started = Instant::now();
-    post.apply(&mut out.audio, model_rate);
+    let checked = output_check::settle(input, &mut out.audio, model_rate, on_bad_output)
+        .map_err(|reason| SceneFailure::Scene(SceneError::BadOutput { path: task.source.clone(), reason }))?;
+    if !checked.flags.contains(&OutputFlag::Original) {
+        post.apply(&mut out.audio, model_rate);
+    }
     encode::write(&task.output, &out.audio, model_rate, format)?;
+    if !checked.flags.is_empty() {
+        tracing::warn!(source = %task.source.display(), start_s = task.start_s, flags = ?checked.flags,
+            speech_in_db = checked.speech_in_db, speech_out_db = checked.speech_out_db, "enhanced scene flagged");
+    }
     Ok(SceneOutput {
         sample_rate: model_rate,
         duration_s: out.audio.len() as f64 / f64::from(model_rate),
-        rms_in_db,
+        rms_in_db: level::rms_db(input),
         rms_out_db: level::rms_db(&out.audio),
         processing_ms: (spent + started.elapsed()).as_secs_f64() * 1000.0,
         recovery: out.step,
         oom_count: out.ooms,
         gpu_mem_mb: probe.sample().gpu_held_mb(),
+        flags: checked.flags,
+        speech_in_db: checked.speech_in_db,
+        speech_out_db: checked.speech_out_db,
     })
 }
 
@@ -128,16 +155,14 @@ pub fn process(
     model: &str,
     task: &SceneTask,
     recovery: &RecoveryConfig,
-    output: (&PostProcess, OutputFormat),
+    output: Finishing<'_>,
     probe: &MemoryProbe,
 ) -> Result<SceneOutput, SceneFailure> {
     let started = Instant::now();
     let model_rate = sessions.get(model)?.sample_rate();
     let input = read(task, model_rate)?;
     let out = recovery::enhance(sessions, model, &input, model_rate, recovery)?;
-    let rms_in_db = level::rms_db(&input);
-    drop(input);
-    finish(task, rms_in_db, out, model_rate, output, probe, started.elapsed())
+    finish(task, &input, out, model_rate, output, probe, started.elapsed())
 }
 
 /// A group of scenes through fixed-shape window batches (`batching`). Each scene gets its own outcome: one
@@ -151,7 +176,7 @@ pub fn process_group(
     model: &str,
     tasks: &[SceneTask],
     (fixed, recovery): (&FixedWindows, &RecoveryConfig),
-    output: (&PostProcess, OutputFormat),
+    output: Finishing<'_>,
     probe: &MemoryProbe,
 ) -> Vec<Result<SceneOutput, SceneFailure>> {
     let (model_rate, batches) = match sessions.get(model) {
@@ -189,7 +214,7 @@ pub fn process_group(
             Some(audio) => {
                 let share = inference.mul_f64(input.len() as f64 / total.max(1) as f64);
                 let out = Recovered { audio, step: RecoveryStep::None, ooms: 0 };
-                finish(task, level::rms_db(&input), out, model_rate, output, probe, read_time + share)
+                finish(task, &input, out, model_rate, output, probe, read_time + share)
             }
             None => {
                 let started = Instant::now();
@@ -202,7 +227,7 @@ pub fn process_group(
                         out.step = RecoveryStep::Recreated;
                     }
                 }
-                finish(task, level::rms_db(&input), out, model_rate, output, probe, read_time + started.elapsed())
+                finish(task, &input, out, model_rate, output, probe, read_time + started.elapsed())
             }
         });
         let job_level = matches!(&result, Err(e) if e.is_job_level());

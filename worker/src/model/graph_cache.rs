@@ -36,8 +36,10 @@ pub(super) fn batch_opened(path: &Path, inputs: &[&str]) -> Result<Arc<Vec<u8>>,
             return Ok(Arc::clone(&entry.model));
         }
     }
+    let started = std::time::Instant::now();
     let bytes = std::fs::read(path).map_err(|e| e.to_string())?;
     let model = Arc::new(open_batch_axis(&bytes, inputs).map_err(|e| e.to_string())?);
+    tracing::debug!(path = %path.display(), ms = started.elapsed().as_secs_f64() * 1000.0, "graph read and rewritten");
     let mut cache = cache().lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     if cache.len() >= MAX_ENTRIES {
         cache.clear();
