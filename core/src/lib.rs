@@ -9,6 +9,7 @@
 //! - [`db`]: the connection pool, the embedded migrations and completion notifications.
 //! - [`jobs`]: job leases and state transitions shared by workers and the reaper.
 //! - [`mq`]: RabbitMQ topology, confirmed publishing and the job message.
+//! - [`options`]: enhancement settings chosen per submission and stored on the batch; presets.
 //! - [`telemetry`]: structured logging set-up.
 
 pub mod config;
@@ -17,5 +18,6 @@ pub mod dispatch;
 pub mod ids;
 pub mod jobs;
 pub mod mq;
+pub mod options;
 pub mod states;
 pub mod telemetry;

@@ -15,6 +15,7 @@ use scenequeue_audio::vad::SpeechDetector;
 use scenequeue_core::dispatch::dispatch;
 use scenequeue_core::ids::{BatchId, JobId, MediaId, SceneId};
 use scenequeue_core::mq::Publisher;
+use scenequeue_core::options::BatchOptions;
 use sqlx::PgPool;
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -46,6 +47,8 @@ pub struct SubmitRequest {
     pub max_queued: i64,
     /// Cut with a voice-activity model instead of by energy.
     pub detector: Option<Detector>,
+    /// Enhancement settings stored on the batch, applied by the workers over their own defaults.
+    pub options: BatchOptions,
 }
 
 /// A shared voice-activity detector for scene splitting.
@@ -143,6 +146,7 @@ pub async fn submit(pool: &PgPool, publisher: &Publisher, req: &SubmitRequest) -
     if !valid_model_name(&req.model) {
         return Err(SchedulerError::BadModelName(req.model.clone()));
     }
+    req.options.validate().map_err(SchedulerError::BadOptions)?;
     std::fs::create_dir_all(&req.output_dir)
         .map_err(|e| SchedulerError::Input { path: req.output_dir.clone(), reason: e.to_string() })?;
     let output_dir = std::fs::canonicalize(&req.output_dir)
@@ -169,13 +173,22 @@ async fn store(
     examined: impl Stream<Item = Result<Examined, SchedulerError>>,
 ) -> Result<SubmitReport, SchedulerError> {
     let batch = BatchId::new();
-    sqlx::query("INSERT INTO batches (id, state, model, output_dir, priority) VALUES ($1, 'ingesting', $2, $3, $4)")
-        .bind(batch)
-        .bind(&req.model)
-        .bind(output_dir.to_string_lossy().as_ref())
-        .bind(req.priority)
-        .execute(pool)
-        .await?;
+    let options = &req.options;
+    sqlx::query(
+        "INSERT INTO batches (id, state, model, output_dir, priority, atten_lim_db, post_filter_beta, highpass_hz,
+                              loudness_lufs)
+         VALUES ($1, 'ingesting', $2, $3, $4, $5, $6, $7, $8)",
+    )
+    .bind(batch)
+    .bind(&req.model)
+    .bind(output_dir.to_string_lossy().as_ref())
+    .bind(req.priority)
+    .bind(options.atten_lim_db)
+    .bind(options.post_filter_beta)
+    .bind(options.highpass_hz)
+    .bind(options.loudness_lufs)
+    .execute(pool)
+    .await?;
 
     let mut writer = BatchWriter::new(batch, req.job_budget_s, req.pack_mode, req.max_attempts);
     let mut report = SubmitReport { batch, media: Vec::new(), scenes: 0, jobs: 0, published: 0 };
@@ -404,6 +417,7 @@ pub async fn store_cut_batch(
         priority: 0,
         max_queued,
         detector: None,
+        options: BatchOptions::default(),
     };
     let examined = recordings.into_iter().map(|(path, cut)| Ok(Examined { path, hash: None, outcome: Ok(cut) }));
     store(pool, publisher, &req, Path::new("/dev/null"), stream::iter(examined)).await

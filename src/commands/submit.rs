@@ -23,6 +23,7 @@ pub fn request(args: &SubmitArgs) -> anyhow::Result<SubmitRequest> {
         skip_duplicates: !args.again,
         priority: args.priority,
         detector,
+        options: crate::commands::enhance_options::options(&args.enhance, &args.model_dir, &args.model)?,
         ..request_from(args.inputs.clone(), args.out.clone(), args.model.clone(), &args.split)
     })
 }
@@ -55,6 +56,7 @@ pub fn request_from(
         priority: 0,
         max_queued: scenequeue_core::dispatch::DEFAULT_MAX_QUEUED,
         detector: None,
+        options: Default::default(),
     }
 }
 

@@ -175,5 +175,6 @@ pub fn submit_request(
         priority: 0,
         max_queued: 64,
         detector: None,
+        options: Default::default(),
     }
 }

@@ -9,6 +9,7 @@ use crate::paths::scene_output;
 use crate::registry;
 use crate::runtime::RuntimeError;
 use crate::scene::{SceneFailure, SceneOutput, SceneTask};
+use crate::tuning::Tuning;
 use futures_util::StreamExt;
 use lapin::message::Delivery;
 use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicGetOptions, BasicNackOptions, BasicRejectOptions};
@@ -19,6 +20,7 @@ use scenequeue_core::dispatch::dispatch;
 use scenequeue_core::ids::{BatchId, JobId, MediaId, SceneId, WorkerId};
 use scenequeue_core::jobs::{self, Lease};
 use scenequeue_core::mq::{self, JobMessage, MqError, Topology};
+use scenequeue_core::options::BatchOptions;
 use scenequeue_core::states::WorkerState;
 use sqlx::PgPool;
 use std::path::{Path, PathBuf};
@@ -322,6 +324,8 @@ async fn run_job(
 ) -> Result<JobEnd, JobFailure> {
     let (model, output_dir): (String, String) =
         sqlx::query_as("SELECT model, output_dir FROM batches WHERE id = $1").bind(batch).fetch_one(ctx.pool).await?;
+    // The batch's own enhancement settings, over this worker's defaults.
+    let tuning = Tuning::resolve(&ctx.config.post, &BatchOptions::load(ctx.pool, batch).await?);
     // Scenes finished by an earlier attempt keep their outcome.
     let scenes: Vec<SceneRow> = sqlx::query_as(
         "SELECT s.id, s.media_id, s.idx, s.start_s, s.end_s, m.path FROM scenes s JOIN media m ON m.id = s.media_id
@@ -359,6 +363,7 @@ async fn run_job(
                     source,
                     start_s: scene.start_s,
                     end_s: scene.end_s,
+                    tuning,
                 }
             })
             .collect();

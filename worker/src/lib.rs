@@ -12,6 +12,7 @@
 //! - [`batching`]: fixed-shape window batching across the scenes of a job (optional).
 //! - [`faults`]: injected out-of-memory errors, for testing recovery without a GPU.
 //! - [`memory`]: GPU (NVML) and process memory telemetry.
+//! - [`tuning`]: a batch's enhancement settings over the worker's defaults; the attenuation limit.
 //! - [`scene`]: one scene (or a group, when batching) end to end: read, resample, enhance, write, measure
 //!   (blocking).
 //! - [`paths`]: output file names derived from ids and sanitized names.
@@ -33,6 +34,7 @@ pub mod registry;
 pub mod runtime;
 pub mod scene;
 pub mod sessions;
+pub mod tuning;
 pub mod vad;
 
 pub use config::WorkerConfig;

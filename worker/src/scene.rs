@@ -4,9 +4,10 @@
 
 use crate::batching::FixedWindows;
 use crate::memory::MemoryProbe;
-use crate::model::ModelError;
+use crate::model::{InferenceError, ModelError};
 use crate::recovery::{self, Recovered, RecoveryConfig};
 use crate::sessions::{EnhanceError, Sessions};
+use crate::tuning::Tuning;
 use scenequeue_audio::dsp::PostProcess;
 use scenequeue_audio::encode::OutputFormat;
 use scenequeue_audio::{AudioError, decode, encode, level, resample};
@@ -22,6 +23,9 @@ pub struct SceneTask {
     pub start_s: f64,
     pub end_s: f64,
     pub output: PathBuf,
+    /// The batch's settings where they differ from the runner's (attenuation limit, post-filter, chain).
+    #[serde(default)]
+    pub tuning: Tuning,
 }
 
 /// What one scene produced.
@@ -101,7 +105,7 @@ fn read(task: &SceneTask, model_rate: u32) -> Result<Vec<f32>, SceneFailure> {
 /// Post-processes and writes the enhanced scene; `spent` is the processing time it is charged.
 fn finish(
     task: &SceneTask,
-    rms_in_db: f32,
+    input: &[f32],
     mut out: Recovered,
     model_rate: u32,
     (post, format): (&PostProcess, OutputFormat),
@@ -109,12 +113,13 @@ fn finish(
     spent: Duration,
 ) -> Result<SceneOutput, SceneFailure> {
     let started = Instant::now();
-    post.apply(&mut out.audio, model_rate);
+    task.tuning.limit_attenuation(&mut out.audio, input);
+    task.tuning.post.as_ref().unwrap_or(post).apply(&mut out.audio, model_rate);
     encode::write(&task.output, &out.audio, model_rate, format)?;
     Ok(SceneOutput {
         sample_rate: model_rate,
         duration_s: out.audio.len() as f64 / f64::from(model_rate),
-        rms_in_db,
+        rms_in_db: level::rms_db(input),
         rms_out_db: level::rms_db(&out.audio),
         processing_ms: (spent + started.elapsed()).as_secs_f64() * 1000.0,
         recovery: out.step,
@@ -133,11 +138,10 @@ pub fn process(
 ) -> Result<SceneOutput, SceneFailure> {
     let started = Instant::now();
     let model_rate = sessions.get(model)?.sample_rate();
+    sessions.set_post_filter(model, task.tuning.post_filter_beta)?;
     let input = read(task, model_rate)?;
     let out = recovery::enhance(sessions, model, &input, model_rate, recovery)?;
-    let rms_in_db = level::rms_db(&input);
-    drop(input);
-    finish(task, rms_in_db, out, model_rate, output, probe, started.elapsed())
+    finish(task, &input, out, model_rate, output, probe, started.elapsed())
 }
 
 /// A group of scenes through fixed-shape window batches (`batching`). Each scene gets its own outcome: one
@@ -158,6 +162,18 @@ pub fn process_group(
         Ok(enhancer) => (enhancer.sample_rate(), enhancer.batches()),
         Err(e) => return vec![Err(e.into())],
     };
+    // A group's scenes are of one job, so of one batch: they share its settings.
+    let beta = tasks.first().and_then(|t| t.tuning.post_filter_beta);
+    if let Err(e) = sessions.set_post_filter(model, beta) {
+        return match e {
+            // The same refusal for every scene of the group.
+            EnhanceError::Inference(InferenceError::Unsupported(why)) => tasks
+                .iter()
+                .map(|_| Err(EnhanceError::Inference(InferenceError::Unsupported(why.clone())).into()))
+                .collect(),
+            e => vec![Err(e.into())],
+        };
+    }
     // An adapter that cannot run a batch in one call gets its windows one per call: still one shape, no padding.
     let fixed = if batches { *fixed } else { FixedWindows { batch: 1, ..*fixed } };
     let mut inputs = Vec::with_capacity(tasks.len());
@@ -189,7 +205,7 @@ pub fn process_group(
             Some(audio) => {
                 let share = inference.mul_f64(input.len() as f64 / total.max(1) as f64);
                 let out = Recovered { audio, step: RecoveryStep::None, ooms: 0 };
-                finish(task, level::rms_db(&input), out, model_rate, output, probe, read_time + share)
+                finish(task, &input, out, model_rate, output, probe, read_time + share)
             }
             None => {
                 let started = Instant::now();
@@ -202,7 +218,7 @@ pub fn process_group(
                         out.step = RecoveryStep::Recreated;
                     }
                 }
-                finish(task, level::rms_db(&input), out, model_rate, output, probe, read_time + started.elapsed())
+                finish(task, &input, out, model_rate, output, probe, read_time + started.elapsed())
             }
         });
         let job_level = matches!(&result, Err(e) if e.is_job_level());
