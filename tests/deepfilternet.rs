@@ -191,3 +191,68 @@ fn fixed_window_batches_match_per_scene_processing() {
     eprintln!("fixed windows against per-scene processing: {long:.1} dB over 26 s");
     std::fs::remove_dir_all(dir).ok();
 }
+
+/// Runs one scene of `source` (0..`end_s`) through the worker's path with `tuning` and returns the output.
+fn run_scene(
+    model: &str,
+    source: &std::path::Path,
+    end_s: f64,
+    tuning: scenequeue_worker::tuning::Tuning,
+    output: std::path::PathBuf,
+) -> Result<Vec<f32>, String> {
+    use scenequeue_worker::inference::{self, InferenceOptions};
+    use scenequeue_worker::runtime::RuntimeOptions;
+    use scenequeue_worker::scene::SceneTask;
+    use scenequeue_worker::sessions::SessionPolicy;
+    let options = InferenceOptions {
+        runtime: RuntimeOptions::new(ort_library(), Device::Cpu, 2),
+        model_dir: model_dir(),
+        recovery: Default::default(),
+        faults: Default::default(),
+        post: scenequeue_audio::dsp::PostProcess { highpass_hz: None, loudness_lufs: None, peak_ceiling_dbfs: 0.0 },
+        output_format: scenequeue_audio::encode::OutputFormat::WavFloat,
+        fixed_windows: None,
+    };
+    let mut runner = inference::runner(&options, SessionPolicy::PerJob, None).unwrap();
+    let task = SceneTask { source: source.to_path_buf(), start_s: 0.0, end_s, output: output.clone(), tuning };
+    runner.scene(model, &task).map_err(|e| e.to_string())?;
+    Ok(read_span_mono(&output, 0.0, end_s).unwrap().0)
+}
+
+#[test]
+fn the_attenuation_limit_bounds_noise_reduction_and_the_post_filter_deepens_it() {
+    use scenequeue_audio::level::rms_db;
+    use scenequeue_worker::tuning::Tuning;
+
+    let dir = std::env::temp_dir().join(format!("sq-dfn-limit-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    // Noise only: what the model removes is all of it.
+    let mut noise = Noise::new(23);
+    let x: Vec<f32> = (0..4 * 48_000).map(|_| 0.1 * noise.next()).collect();
+    let source = dir.join("noise.wav");
+    common::write_wav(&source, &x, 48_000, 1);
+    let level = |y: &[f32]| rms_db(&y[48_000..]);
+    let input = level(&x);
+    let run = |name: &str, tuning: Tuning| run_scene("deepfilternet3", &source, 4.0, tuning, dir.join(name)).unwrap();
+    let free = level(&run("free.wav", Tuning::default()));
+    assert!(free < input - 30.0, "without a limit the model removes noise deeply: {input:.1} -> {free:.1} dB");
+    for limit in [6.0f32, 12.0, 18.0] {
+        let y = run("limited.wav", Tuning { atten_lim_db: Some(limit), ..Tuning::default() });
+        let out = level(&y);
+        assert!((out - (input - limit)).abs() < 1.0, "limit {limit} dB: {input:.1} -> {out:.1} dB");
+    }
+    let post_filtered = level(&run("pf.wav", Tuning { post_filter_beta: Some(0.02), ..Tuning::default() }));
+    assert!(post_filtered < free - 0.5, "the post-filter deepens attenuation: {free:.1} -> {post_filtered:.1} dB");
+    // A model without a post-filter refuses one, saying so.
+    let err = run_scene(
+        "nsnet2-48k",
+        &source,
+        4.0,
+        Tuning { post_filter_beta: Some(0.02), ..Tuning::default() },
+        dir.join("n.wav"),
+    )
+    .unwrap_err();
+    assert!(err.contains("has no post-filter"), "{err}");
+    eprintln!("noise {input:.1} dB -> {free:.1} dB unlimited, {post_filtered:.1} dB with the post-filter");
+    std::fs::remove_dir_all(dir).ok();
+}
