@@ -123,8 +123,8 @@ pub struct EnhanceArgs {
     /// docs/BENCHMARKS.md). Flags given with it override its values.
     #[arg(long)]
     pub preset: Option<Preset>,
-    /// At most this many dB of noise removed (DeepFilterNet's attenuation limit; any model): keeps speech cues
-    /// a recogniser needs. Above 0; 100 or more means no limit.
+    /// At most this many dB of noise removed (DeepFilterNet's attenuation limit; any model): a more natural
+    /// sound for listeners (it raised the WER in the transcription benchmark). Above 0; 100 or more: no limit.
     #[arg(long)]
     pub atten_lim_db: Option<f32>,
     /// DeepFilterNet's post-filter strength (beta, e.g. 0.02; 0: off). DeepFilterNet models only.

@@ -30,3 +30,29 @@ pub fn options(args: &EnhanceArgs, model_dir: &Path, model: &str) -> anyhow::Res
     }
     Ok(options)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use scenequeue_core::options::{Preset, TRANSCRIPTION};
+
+    fn models() -> std::path::PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("models")
+    }
+
+    #[test]
+    fn flags_override_the_preset_and_the_post_filter_needs_deepfilternet() {
+        let args = EnhanceArgs { preset: Some(Preset::Transcription), highpass_hz: Some(0.0), ..Default::default() };
+        let layered = options(&args, &models(), "deepfilternet3").unwrap();
+        assert_eq!(layered, BatchOptions { highpass_hz: Some(0.0), ..TRANSCRIPTION });
+        let args = EnhanceArgs { atten_lim_db: Some(-3.0), ..Default::default() };
+        assert!(options_err(&args, "deepfilternet3").contains("attenuation limit"));
+        let args = EnhanceArgs { post_filter_beta: Some(0.02), ..Default::default() };
+        assert!(options(&args, &models(), "deepfilternet3").is_ok());
+        assert!(options_err(&args, "nsnet2-48k").contains("DeepFilterNet option"));
+    }
+
+    fn options_err(args: &EnhanceArgs, model: &str) -> String {
+        options(args, &models(), model).unwrap_err().to_string()
+    }
+}
