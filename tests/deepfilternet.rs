@@ -192,8 +192,10 @@ fn fixed_window_batches_match_per_scene_processing() {
     std::fs::remove_dir_all(dir).ok();
 }
 
-/// Runs one scene of `source` (0..`end_s`) through the worker's path with `tuning` and returns the output.
+/// Runs one scene of `source` (0..`end_s`) through the worker's path with `tuning` and returns the output;
+/// in a child process with `isolated`, as the `process` session policy does.
 fn run_scene(
+    isolated: bool,
     model: &str,
     source: &std::path::Path,
     end_s: f64,
@@ -213,7 +215,11 @@ fn run_scene(
         output_format: scenequeue_audio::encode::OutputFormat::WavFloat,
         fixed_windows: None,
     };
-    let mut runner = inference::runner(&options, SessionPolicy::PerJob, None).unwrap();
+    let (policy, child) = match isolated {
+        true => (SessionPolicy::Process, Some(std::path::PathBuf::from(env!("CARGO_BIN_EXE_scenequeue")))),
+        false => (SessionPolicy::PerJob, None),
+    };
+    let mut runner = inference::runner(&options, policy, child).unwrap();
     let task = SceneTask { source: source.to_path_buf(), start_s: 0.0, end_s, output: output.clone(), tuning };
     runner.scene(model, &task).map_err(|e| e.to_string())?;
     Ok(read_span_mono(&output, 0.0, end_s).unwrap().0)
@@ -233,7 +239,8 @@ fn the_attenuation_limit_bounds_noise_reduction_and_the_post_filter_deepens_it()
     common::write_wav(&source, &x, 48_000, 1);
     let level = |y: &[f32]| rms_db(&y[48_000..]);
     let input = level(&x);
-    let run = |name: &str, tuning: Tuning| run_scene("deepfilternet3", &source, 4.0, tuning, dir.join(name)).unwrap();
+    let run =
+        |name: &str, tuning: Tuning| run_scene(false, "deepfilternet3", &source, 4.0, tuning, dir.join(name)).unwrap();
     let free = level(&run("free.wav", Tuning::default()));
     assert!(free < input - 30.0, "without a limit the model removes noise deeply: {input:.1} -> {free:.1} dB");
     for limit in [6.0f32, 12.0, 18.0] {
@@ -241,10 +248,15 @@ fn the_attenuation_limit_bounds_noise_reduction_and_the_post_filter_deepens_it()
         let out = level(&y);
         assert!((out - (input - limit)).abs() < 1.0, "limit {limit} dB: {input:.1} -> {out:.1} dB");
     }
+    // The settings travel with the scene to an isolated child process too.
+    let limited = Tuning { atten_lim_db: Some(12.0), ..Tuning::default() };
+    let y = run_scene(true, "deepfilternet3", &source, 4.0, limited, dir.join("child.wav")).unwrap();
+    assert!((level(&y) - (input - 12.0)).abs() < 1.0, "in a child process: {input:.1} -> {:.1} dB", level(&y));
     let post_filtered = level(&run("pf.wav", Tuning { post_filter_beta: Some(0.02), ..Tuning::default() }));
     assert!(post_filtered < free - 0.5, "the post-filter deepens attenuation: {free:.1} -> {post_filtered:.1} dB");
     // A model without a post-filter refuses one, saying so.
     let err = run_scene(
+        false,
         "nsnet2-48k",
         &source,
         4.0,
