@@ -9,6 +9,7 @@ use scenequeue_audio::encode::OutputFormat;
 use scenequeue_audio::scenes::SplitParams;
 use scenequeue_core::config::Services;
 use scenequeue_core::ids::BatchId;
+use scenequeue_core::options::Preset;
 use scenequeue_scheduler::SubmitRequest;
 use scenequeue_worker::{
     ArenaExtend, ConvSearch, Device, FixedWindows, ModelFiles, OnBadOutput, RecoveryConfig, SessionPolicy, WorkerConfig,
@@ -125,6 +126,30 @@ pub struct SubmitArgs {
     pub files: ModelFiles,
     #[command(flatten)]
     pub split: SplitArgs,
+    #[command(flatten)]
+    pub enhance: EnhanceArgs,
+}
+
+/// Enhancement settings of one submission, stored on its batch; each one left out keeps the workers' default.
+#[derive(Args, Debug, Clone, Default)]
+pub struct EnhanceArgs {
+    /// A tested set of the settings below: `transcription` (chosen by `scenequeue-bench transcription`, see
+    /// docs/BENCHMARKS.md). Flags given with it override its values.
+    #[arg(long)]
+    pub preset: Option<Preset>,
+    /// At most this many dB of noise removed (DeepFilterNet's attenuation limit; any model): a more natural
+    /// sound for listeners (it raised the WER in the transcription benchmark). Above 0; 100 or more: no limit.
+    #[arg(long)]
+    pub atten_lim_db: Option<f32>,
+    /// DeepFilterNet's post-filter strength (beta, e.g. 0.02; 0: off). DeepFilterNet models only.
+    #[arg(long)]
+    pub post_filter_beta: Option<f32>,
+    /// Rumble high-pass cut-off for this batch, Hz (0: off); default: the worker's (70 Hz).
+    #[arg(long)]
+    pub highpass_hz: Option<f32>,
+    /// Normalise this batch's outputs to this loudness, LUFS (BS.1770); default: the worker's (off).
+    #[arg(long, allow_negative_numbers = true)]
+    pub loudness_lufs: Option<f32>,
 }
 
 /// How `scenes` prints a batch.

@@ -96,7 +96,13 @@ fn long_scenes_run_in_windows_that_agree_with_the_whole_clip() {
             fixed_windows: None,
         };
         let mut runner = inference::runner(&options, SessionPolicy::PerJob, None).unwrap();
-        let task = SceneTask { source: source.clone(), start_s: 0.0, end_s: 75.0, output: dir.join(name) };
+        let task = SceneTask {
+            source: source.clone(),
+            start_s: 0.0,
+            end_s: 75.0,
+            output: dir.join(name),
+            tuning: Default::default(),
+        };
         let out = runner.scene("deepfilternet3", &task).unwrap();
         let (y, _) = read_span_mono(&dir.join(name), 0.0, 75.0).unwrap();
         (out, y)
@@ -154,6 +160,7 @@ fn fixed_window_batches_match_per_scene_processing() {
                 start_s,
                 end_s,
                 output: dir.join(format!("{tag}-{i}.wav")),
+                tuning: Default::default(),
             })
             .collect();
         let results = runner.scenes("deepfilternet3", &tasks);
@@ -184,5 +191,84 @@ fn fixed_window_batches_match_per_scene_processing() {
         assert!(short >= 40.0, "scene within one window: {short:.1} dB");
     }
     eprintln!("fixed windows against per-scene processing: {long:.1} dB over 26 s");
+    std::fs::remove_dir_all(dir).ok();
+}
+
+/// Runs one scene of `source` (0..`end_s`) through the worker's path with `tuning` and returns the output;
+/// in a child process with `isolated`, as the `process` session policy does.
+fn run_scene(
+    isolated: bool,
+    model: &str,
+    source: &std::path::Path,
+    end_s: f64,
+    tuning: scenequeue_worker::testing::Tuning,
+    output: std::path::PathBuf,
+) -> Result<Vec<f32>, String> {
+    use scenequeue_worker::RuntimeOptions;
+    use scenequeue_worker::SessionPolicy;
+    use scenequeue_worker::testing::SceneTask;
+    use scenequeue_worker::testing::{self as inference, InferenceOptions};
+    let options = InferenceOptions {
+        runtime: RuntimeOptions::new(ort_library(), Device::Cpu, 2),
+        model_dir: model_dir(),
+        recovery: Default::default(),
+        faults: Default::default(),
+        post: scenequeue_audio::dsp::PostProcess { highpass_hz: None, loudness_lufs: None, peak_ceiling_dbfs: 0.0 },
+        output_format: scenequeue_audio::encode::OutputFormat::WavFloat,
+        // Noise-only input emptied by the model is what this test measures: keep it, flagged.
+        on_bad_output: scenequeue_worker::OnBadOutput::Flag,
+        fixed_windows: None,
+    };
+    let (policy, child) = match isolated {
+        true => (SessionPolicy::Process, Some(std::path::PathBuf::from(env!("CARGO_BIN_EXE_scenequeue")))),
+        false => (SessionPolicy::PerJob, None),
+    };
+    let mut runner = inference::runner(&options, policy, child).unwrap();
+    let task = SceneTask { source: source.to_path_buf(), start_s: 0.0, end_s, output: output.clone(), tuning };
+    runner.scene(model, &task).map_err(|e| e.to_string())?;
+    Ok(read_span_mono(&output, 0.0, end_s).unwrap().0)
+}
+
+#[test]
+fn the_attenuation_limit_bounds_noise_reduction_and_the_post_filter_deepens_it() {
+    use scenequeue_audio::level::rms_db;
+    use scenequeue_worker::testing::Tuning;
+
+    let dir = std::env::temp_dir().join(format!("sq-dfn-limit-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    // Noise only: what the model removes is all of it.
+    let mut noise = Noise::new(23);
+    let x: Vec<f32> = (0..4 * 48_000).map(|_| 0.1 * noise.next()).collect();
+    let source = dir.join("noise.wav");
+    common::write_wav(&source, &x, 48_000, 1);
+    let level = |y: &[f32]| rms_db(&y[48_000..]);
+    let input = level(&x);
+    let run =
+        |name: &str, tuning: Tuning| run_scene(false, "deepfilternet3", &source, 4.0, tuning, dir.join(name)).unwrap();
+    let free = level(&run("free.wav", Tuning::default()));
+    assert!(free < input - 30.0, "without a limit the model removes noise deeply: {input:.1} -> {free:.1} dB");
+    for limit in [6.0f32, 12.0, 18.0] {
+        let y = run("limited.wav", Tuning { atten_lim_db: Some(limit), ..Tuning::default() });
+        let out = level(&y);
+        assert!((out - (input - limit)).abs() < 1.0, "limit {limit} dB: {input:.1} -> {out:.1} dB");
+    }
+    // The settings travel with the scene to an isolated child process too.
+    let limited = Tuning { atten_lim_db: Some(12.0), ..Tuning::default() };
+    let y = run_scene(true, "deepfilternet3", &source, 4.0, limited, dir.join("child.wav")).unwrap();
+    assert!((level(&y) - (input - 12.0)).abs() < 1.0, "in a child process: {input:.1} -> {:.1} dB", level(&y));
+    let post_filtered = level(&run("pf.wav", Tuning { post_filter_beta: Some(0.02), ..Tuning::default() }));
+    assert!(post_filtered < free - 0.5, "the post-filter deepens attenuation: {free:.1} -> {post_filtered:.1} dB");
+    // A model without a post-filter refuses one, saying so.
+    let err = run_scene(
+        false,
+        "nsnet2-48k",
+        &source,
+        4.0,
+        Tuning { post_filter_beta: Some(0.02), ..Tuning::default() },
+        dir.join("n.wav"),
+    )
+    .unwrap_err();
+    assert!(err.contains("has no post-filter"), "{err}");
+    eprintln!("noise {input:.1} dB -> {free:.1} dB unlimited, {post_filtered:.1} dB with the post-filter");
     std::fs::remove_dir_all(dir).ok();
 }

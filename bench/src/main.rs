@@ -7,11 +7,15 @@
 //!
 //! `adapters` measures each model's real-time factor with its ONNX Runtime / DSP split.
 //! `plan` measures plan + persist + publish throughput for a synthetic backlog on the real services.
+//! `transcription` measures what enhancement does to a recogniser's word error rate, per chain of settings.
 
 mod adapters;
+mod corpus;
 mod plan;
 mod sessions;
 mod synth;
+mod transcription;
+mod wer;
 
 use clap::{Parser, Subcommand};
 
@@ -32,6 +36,8 @@ enum Command {
     Adapters(adapters::Args),
     /// Plan + persist + publish throughput for a synthetic backlog, on the real services.
     Plan(plan::Args),
+    /// Word error rate of a recogniser on clean, noisy and enhanced speech, per noise, SNR and chain.
+    Transcription(transcription::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -39,6 +45,7 @@ fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Sessions(args) => sessions::run(&args),
         Command::Adapters(args) => adapters::run(&args),
+        Command::Transcription(args) => transcription::run(&args),
         Command::Plan(args) => tokio::runtime::Runtime::new()?.block_on(plan::run(&args)),
     }
 }

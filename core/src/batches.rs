@@ -5,6 +5,7 @@
 
 use crate::ids::BatchId;
 use crate::jobs::finish_batch_if_done;
+use crate::options::BatchOptions;
 use crate::states::{BatchState, MediaState};
 use sqlx::PgPool;
 use std::time::Duration;
@@ -27,13 +28,16 @@ pub struct NewBatch<'a> {
     pub priority: i16,
     /// Identifies the submission (its inputs and settings), so the same command can resume it.
     pub submission_key: &'a str,
+    /// Enhancement settings the workers apply over their own defaults.
+    pub options: BatchOptions,
 }
 
 /// ingesting: creates a batch that is being submitted.
 pub async fn create(pool: &PgPool, batch: &NewBatch<'_>) -> Result<(), sqlx::Error> {
     sqlx::query(
-        "INSERT INTO batches (id, state, model, output_dir, priority, submission_key, ingest_seen)
-         VALUES ($1, $2, $3, $4, $5, $6, now())",
+        "INSERT INTO batches (id, state, model, output_dir, priority, submission_key, ingest_seen, atten_lim_db,
+                              post_filter_beta, highpass_hz, loudness_lufs)
+         VALUES ($1, $2, $3, $4, $5, $6, now(), $7, $8, $9, $10)",
     )
     .bind(batch.id)
     .bind(BatchState::Ingesting)
@@ -41,6 +45,10 @@ pub async fn create(pool: &PgPool, batch: &NewBatch<'_>) -> Result<(), sqlx::Err
     .bind(batch.output_dir)
     .bind(batch.priority)
     .bind(batch.submission_key)
+    .bind(batch.options.atten_lim_db)
+    .bind(batch.options.post_filter_beta)
+    .bind(batch.options.highpass_hz)
+    .bind(batch.options.loudness_lufs)
     .execute(pool)
     .await?;
     Ok(())

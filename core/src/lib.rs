@@ -12,6 +12,7 @@
 //! - [`scenes`]: scene state transitions and result rows.
 //! - [`workers`]: worker rows (registration, state).
 //! - [`mq`]: RabbitMQ topology, confirmed publishing and the job message.
+//! - [`options`]: enhancement settings chosen per submission and stored on the batch; presets.
 //! - [`telemetry`]: structured logging set-up.
 
 pub mod batches;
@@ -21,6 +22,7 @@ pub mod dispatch;
 pub mod ids;
 pub mod jobs;
 pub mod mq;
+pub mod options;
 pub mod scenes;
 pub mod states;
 pub mod telemetry;

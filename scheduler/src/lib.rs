@@ -48,6 +48,8 @@ pub enum SchedulerError {
     NothingToSubmit(String),
     #[error("model name {0:?} is not valid: use letters, digits, '-' and '_'")]
     BadModelName(String),
+    #[error("enhancement options: {0}")]
+    BadOptions(String),
     #[error("background task failed: {0}")]
     Join(#[from] tokio::task::JoinError),
     #[error("cannot resume: {0}")]

@@ -17,6 +17,7 @@ use scenequeue_core::config::valid_model_name;
 use scenequeue_core::dispatch::dispatch;
 use scenequeue_core::ids::{BatchId, JobId, MediaId, SceneId};
 use scenequeue_core::mq::Publisher;
+use scenequeue_core::options::BatchOptions;
 use scenequeue_core::states::MediaState;
 use sqlx::PgPool;
 use std::collections::{HashMap, HashSet};
@@ -60,6 +61,8 @@ pub struct SubmitRequest {
     pub detector: Option<Detector>,
     /// Complete this interrupted batch (else an interrupted batch of the same submission is found by itself).
     pub resume: Option<BatchId>,
+    /// Enhancement settings stored on the batch, applied by the workers over their own defaults.
+    pub options: BatchOptions,
 }
 
 impl Default for SubmitRequest {
@@ -78,6 +81,7 @@ impl Default for SubmitRequest {
             max_queued: scenequeue_core::dispatch::DEFAULT_MAX_QUEUED,
             detector: None,
             resume: None,
+            options: BatchOptions::default(),
         }
     }
 }
@@ -197,14 +201,15 @@ fn submission_key(req: &SubmitRequest, output_dir: &Path, entries: &[Entry]) -> 
     let p = &req.split;
     hasher.update(
         format!(
-            "model={}\nout={}\nsplit={:?}\nbudget={}\npack={:?}\nattempts={}\ndetector={}\n",
+            "model={}\nout={}\nsplit={:?}\nbudget={}\npack={:?}\nattempts={}\ndetector={}\noptions={:?}\n",
             req.model,
             output_dir.display(),
             (p.frame_s, p.min_scene_s, p.max_scene_s, p.min_silence_s, p.split_silence_s, p.margin_db, p.floor_db),
             req.job_budget_s,
             req.pack_mode,
             req.max_attempts,
-            req.detector.is_some()
+            req.detector.is_some(),
+            req.options
         )
         .as_bytes(),
     );
@@ -254,6 +259,7 @@ async fn open_batch(
         output_dir: output_dir.as_ref(),
         priority: req.priority,
         submission_key: key,
+        options: req.options,
     };
     batches::create(pool, &new).await?;
     Ok((batch, false))
@@ -275,6 +281,7 @@ pub async fn submit_until(
     if !valid_model_name(&req.model) {
         return Err(SchedulerError::BadModelName(req.model.clone()));
     }
+    req.options.validate().map_err(SchedulerError::BadOptions)?;
     std::fs::create_dir_all(&req.output_dir)
         .map_err(|e| SchedulerError::Input { path: req.output_dir.clone(), reason: e.to_string() })?;
     let output_dir = std::fs::canonicalize(&req.output_dir)
@@ -577,7 +584,14 @@ pub async fn store_cut_batch(
         ..SubmitRequest::default()
     };
     let batch = BatchId::new();
-    let new = batches::NewBatch { id: batch, model, output_dir: "/dev/null", priority: 0, submission_key: "" };
+    let new = batches::NewBatch {
+        id: batch,
+        model,
+        output_dir: "/dev/null",
+        priority: 0,
+        submission_key: "",
+        options: BatchOptions::default(),
+    };
     batches::create(pool, &new).await?;
     let examined = recordings.into_iter().map(|(path, cut)| Ok(Examined { path, hash: None, outcome: Ok(cut) }));
     store(pool, publisher, &req, batch, stream::iter(examined), &CancellationToken::new()).await

@@ -1,6 +1,7 @@
 //! One module per subcommand; each turns parsed flags into library calls and prints the outcome.
 
 mod demo;
+mod enhance_options;
 mod scheduler;
 mod status;
 mod submit;

@@ -26,6 +26,7 @@ pub fn request(args: &SubmitArgs) -> anyhow::Result<SubmitRequest> {
         priority: args.priority,
         detector,
         resume: args.resume,
+        options: crate::commands::enhance_options::options(&args.enhance, &args.files.model_dir, &args.model)?,
         ..request_from(args.inputs.clone(), args.out.clone(), args.model.clone(), &args.split)
     })
 }

@@ -8,6 +8,7 @@ use crate::memory::MemoryProbe;
 use crate::paths::scene_output;
 use crate::runtime::RuntimeError;
 use crate::scene::{SceneFailure, SceneTask};
+use crate::tuning::Tuning;
 use futures_util::StreamExt;
 use lapin::message::Delivery;
 use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicGetOptions, BasicNackOptions, BasicRejectOptions};
@@ -18,6 +19,7 @@ use scenequeue_core::dispatch::dispatch;
 use scenequeue_core::ids::{BatchId, JobId, SceneId, WorkerId};
 use scenequeue_core::jobs::{self, JobCosts, Lease};
 use scenequeue_core::mq::{self, JobMessage, MqError, Topology};
+use scenequeue_core::options::BatchOptions;
 use scenequeue_core::scenes::{self, JobWork, SceneResult};
 use scenequeue_core::states::WorkerState;
 use scenequeue_core::workers::{self, WorkerInfo};
@@ -323,6 +325,8 @@ async fn run_job(
     lost: &CancellationToken,
     report: &mut WorkerReport,
 ) -> Result<JobEnd, JobFailure> {
+    // The batch's own enhancement settings, over this worker's defaults.
+    let tuning = Tuning::resolve(&ctx.config.post, &BatchOptions::load(ctx.pool, batch).await?);
     // Scenes finished by an earlier attempt keep their outcome.
     let JobWork { model, output_dir, attempt, scenes: pending } = scenes::job_work(ctx.pool, job, batch).await?;
     // Scenes go to the inference thread one at a time, or in groups when windows are batched across scenes.
@@ -352,6 +356,7 @@ async fn run_job(
                     source,
                     start_s: scene.start_s,
                     end_s: scene.end_s,
+                    tuning,
                 }
             })
             .collect();

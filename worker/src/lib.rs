@@ -12,6 +12,7 @@
 //! - `isolation`: the process-per-job runner and the child process's side.
 //! - `inference`: the dedicated inference thread that owns the runner, and its async handle.
 //! - `sessions`: the session policy: when an enhancer is created and dropped.
+//! - `tuning`: a batch's enhancement settings over the worker's defaults; the attenuation limit.
 //! - `scene`: one scene (or a group, when batching) end to end: read, resample, enhance, write, measure
 //!   (blocking).
 //! - `output_check`: what becomes of an enhanced scene that fails its checks (fail, flag, keep the original).
@@ -40,6 +41,7 @@ mod runner;
 mod runtime;
 mod scene;
 mod sessions;
+mod tuning;
 mod vad;
 
 pub use batching::FixedWindows;
@@ -47,7 +49,7 @@ pub use config::{MIN_LEASE, ModelFiles, WorkerConfig};
 pub use consume::{WorkerError, WorkerReport, run};
 pub use faults::FaultPlan;
 pub use isolation::child_main;
-pub use model::ModelError;
+pub use model::{AdapterKind, Manifest, ModelError, manifest};
 pub use output_check::OnBadOutput;
 pub use recovery::RecoveryConfig;
 pub use runtime::{ArenaExtend, ConvSearch, CudaSettings, Device, Runtime, RuntimeError, RuntimeOptions};
@@ -62,6 +64,7 @@ pub mod testing {
     pub use crate::model::{Enhancer, InferenceError};
     pub use crate::runner::{InferenceOptions, JobTelemetry, Runner};
     pub use crate::scene::{SceneFailure, SceneOutput, SceneTask};
+    pub use crate::tuning::Tuning;
 
     /// Model manifests and loading.
     pub mod model {

@@ -1,6 +1,8 @@
 //! What a worker does with an enhanced scene that fails its checks (`audio::check`): fail the scene, keep the
-//! output flagged, or write the original audio in its place, flagged. The default keeps the original: a
-//! transcription pipeline loses nothing by hearing the noisy speech, and everything by hearing none.
+//! output flagged, or write the original audio in its place, flagged. The default keeps the output, flagged:
+//! the checks cannot tell speech the model removed from loud noise it rightly removed (a scene of applause), so
+//! nothing is replaced unasked; `status` and the scene list name every flagged scene, and `original` is one
+//! setting away for a farm that prefers the noisy speech to none.
 
 use scenequeue_audio::check::{self, OutputProblem};
 use scenequeue_core::states::OutputFlag;
@@ -12,9 +14,9 @@ pub enum OnBadOutput {
     /// The scene fails with what the check found.
     Fail,
     /// The output is kept (non-finite samples replaced by silence) and flagged.
+    #[default]
     Flag,
     /// The original audio is written instead, flagged.
-    #[default]
     Original,
 }
 

@@ -4,10 +4,11 @@
 
 use crate::batching::FixedWindows;
 use crate::memory::MemoryProbe;
-use crate::model::ModelError;
+use crate::model::{InferenceError, ModelError};
 use crate::output_check::{self, OnBadOutput};
 use crate::recovery::{self, Recovered, RecoveryConfig};
 use crate::sessions::{EnhanceError, Sessions};
+use crate::tuning::Tuning;
 use scenequeue_audio::dsp::PostProcess;
 use scenequeue_audio::encode::OutputFormat;
 use scenequeue_audio::{AudioError, decode, encode, level, resample};
@@ -23,6 +24,9 @@ pub struct SceneTask {
     pub start_s: f64,
     pub end_s: f64,
     pub output: PathBuf,
+    /// The batch's settings where they differ from the runner's (attenuation limit, post-filter, chain).
+    #[serde(default)]
+    pub tuning: Tuning,
 }
 
 /// What one scene produced.
@@ -125,10 +129,11 @@ fn finish(
     spent: Duration,
 ) -> Result<SceneOutput, SceneFailure> {
     let started = Instant::now();
+    task.tuning.limit_attenuation(&mut out.audio, input);
     let checked = output_check::settle(input, &mut out.audio, model_rate, on_bad_output)
         .map_err(|reason| SceneFailure::Scene(SceneError::BadOutput { path: task.source.clone(), reason }))?;
     if !checked.flags.contains(&OutputFlag::Original) {
-        post.apply(&mut out.audio, model_rate);
+        task.tuning.post.as_ref().unwrap_or(post).apply(&mut out.audio, model_rate);
     }
     encode::write(&task.output, &out.audio, model_rate, format)?;
     if !checked.flags.is_empty() {
@@ -160,6 +165,7 @@ pub fn process(
 ) -> Result<SceneOutput, SceneFailure> {
     let started = Instant::now();
     let model_rate = sessions.get(model)?.sample_rate();
+    sessions.set_post_filter(model, task.tuning.post_filter_beta)?;
     let input = read(task, model_rate)?;
     let out = recovery::enhance(sessions, model, &input, model_rate, recovery)?;
     finish(task, &input, out, model_rate, output, probe, started.elapsed())
@@ -183,6 +189,18 @@ pub fn process_group(
         Ok(enhancer) => (enhancer.sample_rate(), enhancer.batches()),
         Err(e) => return vec![Err(e.into())],
     };
+    // A group's scenes are of one job, so of one batch: they share its settings.
+    let beta = tasks.first().and_then(|t| t.tuning.post_filter_beta);
+    if let Err(e) = sessions.set_post_filter(model, beta) {
+        return match e {
+            // The same refusal for every scene of the group.
+            EnhanceError::Inference(InferenceError::Unsupported(why)) => tasks
+                .iter()
+                .map(|_| Err(EnhanceError::Inference(InferenceError::Unsupported(why.clone())).into()))
+                .collect(),
+            e => vec![Err(e.into())],
+        };
+    }
     // An adapter that cannot run a batch in one call gets its windows one per call: still one shape, no padding.
     let fixed = if batches { *fixed } else { FixedWindows { batch: 1, ..*fixed } };
     let mut inputs = Vec::with_capacity(tasks.len());

@@ -95,6 +95,8 @@ pub struct Sessions {
     faults: Faults,
     created: u64,
     create_time: Duration,
+    /// DeepFilterNet's post-filter strength for the calls that follow, set on every enhancer handed out.
+    post_filter: Option<f32>,
 }
 
 impl Sessions {
@@ -110,6 +112,7 @@ impl Sessions {
             faults: Faults::new(faults),
             created: 0,
             create_time: Duration::ZERO,
+            post_filter: None,
         }
     }
 
@@ -127,7 +130,22 @@ impl Sessions {
                 Current { model: model.to_string(), enhancer, jobs: 0 }
             }
         };
-        Ok(self.current.insert(current).enhancer.as_mut())
+        let enhancer = self.current.insert(current).enhancer.as_mut();
+        enhancer.set_post_filter(self.post_filter);
+        Ok(enhancer)
+    }
+
+    /// Sets the post-filter of `model` (DeepFilterNet's, strength `beta`) for the calls that follow, on this
+    /// session and on any created later; an error if the model has none and one is asked for.
+    pub fn set_post_filter(&mut self, model: &str, beta: Option<f32>) -> Result<(), EnhanceError> {
+        self.post_filter = beta;
+        if self.get(model)?.set_post_filter(beta) {
+            return Ok(());
+        }
+        self.post_filter = None;
+        Err(EnhanceError::Inference(InferenceError::Unsupported(format!(
+            "model {model:?} has no post-filter: --post-filter-beta is a DeepFilterNet option"
+        ))))
     }
 
     /// Runs `model` on the primary device (where injected faults apply).
@@ -148,6 +166,7 @@ impl Sessions {
     pub fn enhance_on_cpu(&mut self, model: &str, x: &[f32]) -> Result<Vec<f32>, EnhanceError> {
         let started = Instant::now();
         let mut enhancer = load(&self.runtime.on_cpu(), &self.model_dir, model)?;
+        enhancer.set_post_filter(self.post_filter);
         self.create_time += started.elapsed();
         self.created += 1;
         Ok(enhancer.enhance(x)?)

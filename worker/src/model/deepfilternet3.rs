@@ -7,7 +7,11 @@
 //! 3. `enc` -> `erb_dec` (a gain per ERB band, spread over its bins and applied to the whole spectrum) and
 //!    `df_dec` (five complex taps per bin for the first 96 bins: Y[t,f] = sum_i X[t-2+i,f] C[t,f,i], on the noisy
 //!    spectrum);
-//! 4. overlap-add inverse STFT, aligned with the input.
+//! 4. optionally DeepFilterNet's post-filter (`set_post_filter`, as its runtime's `df_set_post_filter_beta`): per
+//!    bin, with the gain g = |enhanced| / |noisy| (clamped to [1e-12, 1]), the enhanced bin is scaled by
+//!    (1 + beta) / (1 + beta (g / g_sin)^2) with g_sin = g sin(pi g / 2), which deepens attenuation where the
+//!    model already attenuates and leaves bins it keeps (g near 1) as they are;
+//! 5. overlap-add inverse STFT, aligned with the input.
 //!
 //! Checked against the official runtime (libdeepfilter.so from the same package) in tests/deepfilternet.rs.
 
@@ -45,6 +49,8 @@ pub struct DeepFilterNet3 {
     threads: usize,
     stft: Stft,
     runtime_time: std::time::Duration,
+    /// The post-filter's strength; None: off.
+    post_filter_beta: Option<f32>,
 }
 
 fn vorbis_window() -> Vec<f32> {
@@ -109,6 +115,7 @@ impl DeepFilterNet3 {
             threads: runtime.options.intra_threads,
             stft: Stft::new(N_FFT, HOP, N_FFT, window.clone(), window),
             runtime_time: std::time::Duration::ZERO,
+            post_filter_beta: None,
         })
     }
 }
@@ -152,6 +159,11 @@ impl super::Enhancer for DeepFilterNet3 {
 
     fn runtime_time(&self) -> std::time::Duration {
         self.runtime_time
+    }
+
+    fn set_post_filter(&mut self, beta: Option<f32>) -> bool {
+        self.post_filter_beta = beta.filter(|&b| b > 0.0);
+        true
     }
 
     fn enhance(&mut self, x: &[f32]) -> Result<Vec<f32>, InferenceError> {
@@ -222,7 +234,11 @@ impl super::Enhancer for DeepFilterNet3 {
         }
         let items: Vec<(usize, &Vec<Complex32>)> = specs.iter().map(|s| &s.0).enumerate().collect();
         Ok(map_split(&items, threads, |&(i, spec)| {
-            let out = filter(spec, frames, &mask[i * mask_len..][..mask_len], &coefs[i * coef_len..][..coef_len]);
+            let mut out = filter(spec, frames, &mask[i * mask_len..][..mask_len], &coefs[i * coef_len..][..coef_len]);
+            if let Some(beta) = self.post_filter_beta {
+                post_filter(spec, &mut out, beta);
+            }
+            out.iter_mut().for_each(|c| *c *= N_FFT as f32);
             self.stft.synthesize(&out, windows[i].len())
         }))
     }
@@ -290,7 +306,7 @@ fn features(spec: &[Complex32], frames: usize, feat_erb: &mut Vec<f32>, feat_spe
 }
 
 /// The enhanced spectrum: ERB gains over the whole spectrum; deep filtering of the low bins from the noisy
-/// spectrum; scaled back by N_FFT for the inverse STFT.
+/// spectrum (to be scaled back by N_FFT for the inverse STFT).
 fn filter(spec: &[Complex32], frames: usize, mask: &[f32], coefs: &[f32]) -> Vec<Complex32> {
     let mut out = spec.to_vec();
     for t in 0..frames {
@@ -310,6 +326,16 @@ fn filter(spec: &[Complex32], frames: usize, mask: &[f32], coefs: &[f32]) -> Vec
             out[t * BINS + f] = y;
         }
     }
-    out.iter_mut().for_each(|c| *c *= N_FFT as f32);
     out
+}
+
+/// DeepFilterNet's post-filter (Valin et al., as in its runtime): scales each enhanced bin by a factor of its gain
+/// over the noisy bin, deepening attenuation where the gain is low.
+fn post_filter(noisy: &[Complex32], enhanced: &mut [Complex32], beta: f32) {
+    const EPS: f32 = 1e-12;
+    for (n, e) in noisy.iter().zip(enhanced.iter_mut()) {
+        let g = (e.norm() / (n.norm() + EPS)).clamp(EPS, 1.0);
+        let g_sin = g * (g * std::f32::consts::FRAC_PI_2).sin();
+        *e *= (1.0 + beta) / (1.0 + beta * (g / g_sin).powi(2));
+    }
 }

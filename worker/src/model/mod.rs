@@ -34,6 +34,11 @@ pub trait Enhancer: Send {
     }
     /// Time spent inside ONNX Runtime since the enhancer was created (the rest of `enhance` is DSP).
     fn runtime_time(&self) -> std::time::Duration;
+    /// Sets DeepFilterNet's post-filter (strength `beta`; None: off) for the calls that follow. Returns false if
+    /// the model has no post-filter and one was asked for.
+    fn set_post_filter(&mut self, beta: Option<f32>) -> bool {
+        beta.is_none()
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -91,6 +96,9 @@ pub enum InferenceError {
     Ort(ort::Error),
     #[error("model output has an unexpected shape: {0}")]
     Shape(String),
+    /// A setting the model does not have (e.g. DeepFilterNet's post-filter asked of another model).
+    #[error("{0}")]
+    Unsupported(String),
 }
 
 impl InferenceError {

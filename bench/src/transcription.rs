@@ -1,0 +1,396 @@
+//! Enhancement judged by transcription. Speech whose words are known (espeak-ng reading `corpus::TEXTS`) is
+//! mixed with each kind of noise at each SNR, enhanced by each chain through the worker's own scene path (read,
+//! resample, enhance, attenuation limit, post-processing, 16-bit WAV), and the clean, noisy and enhanced audio
+//! is transcribed by PocketSphinx (bench/support/transcribe.py; scripts/fetch-recogniser.sh installs it).
+//!
+//! The recogniser gets its bundled US English acoustic model and dictionary with a unigram language model over
+//! the words of all the texts, equally likely: a closed vocabulary that gives away no word order, so errors come
+//! from what the recogniser hears (its general English model does poorly on synthetic speech even when clean).
+//!
+//! Printed: word error rate per condition (noise, SNR) and chain; per chain, the WER over all conditions, the
+//! share of the noise-induced WER it recovers ((noisy - chain) / (noisy - clean)), its SNR gain against the
+//! clean speech and its speed.
+
+use crate::corpus::{self, Noise, RATE, TEXTS};
+use crate::wer::{self, Tally, recovered};
+use anyhow::{Context, bail};
+use scenequeue_audio::dsp::PostProcess;
+use scenequeue_audio::encode::{self, OutputFormat};
+use scenequeue_audio::level::snr_db;
+use scenequeue_audio::{decode, resample};
+use scenequeue_core::options::BatchOptions;
+use scenequeue_worker::testing::{self as inference, InferenceOptions, SceneTask, Tuning};
+use scenequeue_worker::{Device, RuntimeOptions, SessionPolicy};
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Instant;
+
+const DEFAULT_CHAINS: &str = "deepfilternet3,deepfilternet3+atten=18,deepfilternet3+atten=12,deepfilternet3+atten=6,\
+deepfilternet3+pf=0.02,deepfilternet3+hp=0,nsnet2-48k";
+/// The recogniser's rate.
+const ASR_RATE: u32 = 16_000;
+/// Level of the clean speech, dBFS RMS.
+const SPEECH_DBFS: f64 = -26.0;
+/// Level of the dither in every recogniser input, dBFS RMS (46 dB under the clean speech).
+const DITHER_DBFS: f32 = -72.0;
+
+#[derive(clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    files: crate::ModelFiles,
+    /// Enhancement chains, comma-separated: a model, then any of `+atten=DB` (attenuation limit), `+pf=BETA`
+    /// (post-filter), `+hp=HZ` (high-pass; 0: off), `+lufs=LUFS`, as `scenequeue submit` takes them; the rest is
+    /// the worker's defaults (70 Hz high-pass, no limit, no post-filter).
+    #[arg(long, default_value = DEFAULT_CHAINS)]
+    chains: String,
+    /// Kinds of noise: white, pink, babble.
+    #[arg(long, default_value = "white,pink,babble")]
+    noises: String,
+    /// SNRs of the mixtures, dB.
+    #[arg(long, default_value = "0,5,10", allow_hyphen_values = true)]
+    snrs: String,
+    /// How many of the texts to read (at most 6).
+    #[arg(long, default_value_t = TEXTS.len())]
+    texts: usize,
+    /// ONNX Runtime threads.
+    #[arg(long, default_value_t = 2)]
+    threads: usize,
+    /// Recogniser processes run at once.
+    #[arg(long, default_value_t = 2)]
+    jobs: usize,
+    /// Work directory (replaced): the mixtures, the enhanced audio and the transcripts.
+    #[arg(long, default_value = "bench-out/transcription")]
+    out: PathBuf,
+    #[arg(long, default_value = "python3")]
+    python: PathBuf,
+    /// Where scripts/fetch-recogniser.sh installed PocketSphinx.
+    #[arg(long, default_value = ".scenequeue/pocketsphinx")]
+    recogniser: PathBuf,
+}
+
+/// A model and the options a submission would give it.
+struct Chain {
+    name: String,
+    model: String,
+    options: BatchOptions,
+}
+
+fn parse_chain(spec: &str) -> anyhow::Result<Chain> {
+    let mut parts = spec.trim().split('+');
+    let model = parts.next().filter(|m| !m.is_empty()).context("an empty chain")?.to_string();
+    let mut options = BatchOptions::default();
+    for part in parts {
+        let (key, value) = part.split_once('=').with_context(|| format!("{spec}: {part:?} is not KEY=VALUE"))?;
+        let value: f32 = value.parse().with_context(|| format!("{spec}: {value:?} is not a number"))?;
+        match key {
+            "atten" => options.atten_lim_db = Some(value),
+            "pf" => options.post_filter_beta = Some(value),
+            "hp" => options.highpass_hz = Some(value),
+            "lufs" => options.loudness_lufs = Some(value),
+            _ => bail!("{spec}: unknown option {key:?} (atten, pf, hp, lufs)"),
+        }
+    }
+    options.validate().map_err(|e| anyhow::anyhow!("{spec}: {e}"))?;
+    Ok(Chain { name: spec.trim().to_string(), model, options })
+}
+
+fn list<T: std::str::FromStr>(s: &str, what: &str) -> anyhow::Result<Vec<T>>
+where
+    T::Err: std::fmt::Display,
+{
+    s.split(',').map(|v| v.trim().parse::<T>().map_err(|e| anyhow::anyhow!("{what} {v:?}: {e}"))).collect()
+}
+
+/// One noisy recording: which text, which noise, which SNR, and where its 48 kHz mixture is.
+struct Clip {
+    text: usize,
+    noise: Noise,
+    snr: f64,
+    input: PathBuf,
+}
+
+/// The clips of one noise and/or one SNR (None: any).
+struct Group {
+    noise: Option<Noise>,
+    snr: Option<f64>,
+}
+
+impl Group {
+    fn keeps(&self, c: &Clip) -> bool {
+        self.noise.is_none_or(|n| n == c.noise) && self.snr.is_none_or(|s| s == c.snr)
+    }
+
+    fn label(&self) -> String {
+        let noise = self.noise.map_or("all".to_string(), |n| n.to_string());
+        let snr = self.snr.map_or("all".to_string(), |s| s.to_string());
+        format!("{noise} | {snr}")
+    }
+}
+
+impl Clip {
+    fn key(&self) -> String {
+        format!("{}-{:+03.0}-{}", self.noise, self.snr, self.text)
+    }
+}
+
+/// Writes `x` (48 kHz) as the recogniser's input, with the same faint dither added to every input, and returns
+/// its path. The dither stands for the noise floor of any real recording chain: on digital silence (espeak-ng's
+/// pauses, or what an enhancer leaves of removed noise) the recogniser's energy features go to minus infinity
+/// and its normalisation is thrown off, which made clean speech transcribe worse than noisy speech.
+fn for_recogniser(x: &[f32], path: PathBuf) -> anyhow::Result<PathBuf> {
+    let mut y = resample::resample(x, RATE, ASR_RATE)?;
+    let mut rng = crate::synth::Rng::new(7);
+    let amplitude = 10f32.powf(DITHER_DBFS / 20.0) * 3f32.sqrt();
+    y.iter_mut().for_each(|v| *v += amplitude * (rng.next_f64() as f32 * 2.0 - 1.0));
+    encode::write(&path, &y, ASR_RATE, OutputFormat::Wav16)?;
+    Ok(path)
+}
+
+fn read(path: &Path) -> anyhow::Result<Vec<f32>> {
+    let info = decode::probe(path)?;
+    let (x, rate) = decode::read_span_mono(path, 0.0, info.duration_s())?;
+    if rate != RATE {
+        bail!("{}: {rate} Hz, expected {RATE}", path.display());
+    }
+    Ok(x)
+}
+
+/// What a chain did, over all clips.
+#[derive(Default)]
+struct ChainRun {
+    /// Per clip key: the recogniser's input.
+    asr: BTreeMap<String, PathBuf>,
+    snr_gain_db: f64,
+    audio_s: f64,
+    wall_s: f64,
+}
+
+fn enhance(args: &Args, chain: &Chain, clips: &[Clip], clean: &[Vec<f32>], dir: &Path) -> anyhow::Result<ChainRun> {
+    let defaults = PostProcess::default();
+    let options = InferenceOptions {
+        runtime: RuntimeOptions::new(args.files.ort_library.clone(), Device::Cpu, args.threads),
+        model_dir: args.files.model_dir.clone(),
+        recovery: Default::default(),
+        faults: Default::default(),
+        post: defaults,
+        output_format: OutputFormat::default(),
+        // The model's own output is what is measured, flagged or not.
+        on_bad_output: scenequeue_worker::OnBadOutput::Flag,
+        fixed_windows: None,
+    };
+    let tuning = Tuning::resolve(&defaults, &chain.options);
+    let tasks: Vec<SceneTask> = clips
+        .iter()
+        .map(|c| {
+            let info = decode::probe(&c.input)?;
+            Ok(SceneTask {
+                source: c.input.clone(),
+                start_s: 0.0,
+                end_s: info.duration_s(),
+                output: dir.join(format!("{}.wav", c.key())),
+                tuning,
+            })
+        })
+        .collect::<anyhow::Result<_>>()?;
+    let mut runner = inference::runner(&options, SessionPolicy::PerJob, None)?;
+    let started = Instant::now();
+    let results = runner.scenes(&chain.model, &tasks);
+    let wall_s = started.elapsed().as_secs_f64();
+    runner.job_done();
+    let mut run = ChainRun { wall_s, ..ChainRun::default() };
+    for ((clip, task), result) in clips.iter().zip(&tasks).zip(results) {
+        result.map_err(|e| anyhow::anyhow!("{} on {}: {e}", chain.name, clip.input.display()))?;
+        let (y, x) = (read(&task.output)?, read(&clip.input)?);
+        run.snr_gain_db += f64::from(snr_db(&clean[clip.text], &y) - snr_db(&clean[clip.text], &x));
+        run.audio_s += x.len() as f64 / f64::from(RATE);
+        run.asr.insert(clip.key(), for_recogniser(&y, dir.join(format!("{}.16k.wav", clip.key())))?);
+    }
+    run.snr_gain_db /= clips.len().max(1) as f64;
+    Ok(run)
+}
+
+/// The unigram language model: every word of the texts equally likely, in any order.
+fn language_model(path: &Path, texts: &[&str]) -> anyhow::Result<()> {
+    let mut vocabulary: Vec<String> = texts.iter().flat_map(|t| wer::words(t)).collect();
+    vocabulary.sort();
+    vocabulary.dedup();
+    let p = (1.0 / (vocabulary.len() + 1) as f64).log10();
+    let mut arpa = format!("\\data\\\nngram 1={}\n\n\\1-grams:\n{p:.4} </s>\n-99 <s>\n", vocabulary.len() + 2);
+    for w in &vocabulary {
+        arpa.push_str(&format!("{p:.4} {w}\n"));
+    }
+    arpa.push_str("\n\\end\\\n");
+    std::fs::write(path, arpa).with_context(|| format!("cannot write {}", path.display()))
+}
+
+/// Transcribes `files` with `args.jobs` recogniser processes; returns the text per path.
+fn transcribe(args: &Args, files: &[PathBuf], lm: &Path, dir: &Path) -> anyhow::Result<HashMap<PathBuf, String>> {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("support/transcribe.py");
+    let shards = args.jobs.clamp(1, 16);
+    let mut children = Vec::new();
+    for shard in 0..shards {
+        let listing = dir.join(format!("list-{shard}.txt"));
+        let mine: Vec<String> =
+            files.iter().skip(shard).step_by(shards).map(|p| p.to_string_lossy().into_owned()).collect();
+        std::fs::write(&listing, mine.join("\n"))?;
+        let child = Command::new(&args.python)
+            .arg(&script)
+            .arg(&listing)
+            .arg(lm)
+            .env("PYTHONPATH", &args.recogniser)
+            .stdout(Stdio::piped())
+            .spawn()
+            .with_context(|| format!("cannot run {}", args.python.display()))?;
+        children.push(child);
+    }
+    let mut texts = HashMap::new();
+    for child in children {
+        let out = child.wait_with_output()?;
+        if !out.status.success() {
+            bail!("the recogniser failed ({}); is PocketSphinx installed (scripts/fetch-recogniser.sh)?", out.status);
+        }
+        for line in String::from_utf8_lossy(&out.stdout).lines() {
+            let v: serde_json::Value = serde_json::from_str(line).context("the recogniser printed a non-JSON line")?;
+            let (Some(path), Some(text)) = (v["path"].as_str(), v["text"].as_str()) else {
+                bail!("the recogniser printed {line:?}");
+            };
+            texts.insert(PathBuf::from(path), text.to_string());
+        }
+    }
+    if let Some(missing) = files.iter().find(|f| !texts.contains_key(*f)) {
+        bail!("no transcript for {}", missing.display());
+    }
+    Ok(texts)
+}
+
+pub fn run(args: &Args) -> anyhow::Result<()> {
+    let chains: Vec<Chain> = args.chains.split(',').map(parse_chain).collect::<Result<_, _>>()?;
+    let noises: Vec<Noise> = list(&args.noises, "noise")?;
+    let snrs: Vec<f64> = list(&args.snrs, "SNR")?;
+    let texts = &TEXTS[..args.texts.clamp(1, TEXTS.len())];
+    let _ = std::fs::remove_dir_all(&args.out);
+    let (input_dir, asr_dir) = (args.out.join("input"), args.out.join("asr"));
+    std::fs::create_dir_all(&input_dir)?;
+    std::fs::create_dir_all(&asr_dir)?;
+
+    let mut clean = Vec::new();
+    let mut clean_asr = Vec::new();
+    for (i, text) in texts.iter().enumerate() {
+        let mut x = corpus::speak(&input_dir, &format!("text-{i}"), "en-us", text)?;
+        corpus::set_level(&mut x, SPEECH_DBFS);
+        clean_asr.push(for_recogniser(&x, asr_dir.join(format!("clean-{i}.16k.wav")))?);
+        clean.push(x);
+    }
+    let babble = corpus::babble_track(&input_dir)?;
+    let mut clips = Vec::new();
+    let mut noisy_asr = BTreeMap::new();
+    for &noise in &noises {
+        for &snr in &snrs {
+            for (i, x) in clean.iter().enumerate() {
+                // The same noise for a text at every SNR: only its level changes.
+                let n = corpus::noise(noise, x.len(), 1000 + 10 * i as u64 + noise as u64, &babble);
+                let y = corpus::mix(x, &n, snr);
+                let clip = Clip { text: i, noise, snr, input: PathBuf::new() };
+                let input = input_dir.join(format!("{}.wav", clip.key()));
+                encode::write(&input, &y, RATE, OutputFormat::WavFloat)?;
+                noisy_asr
+                    .insert(clip.key(), for_recogniser(&y, asr_dir.join(format!("noisy-{}.16k.wav", clip.key())))?);
+                clips.push(Clip { input, ..clip });
+            }
+        }
+    }
+    let mut runs = Vec::new();
+    for chain in &chains {
+        let dir = args.out.join("enhanced").join(chain.name.replace(['+', '='], "_"));
+        let run = enhance(args, chain, &clips, &clean, &dir)?;
+        eprintln!("{}: {:.1} s of audio in {:.1} s", chain.name, run.audio_s, run.wall_s);
+        runs.push(run);
+    }
+
+    let lm = args.out.join("texts.arpa");
+    language_model(&lm, texts)?;
+    let mut files: Vec<PathBuf> = clean_asr.clone();
+    files.extend(noisy_asr.values().cloned());
+    files.extend(runs.iter().flat_map(|r| r.asr.values().cloned()));
+    let started = Instant::now();
+    let heard = transcribe(args, &files, &lm, &args.out)?;
+    eprintln!("{} recordings transcribed in {:.1} s", files.len(), started.elapsed().as_secs_f64());
+    let said = |path: &PathBuf| heard.get(path).map_or("", String::as_str);
+    let mut transcripts = String::new();
+    for (path, text) in files.iter().map(|p| (p, said(p))) {
+        transcripts.push_str(&format!("{}\t{text}\n", path.display()));
+    }
+    std::fs::write(args.out.join("transcripts.tsv"), transcripts)?;
+
+    // Tallies per condition: clean (per text), noisy and each chain.
+    let clean_tally: Vec<Tally> = clean_asr
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            let mut t = Tally::default();
+            t.add(texts[i], said(p));
+            t
+        })
+        .collect();
+    let tally = |asr: &BTreeMap<String, PathBuf>, group: &Group| {
+        let mut t = Tally::default();
+        for clip in clips.iter().filter(|c| group.keeps(c)) {
+            if let Some(p) = asr.get(&clip.key()) {
+                t.add(texts[clip.text], said(p));
+            }
+        }
+        t
+    };
+    let clean_over = |group: &Group| {
+        let mut t = Tally::default();
+        clips.iter().filter(|c| group.keeps(c)).for_each(|c| t.merge(clean_tally[c.text]));
+        t.wer()
+    };
+    let cell = |clean: f64, noisy: f64, wer: f64| match recovered(clean, noisy, wer) {
+        Some(r) => format!("{wer:.1} ({r:+.0} %)"),
+        None => format!("{wer:.1}"),
+    };
+
+    println!("WER % per condition (in brackets: share of the noise-induced WER recovered)\n");
+    let names: Vec<&str> = chains.iter().map(|c| c.name.as_str()).collect();
+    println!("| noise | SNR dB | clean | noisy | {} |", names.join(" | "));
+    println!("|---|---|---|---|{}", "---|".repeat(names.len()));
+    let mut groups: Vec<Group> = Vec::new();
+    for &noise in &noises {
+        groups.extend(snrs.iter().map(|&snr| Group { noise: Some(noise), snr: Some(snr) }));
+    }
+    groups.extend(snrs.iter().map(|&snr| Group { noise: None, snr: Some(snr) }));
+    groups.push(Group { noise: None, snr: None });
+    for group in &groups {
+        let (c, n) = (clean_over(group), tally(&noisy_asr, group).wer());
+        let cells: Vec<String> = runs.iter().map(|r| cell(c, n, tally(&r.asr, group).wer())).collect();
+        println!("| {} | {c:.1} | {n:.1} | {} |", group.label(), cells.join(" | "));
+    }
+
+    println!("\nPer chain, over all {} recordings\n", clips.len());
+    println!("| chain | WER % | noise-induced WER recovered | SNR gain dB | x real time |");
+    println!("|---|---|---|---|---|");
+    let all = Group { noise: None, snr: None };
+    let (c, n) = (clean_over(&all), tally(&noisy_asr, &all).wer());
+    println!("| clean speech | {c:.1} | - | - | - |");
+    println!("| noisy (no enhancement) | {n:.1} | 0 % | 0 | - |");
+    let mut best: Option<(f64, &str)> = None;
+    for (chain, run) in chains.iter().zip(&runs) {
+        let w = tally(&run.asr, &all).wer();
+        let r = recovered(c, n, w).map_or("-".to_string(), |r| format!("{r:.0} %"));
+        println!(
+            "| {} | {w:.1} | {r} | {:+.1} | {:.1} |",
+            chain.name,
+            run.snr_gain_db,
+            run.audio_s / run.wall_s.max(1e-9)
+        );
+        if best.is_none_or(|(b, _)| w < b) {
+            best = Some((w, &chain.name));
+        }
+    }
+    if let Some((w, name)) = best {
+        println!("\nLowest WER over all conditions: {name} ({w:.1} %)");
+    }
+    Ok(())
+}
