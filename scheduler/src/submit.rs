@@ -352,6 +352,8 @@ async fn store(
     let mut examined = std::pin::pin!(examined);
     loop {
         let next = tokio::select! {
+            // A stop wins over a recording that is ready at the same moment.
+            biased;
             _ = stop.cancelled() => None,
             next = examined.next() => Some(next),
         };
