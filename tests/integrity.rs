@@ -136,7 +136,7 @@ async fn an_interrupted_submission_is_completed_by_the_same_command_into_the_sam
     let tree = env.dir.join("in");
     std::fs::create_dir_all(&tree).unwrap();
     for i in 0..4 {
-        write_wav(&tree.join(format!("talk-{i}.wav")), &speech_like(16_000, 5.0, i), 16_000, 1);
+        write_wav(&tree.join(format!("talk-{i}.wav")), &speech_like(16_000, 5.0, i + 1), 16_000, 1);
     }
     let request = |detector: Detector| SubmitRequest {
         decode_concurrency: 1,
