@@ -7,6 +7,8 @@ use rubato::{FftFixedIn, Resampler};
 
 const CHUNK: usize = 1024;
 
+/// Resamples a whole mono signal from `from` Hz to `to` Hz, time-aligned, to exactly `round(len * to / from)`
+/// samples; returns a copy when the rates match.
 pub fn resample(x: &[f32], from: u32, to: u32) -> Result<Vec<f32>, AudioError> {
     if from == to || x.is_empty() {
         return Ok(x.to_vec());
@@ -89,6 +91,7 @@ pub struct StreamResampler {
 }
 
 impl StreamResampler {
+    /// A resampler from `from` Hz to `to` Hz; passes samples through unchanged when the rates match.
     pub fn new(from: u32, to: u32) -> Result<Self, AudioError> {
         let inner = if from == to {
             None

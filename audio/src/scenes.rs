@@ -52,11 +52,14 @@ impl Default for SplitParams {
 /// A span of the source recording, in seconds.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Span {
+    /// Start, seconds from the beginning of the recording.
     pub start_s: f64,
+    /// End, seconds from the beginning of the recording.
     pub end_s: f64,
 }
 
 impl Span {
+    /// Length of the span, seconds.
     pub fn duration_s(&self) -> f64 {
         self.end_s - self.start_s
     }

@@ -8,6 +8,8 @@ pub use realfft::num_complex::Complex32;
 use realfft::{ComplexToReal, RealFftPlanner, RealToComplex};
 use std::sync::Arc;
 
+/// STFT analysis and overlap-add synthesis with a fixed window length, hop and FFT size (samples), FFT plans
+/// built once.
 pub struct Stft {
     win_len: usize,
     hop: usize,
@@ -43,6 +45,7 @@ impl Stft {
         }
     }
 
+    /// Frequency bins per frame: `n_fft / 2 + 1`.
     pub fn bins(&self) -> usize {
         self.n_fft / 2 + 1
     }

@@ -12,18 +12,25 @@ pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");
 /// Channel on which a `NOTIFY` is sent with the batch id whenever one of its jobs reaches a terminal state.
 pub const JOB_EVENTS_CHANNEL: &str = "scenequeue_job_events";
 
+/// Why connecting to Postgres, migrating, or waiting on a batch failed.
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
+    /// The pool could not open a connection to the database.
     #[error("cannot connect to Postgres at {url}: {source}")]
     Connect {
+        /// The database URL, with its password hidden.
         url: String,
+        /// The driver's error.
         #[source]
         source: sqlx::Error,
     },
+    /// A pending migration could not be applied at start-up.
     #[error("applying migrations failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    /// A query or listener operation failed.
     #[error(transparent)]
     Query(#[from] sqlx::Error),
+    /// The batch was not finished when the wait's time-out (the `Duration`) ran out.
     #[error("batch {0} did not finish within {1:?}")]
     WaitTimeout(BatchId, Duration),
 }
@@ -64,6 +71,7 @@ where
     Ok(())
 }
 
+/// The current state of `batch`, or `None` if there is no such batch.
 pub async fn batch_state(pool: &PgPool, batch: BatchId) -> Result<Option<BatchState>, sqlx::Error> {
     sqlx::query_scalar("SELECT state FROM batches WHERE id = $1").bind(batch).fetch_optional(pool).await
 }

@@ -13,10 +13,13 @@ use crate::states::{JobState, SceneState};
 use sqlx::PgPool;
 use uuid::Uuid;
 
+/// Why dispatching failed; jobs it had not yet marked queued stay `pending` and are dispatched later.
 #[derive(Debug, thiserror::Error)]
 pub enum DispatchError {
+    /// Reading pending jobs or marking confirmed ones queued failed in Postgres.
     #[error("database: {0}")]
     Db(#[from] sqlx::Error),
+    /// Publishing to the broker, or awaiting its confirms, failed.
     #[error(transparent)]
     Mq(#[from] MqError),
 }

@@ -1,5 +1,12 @@
 //! Shared vocabulary of scenequeue: the types and connections that the scheduler, the workers and the CLI
-//! all speak.
+//! all speak. Every change of a batch's, job's, scene's or worker's state is a function here named for the
+//! transition (`jobs::complete`, `scenes::mark_failed`, `batches::interrupt`...), binding the state enums of
+//! [`states`] rather than writing state names in SQL.
+//!
+//! Queries are checked at run time, not by `sqlx::query!` at compile time: the checked macros need a live
+//! database or a committed offline cache regenerated after every schema change, for a guarantee that
+//! `tests/states.rs` (the Rust enums against the Postgres enums) and the integration tests, which run every
+//! query against the migrated schema, already give.
 //!
 //! # Layout
 //! - [`batches`]: batch creation and activation.

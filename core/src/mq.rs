@@ -17,21 +17,29 @@ use serde::{Deserialize, Serialize};
 /// disagree with the database.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct JobMessage {
+    /// The job to run.
     pub job_id: JobId,
 }
 
+/// Why a RabbitMQ operation failed.
 #[derive(Debug, thiserror::Error)]
 pub enum MqError {
+    /// The connection to the broker could not be opened.
     #[error("cannot connect to RabbitMQ at {url}: {source}")]
     Connect {
+        /// The broker URL, with its password hidden.
         url: String,
+        /// The client library's error.
         #[source]
         source: lapin::Error,
     },
+    /// A broker operation (declare, publish, confirm, consume) failed on an open connection.
     #[error("RabbitMQ: {0}")]
     Protocol(#[from] lapin::Error),
+    /// The broker did not confirm a job's message: it nacked it or returned it as unroutable.
     #[error("the broker refused (nack) the message for job {0}")]
     Nacked(JobId),
+    /// A job message could not be encoded, or a received body is not a valid job message.
     #[error("job message is not valid: {0}")]
     BadMessage(#[from] serde_json::Error),
 }
@@ -39,14 +47,18 @@ pub enum MqError {
 /// Names of everything declared for one queue base name.
 #[derive(Debug, Clone)]
 pub struct Topology {
+    /// The durable quorum queue that carries job messages (the base name).
     pub queue: String,
+    /// The fanout exchange that dead-lettered messages go to (`<queue>.dlx`).
     pub dead_letter_exchange: String,
+    /// The queue that holds dead-lettered messages (`<queue>.dead`).
     pub dead_queue: String,
     /// Deliveries of one message before the broker dead-letters it (covers worker crashes mid-job).
     pub delivery_limit: u32,
 }
 
 impl Topology {
+    /// The topology for base name `queue`, with a delivery limit of 5; declares nothing.
     pub fn new(queue: &str) -> Self {
         Self {
             queue: queue.to_string(),
@@ -108,6 +120,7 @@ fn quorum_args(dead_letter_exchange: Option<&str>, delivery_limit: Option<u32>) 
     args
 }
 
+/// Opens a connection to the broker at `url`, named `scenequeue`.
 pub async fn connect(url: &str) -> Result<Connection, MqError> {
     Connection::connect(url, ConnectionProperties::default().with_connection_name("scenequeue".into()))
         .await
@@ -122,6 +135,7 @@ pub struct Publisher {
 }
 
 impl Publisher {
+    /// Opens a confirm-mode channel on `connection`, declares `topology`, and publishes to its queue.
     pub async fn new(connection: &Connection, topology: &Topology) -> Result<Self, MqError> {
         let channel = connection.create_channel().await?;
         channel.confirm_select(ConfirmSelectOptions::default()).await?;

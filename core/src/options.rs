@@ -37,6 +37,7 @@ impl std::str::FromStr for Preset {
 }
 
 impl Preset {
+    /// The options this preset pins (e.g. [`TRANSCRIPTION`]).
     pub fn options(self) -> BatchOptions {
         match self {
             Self::Transcription => TRANSCRIPTION,

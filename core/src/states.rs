@@ -25,19 +25,29 @@ pub enum BatchState {
 #[sqlx(type_name = "media_state", rename_all = "lowercase")]
 #[serde(rename_all = "lowercase")]
 pub enum MediaState {
+    /// Stored, not yet decoded and cut.
     Pending,
+    /// Decoded and cut into scenes.
     Split,
+    /// Refused, with the reason kept.
     Failed,
 }
 
+/// A scene follows its job from pending to queued, is running while handed to the model, then ends succeeded
+/// (its enhanced audio and result stored) or failed (with the reason kept).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, sqlx::Type)]
 #[sqlx(type_name = "scene_state", rename_all = "lowercase")]
 #[serde(rename_all = "lowercase")]
 pub enum SceneState {
+    /// Stored; its job is not yet confirmed by the broker.
     Pending,
+    /// Its job's message is confirmed by the broker.
     Queued,
+    /// Handed to the model by a worker.
     Running,
+    /// Enhanced, with its output and result stored.
     Succeeded,
+    /// Could not be enhanced; the reason is kept and the rest of its job goes on.
     Failed,
 }
 
@@ -47,25 +57,35 @@ pub enum SceneState {
 #[sqlx(type_name = "job_state", rename_all = "lowercase")]
 #[serde(rename_all = "lowercase")]
 pub enum JobState {
+    /// Stored, not yet confirmed by the broker; waits in Postgres for dispatch.
     Pending,
+    /// Its message is confirmed by the broker.
     Queued,
+    /// Leased by a worker.
     Running,
+    /// Every scene has a terminal state.
     Succeeded,
+    /// Out of attempts (or dead-lettered by the broker), with the reason kept.
     Dead,
 }
 
 impl JobState {
+    /// Whether the job is finished for good (succeeded or dead) and will never run again.
     pub fn is_terminal(self) -> bool {
         matches!(self, Self::Succeeded | Self::Dead)
     }
 }
 
+/// What a worker is doing, as it last reported.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, sqlx::Type)]
 #[sqlx(type_name = "worker_state", rename_all = "lowercase")]
 #[serde(rename_all = "lowercase")]
 pub enum WorkerState {
+    /// Running and waiting for a job.
     Idle,
+    /// Processing a job.
     Busy,
+    /// Shut down; it takes no more jobs.
     Stopped,
 }
 
@@ -74,6 +94,7 @@ pub enum WorkerState {
 #[sqlx(type_name = "recovery_step", rename_all = "lowercase")]
 #[serde(rename_all = "lowercase")]
 pub enum RecoveryStep {
+    /// No recovery was needed: the first run succeeded.
     #[default]
     None,
     /// The session was dropped and recreated, then the scene ran whole.

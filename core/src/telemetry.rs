@@ -3,6 +3,7 @@
 use std::io::IsTerminal;
 use tracing_subscriber::EnvFilter;
 
+/// Installs the global stderr logger, filtered by `RUST_LOG`; a second call keeps the first logger.
 pub fn init() {
     // lapin logs, at error level, failures it also returns to us (and a normal close as an error): off.
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,lapin=off"));

@@ -36,22 +36,36 @@ pub mod testing {
 /// Why a submission or a reaper pass failed.
 #[derive(Debug, thiserror::Error)]
 pub enum SchedulerError {
+    /// A Postgres query failed.
     #[error("database: {0}")]
     Db(#[from] sqlx::Error),
+    /// A broker operation failed (such as reading the dead-letter queue).
     #[error(transparent)]
     Mq(#[from] scenequeue_core::mq::MqError),
+    /// Publishing pending jobs to the broker failed.
     #[error(transparent)]
     Dispatch(#[from] scenequeue_core::dispatch::DispatchError),
+    /// A submitted path, or the output directory, could not be read or created.
     #[error("{path}: {reason}")]
-    Input { path: std::path::PathBuf, reason: String },
+    Input {
+        /// The path at fault.
+        path: std::path::PathBuf,
+        /// What went wrong with it.
+        reason: String,
+    },
+    /// The submitted paths held no recordings; the string says why.
     #[error("nothing to submit: {0}")]
     NothingToSubmit(String),
+    /// The model name holds characters other than letters, digits, '-' and '_'; the string is the name.
     #[error("model name {0:?} is not valid: use letters, digits, '-' and '_'")]
     BadModelName(String),
+    /// An enhancement option is out of range; the string names it.
     #[error("enhancement options: {0}")]
     BadOptions(String),
+    /// A background task panicked or was cancelled.
     #[error("background task failed: {0}")]
     Join(#[from] tokio::task::JoinError),
+    /// A submission could not resume its batch: no such batch, other recordings or settings, or not interrupted.
     #[error("cannot resume: {0}")]
     Resume(String),
 }

@@ -16,10 +16,14 @@ pub enum PackMode {
     /// Its duration.
     Duration,
     /// Its duration rounded up to whole windows of this many seconds.
-    FixedWindows { window_s: f64 },
+    FixedWindows {
+        /// Window length, seconds; at 0 or below, a scene costs its plain duration.
+        window_s: f64,
+    },
 }
 
 impl PackMode {
+    /// Budget cost, in seconds, of a scene lasting `duration_s` seconds.
     pub fn cost(self, duration_s: f64) -> f64 {
         match self {
             Self::Duration => duration_s,
@@ -32,7 +36,9 @@ impl PackMode {
 /// A job: (recording, scene) pairs and their total cost in seconds.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PackedJob {
+    /// (recording index, scene index) of each scene, in recording order then time order.
     pub scenes: Vec<(usize, usize)>,
+    /// Total cost of its scenes against the budget, seconds.
     pub cost_s: f64,
 }
 

@@ -16,13 +16,18 @@ use tracing::warn;
 /// Dead-lettered messages handled per pass (bounds one pass's work).
 const DEAD_PER_PASS: usize = 1000;
 
+/// What one reaper pass did, counted per action.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct ReapReport {
     /// Batches whose submitter stopped (stale heartbeat), now interrupted.
     pub interrupted: usize,
+    /// Running jobs whose lease expired with attempts left, sent back to pending.
     pub requeued: usize,
+    /// Running jobs whose lease expired on their last attempt, now dead.
     pub buried: usize,
+    /// Pending jobs published to the broker.
     pub published: usize,
+    /// Messages taken from the dead-letter queue (their jobs buried).
     pub dead_lettered: usize,
 }
 

@@ -4,11 +4,16 @@ use scenequeue_core::ids::BatchId;
 use scenequeue_core::states::{JobState, MediaState, OutputFlag, SceneState};
 use sqlx::PgPool;
 
+/// Everything `scenequeue status` reports, for one batch or for all of them.
 #[derive(Debug, Clone, Default)]
 pub struct StateCounts {
+    /// (state name, count) of batches in each state.
     pub batches: Vec<(String, i64)>,
+    /// (state name, count) of recordings in each state.
     pub media: Vec<(String, i64)>,
+    /// (state name, count) of jobs in each state.
     pub jobs: Vec<(String, i64)>,
+    /// (state name, count) of scenes in each state.
     pub scenes: Vec<(String, i64)>,
     /// (path, error) of failed recordings.
     pub failed_media: Vec<(String, String)>,
@@ -18,19 +23,28 @@ pub struct StateCounts {
     pub dead_jobs: Vec<(String, String)>,
     /// Enhanced scenes whose output failed a check, at most `FAILURES_SHOWN`.
     pub flagged_scenes: Vec<FlaggedScene>,
+    /// Workers seen in the last day, most recent first, at most `FAILURES_SHOWN`.
     pub workers: Vec<WorkerRow>,
+    /// GPU memory, session and out-of-memory figures.
     pub memory: MemorySummary,
 }
 
 /// One worker, as `status` shows it.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct WorkerRow {
+    /// Host the worker runs on.
     pub hostname: String,
+    /// The worker's process id on that host.
     pub pid: i32,
+    /// Execution device it runs the model on (`cpu` or `cuda:N`).
     pub device: String,
+    /// When it recreates its inference session (e.g. `per-job`).
     pub session_policy: String,
+    /// Its state name (`idle`, `busy` or `stopped`).
     pub state: String,
+    /// Jobs it has finished since it started.
     pub jobs_done: i64,
+    /// Name of its GPU; `None` without a GPU (or without NVML).
     pub gpu_name: Option<String>,
     /// Seconds since the worker last reported.
     pub idle_s: f64,
@@ -54,13 +68,19 @@ pub struct FlaggedScene {
 /// Memory and recovery figures over the finished jobs and results in scope.
 #[derive(Debug, Clone, Default, sqlx::FromRow)]
 pub struct MemorySummary {
+    /// Highest GPU memory held after any scene of a job, MiB; `None` if never measured.
     pub gpu_peak_mb: Option<f32>,
+    /// Highest GPU memory left held after a job, once its session policy was applied, MiB; `None` if never measured.
     pub gpu_after_max_mb: Option<f32>,
+    /// Mean time a job spent creating inference sessions, milliseconds.
     pub session_create_ms_avg: Option<f64>,
+    /// Out-of-memory errors hit while enhancing scenes, in total.
     pub oom_count: Option<i64>,
+    /// Scenes whose output needed an out-of-memory recovery step.
     pub recovered_scenes: Option<i64>,
 }
 
+/// Most rows listed for each kind of failure (and for flagged scenes and workers).
 pub const FAILURES_SHOWN: i64 = 20;
 
 async fn counts(pool: &PgPool, table: &str, batch: Option<BatchId>) -> Result<Vec<(String, i64)>, sqlx::Error> {
@@ -72,6 +92,7 @@ async fn counts(pool: &PgPool, table: &str, batch: Option<BatchId>) -> Result<Ve
     sqlx::query_as(&sql).bind(batch).fetch_all(pool).await
 }
 
+/// Reads the counts and failures of `batch`, or of every batch when `None`.
 pub async fn status(pool: &PgPool, batch: Option<BatchId>) -> Result<StateCounts, sqlx::Error> {
     Ok(StateCounts {
         batches: counts(pool, "batches", batch).await?,

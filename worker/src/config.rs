@@ -40,11 +40,15 @@ pub struct WorkerConfig {
     pub model_dir: PathBuf,
     /// Model loaded (and checked) at start-up.
     pub default_model: String,
+    /// Where inference runs (CPU or a CUDA GPU).
     pub device: Device,
     /// ONNX Runtime intra-op threads per session.
     pub intra_threads: usize,
+    /// CUDA execution-provider settings: cuDNN search, arena growth, arena cap.
     pub cuda: CudaSettings,
+    /// When the ONNX Runtime session is created and dropped (see `sessions`).
     pub session_policy: SessionPolicy,
+    /// Long-scene windows and out-of-memory recovery.
     pub recovery: RecoveryConfig,
     /// Rumble high-pass, loudness normalisation and clipping protection of every output.
     pub post: PostProcess,

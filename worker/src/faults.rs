@@ -5,6 +5,7 @@
 use crate::model::InferenceError;
 use serde::{Deserialize, Serialize};
 
+/// Which primary-device runs fail with an injected out-of-memory error; the default injects none.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct FaultPlan {
     /// The first N runs on the primary device fail.

@@ -31,12 +31,14 @@ impl MemorySample {
     }
 }
 
+/// Takes memory readings for one device: GPU memory through NVML (CUDA only) and the process's resident memory.
 pub struct MemoryProbe {
     nvml: Option<Nvml>,
     index: u32,
 }
 
 impl MemoryProbe {
+    /// A probe for `device`; on the CPU, or where NVML cannot be loaded, it reads resident memory only.
     pub fn new(device: Device) -> Self {
         let (nvml, index) = match device {
             Device::Cuda { device_id } => match Nvml::init() {
@@ -58,6 +60,7 @@ impl MemoryProbe {
         Some((device.name().ok()?, (total as f64 / MIB) as f32))
     }
 
+    /// One reading now, MiB.
     pub fn sample(&self) -> MemorySample {
         let mut sample = MemorySample { rss_mb: rss_mb(), ..MemorySample::default() };
         let Some(device) = self.nvml.as_ref().and_then(|n| n.device_by_index(self.index).ok()) else {

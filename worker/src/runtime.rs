@@ -17,8 +17,13 @@ use std::sync::OnceLock;
 /// Where inference runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Device {
+    /// ONNX Runtime's CPU execution provider.
     Cpu,
-    Cuda { device_id: i32 },
+    /// The CUDA execution provider on one GPU.
+    Cuda {
+        /// CUDA device index (`cuda:N`; plain `cuda` means 0).
+        device_id: i32,
+    },
 }
 
 impl std::str::FromStr for Device {
@@ -123,28 +128,49 @@ pub struct CudaSettings {
 /// Everything that shapes a session; serializable so an isolated child process builds identical sessions.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RuntimeOptions {
+    /// Path of the ONNX Runtime shared library.
     pub library: PathBuf,
+    /// Where sessions run.
     pub device: Device,
+    /// ONNX Runtime intra-op threads per session (raised to at least 1).
     pub intra_threads: usize,
+    /// CUDA execution-provider settings (unused on the CPU).
     pub cuda: CudaSettings,
     /// Ask ONNX Runtime to return unused arena memory after every run.
     pub shrink_arena_each_run: bool,
 }
 
 impl RuntimeOptions {
+    /// Options for the library at `library` on `device` with `intra_threads` threads, default CUDA settings
+    /// and no arena shrinkage.
     pub fn new(library: PathBuf, device: Device, intra_threads: usize) -> Self {
         Self { library, device, intra_threads, cuda: CudaSettings::default(), shrink_arena_each_run: false }
     }
 }
 
+/// Why ONNX Runtime could not be loaded or a session built.
 #[derive(Debug, thiserror::Error)]
 pub enum RuntimeError {
+    /// No ONNX Runtime library at the given path (or a session was asked for before the library was loaded).
     #[error("ONNX Runtime library not found at {0} (run scripts/fetch-models.sh, or set SCENEQUEUE_ORT_LIBRARY)")]
     LibraryMissing(PathBuf),
+    /// The library file exists but could not be loaded.
     #[error("cannot load ONNX Runtime from {path}: {reason}")]
-    Load { path: PathBuf, reason: String },
+    Load {
+        /// The library's path.
+        path: PathBuf,
+        /// The loader's error message.
+        reason: String,
+    },
+    /// A different library was asked for after one was already loaded in this process.
     #[error("ONNX Runtime was already loaded from {loaded}; cannot switch to {requested} in the same process")]
-    Conflict { loaded: PathBuf, requested: PathBuf },
+    Conflict {
+        /// The library already loaded.
+        loaded: PathBuf,
+        /// The library asked for now.
+        requested: PathBuf,
+    },
+    /// ONNX Runtime failed while creating its environment, a session or run options.
     #[error("ONNX Runtime: {0}")]
     Ort(#[from] ort::Error),
 }
@@ -154,6 +180,7 @@ static ENV: OnceLock<(PathBuf, Environment)> = OnceLock::new();
 /// Builds sessions with one set of options.
 #[derive(Debug, Clone)]
 pub struct Runtime {
+    /// The options every session is built with.
     pub options: RuntimeOptions,
 }
 
@@ -163,6 +190,8 @@ impl Runtime {
         Self::with_options(RuntimeOptions::new(library.to_path_buf(), device, intra_threads))
     }
 
+    /// Loads the library named in `options` (once per process) and returns a runtime building sessions with
+    /// them; fails if another library is already loaded.
     pub fn with_options(mut options: RuntimeOptions) -> Result<Self, RuntimeError> {
         options.intra_threads = options.intra_threads.max(1);
         let requested = options.library.clone();
@@ -188,6 +217,7 @@ impl Runtime {
         Self { options: RuntimeOptions { device: Device::Cpu, ..self.options.clone() } }
     }
 
+    /// The device sessions run on.
     pub fn device(&self) -> Device {
         self.options.device
     }

@@ -9,6 +9,8 @@ use crate::runtime::Runtime;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+/// When the enhancer and its ONNX Runtime session are created and dropped (`per-job`, `every-N-jobs`,
+/// `held-above-MIB`, `shrink-each-run`, `process`, `persistent`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SessionPolicy {
     /// A fresh session for every job (the default).

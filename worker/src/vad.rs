@@ -19,6 +19,7 @@ const STATE: usize = 128;
 const BLOCK: usize = 512;
 pub const MODEL_FILE: &str = "silero-vad/silero_vad_16k_sequence.onnx";
 
+/// Silero VAD speech detector (16 kHz, 32 ms frames) on a CPU session shared behind a lock.
 pub struct SileroVad {
     session: Mutex<Session>,
 }

@@ -15,7 +15,9 @@ use std::path::{Path, PathBuf};
 
 /// The contract every model adapter fulfils: mono audio at `sample_rate` in, the same length out.
 pub trait Enhancer: Send {
+    /// Sample rate the model takes and returns, Hz.
     fn sample_rate(&self) -> u32;
+    /// Enhances one mono signal at `sample_rate`, returning a signal of the same length.
     fn enhance(&mut self, x: &[f32]) -> Result<Vec<f32>, InferenceError>;
     /// Enhances windows of equal length, each on its own (fixed-shape batching, see `audio::windows`). Adapters
     /// whose graphs take a batch (see `batches`) run them in one call; the others one after the other.
@@ -41,6 +43,7 @@ pub trait Enhancer: Send {
     }
 }
 
+/// Which adapter runs a model's tensors (`adapter` in `manifest.toml`, kebab-case).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum AdapterKind {
@@ -56,44 +59,92 @@ pub enum AdapterKind {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Manifest {
+    /// Model name; must equal the name of the directory holding the manifest.
     pub name: String,
+    /// The adapter that runs the model.
     pub adapter: AdapterKind,
+    /// Sample rate the model works at, Hz.
     pub sample_rate: u32,
     /// The ONNX file, relative to the model directory.
     pub model: String,
+    /// The model's license (informational; e.g. `MIT OR Apache-2.0`).
     #[serde(default)]
     pub license: Option<String>,
+    /// Where the model files come from (informational).
     #[serde(default)]
     pub source: Option<String>,
 }
 
+/// Why a model could not be found, checked or loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum ModelError {
+    /// The name is not a valid model name, or there is no `manifest.toml` for it under the model directory.
     #[error("model {name:?}: no manifest at {path} (models available: {available})")]
-    Unknown { name: String, path: PathBuf, available: String },
+    Unknown {
+        /// The model name asked for.
+        name: String,
+        /// Where its manifest was looked for.
+        path: PathBuf,
+        /// Comma-separated names of the models that do have a manifest.
+        available: String,
+    },
+    /// The manifest cannot be read or parsed, or names another model than its directory (also used when the
+    /// Silero VAD graph has unexpected inputs).
     #[error("{path}: invalid manifest: {reason}")]
-    BadManifest { path: PathBuf, reason: String },
+    BadManifest {
+        /// The manifest (or model file) at fault.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A model file that the manifest names (or that an adapter needs) does not exist.
     #[error("{path}: model file missing (run scripts/fetch-models.sh)")]
-    FileMissing { path: PathBuf },
+    FileMissing {
+        /// The missing file.
+        path: PathBuf,
+    },
+    /// ONNX Runtime cannot build a session (or run options) for the model file.
     #[error("{path}: cannot load as ONNX: {source}")]
     Load {
+        /// The model file.
         path: PathBuf,
+        /// ONNX Runtime's error.
         #[source]
         source: RuntimeError,
     },
+    /// The model file cannot be prepared for loading (e.g. opening the batch axis of a DeepFilterNet3 graph
+    /// failed).
     #[error("{path}: cannot load as ONNX: {reason}")]
-    Invalid { path: PathBuf, reason: String },
+    Invalid {
+        /// The model file.
+        path: PathBuf,
+        /// Why it could not be prepared.
+        reason: String,
+    },
+    /// The model loads, but its inputs, outputs or sample rate do not fit the manifest's adapter.
     #[error("{path}: does not fit the {adapter:?} adapter: expected {expected}, found {found}")]
-    Mismatch { path: PathBuf, adapter: AdapterKind, expected: String, found: String },
+    Mismatch {
+        /// The model file.
+        path: PathBuf,
+        /// The adapter it was checked against.
+        adapter: AdapterKind,
+        /// What the adapter needs.
+        expected: String,
+        /// What the model has.
+        found: String,
+    },
 }
 
+/// Why an enhancement run failed.
 #[derive(Debug, thiserror::Error)]
 pub enum InferenceError {
     /// An allocation failed: recoverable by freeing memory (see `recovery`).
     #[error("out of memory: {0}")]
     OutOfMemory(String),
+    /// Any other ONNX Runtime error (allocation failures become `OutOfMemory`).
     #[error("ONNX Runtime: {0}")]
     Ort(ort::Error),
+    /// The model's outputs (or a batch's windows) are not the shape or number the adapter expects.
     #[error("model output has an unexpected shape: {0}")]
     Shape(String),
     /// A setting the model does not have (e.g. DeepFilterNet's post-filter asked of another model).
@@ -102,6 +153,7 @@ pub enum InferenceError {
 }
 
 impl InferenceError {
+    /// Whether this is a failed allocation, which recovery can retry with less memory.
     pub fn is_out_of_memory(&self) -> bool {
         matches!(self, Self::OutOfMemory(_))
     }
