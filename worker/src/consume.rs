@@ -29,24 +29,38 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, info, info_span, warn};
 
+/// Why a worker stopped with an error.
 #[derive(Debug, thiserror::Error)]
 pub enum WorkerError {
+    /// Postgres could not be reached or migrated at start-up.
     #[error(transparent)]
     Db(#[from] DbError),
+    /// A query failed in a way a reconnect does not fix.
     #[error("database: {0}")]
     Sql(#[from] sqlx::Error),
+    /// RabbitMQ refused the topology or a channel operation.
     #[error(transparent)]
     Mq(#[from] MqError),
+    /// ONNX Runtime could not be loaded or configured.
     #[error(transparent)]
     Runtime(#[from] RuntimeError),
+    /// The model given at start-up could not be loaded.
     #[error("model check at start-up failed: {0}")]
     Startup(SceneFailure),
+    /// The inference thread died.
     #[error(transparent)]
     Thread(#[from] ThreadGone),
+    /// The inference thread could not be started.
     #[error("cannot start the inference thread: {0}")]
     Spawn(#[from] std::io::Error),
+    /// The broker stayed unreachable for every reconnection attempt.
     #[error("giving up after {attempts} failed connections to the broker; last error: {last}")]
-    Reconnect { attempts: u32, last: String },
+    Reconnect {
+        /// Connections tried in a row.
+        attempts: u32,
+        /// The last connection error.
+        last: String,
+    },
 }
 
 impl From<lapin::Error> for WorkerError {
@@ -58,8 +72,11 @@ impl From<lapin::Error> for WorkerError {
 /// What a worker did before it stopped.
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct WorkerReport {
+    /// Jobs completed (every scene with a terminal state).
     pub jobs_done: u64,
+    /// Scenes enhanced and recorded.
     pub scenes_succeeded: u64,
+    /// Scenes recorded as failed, with their cause.
     pub scenes_failed: u64,
     /// Out-of-memory errors met (and recovered from, unless the scene failed).
     pub ooms: u64,
@@ -67,7 +84,9 @@ pub struct WorkerReport {
     pub scenes_recovered: u64,
     /// Deliveries of jobs that were already finished or held by another worker.
     pub duplicates: u64,
+    /// Sessions (or isolated child processes) created.
     pub sessions_created: u64,
+    /// Time spent creating them.
     pub session_create_time: Duration,
 }
 
