@@ -95,7 +95,8 @@ fn long_scenes_run_in_windows_that_agree_with_the_whole_clip() {
             fixed_windows: None,
         };
         let mut runner = inference::runner(&options, SessionPolicy::PerJob, None).unwrap();
-        let task = SceneTask { source: source.clone(), start_s: 0.0, end_s: 75.0, output: dir.join(name) };
+        let task =
+            SceneTask { source: source.clone(), start_s: 0.0, end_s: 75.0, output: dir.join(name), decoder: None };
         let out = runner.scene("deepfilternet3", &task).unwrap();
         let (y, _) = read_span_mono(&dir.join(name), 0.0, 75.0).unwrap();
         (out, y)
@@ -152,6 +153,7 @@ fn fixed_window_batches_match_per_scene_processing() {
                 start_s,
                 end_s,
                 output: dir.join(format!("{tag}-{i}.wav")),
+                decoder: None,
             })
             .collect();
         let results = runner.scenes("deepfilternet3", &tasks);

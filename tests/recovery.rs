@@ -29,7 +29,13 @@ impl Fixture {
     }
 
     fn task(&self, i: usize, start_s: f64, end_s: f64) -> SceneTask {
-        SceneTask { source: self.source.clone(), start_s, end_s, output: self.dir.join(format!("out-{i}.wav")) }
+        SceneTask {
+            source: self.source.clone(),
+            start_s,
+            end_s,
+            output: self.dir.join(format!("out-{i}.wav")),
+            decoder: None,
+        }
     }
 }
 
@@ -184,7 +190,13 @@ fn outputs_lose_their_rumble_and_reach_the_loudness_asked_for() {
         .map(|(i, &v)| v + 0.2 * (2.0 * std::f32::consts::PI * 25.0 * i as f32 / 48_000.0).sin())
         .collect();
     write_wav(&source, &with_rumble, 48_000, 1);
-    let task = |name: &str| SceneTask { source: source.clone(), start_s: 0.0, end_s: 6.0, output: dir.join(name) };
+    let task = |name: &str| SceneTask {
+        source: source.clone(),
+        start_s: 0.0,
+        end_s: 6.0,
+        output: dir.join(name),
+        decoder: None,
+    };
     let read = |name: &str| -> Vec<f32> {
         let (x, _) = scenequeue_audio::decode::read_span_mono(&dir.join(name), 0.0, 6.0).unwrap();
         x
@@ -215,8 +227,13 @@ fn outputs_lose_their_rumble_and_reach_the_loudness_asked_for() {
 #[test]
 fn long_scenes_can_run_in_bounded_crossfaded_windows_without_clicks() {
     let f = Fixture::new("long", 180.0);
-    let task =
-        |name: &str| SceneTask { source: f.source.clone(), start_s: 0.0, end_s: 180.0, output: f.dir.join(name) };
+    let task = |name: &str| SceneTask {
+        source: f.source.clone(),
+        start_s: 0.0,
+        end_s: 180.0,
+        output: f.dir.join(name),
+        decoder: None,
+    };
     let read = |name: &str| -> Vec<f32> {
         let (x, _) = scenequeue_audio::decode::read_span_mono(&f.dir.join(name), 0.0, 180.0).unwrap();
         x

@@ -174,6 +174,7 @@ fn run_policy(
                 start_s: spans[s].0,
                 end_s: spans[s].1,
                 output: args.out.join(format!("scene-{s}.wav")),
+                decoder: None,
             })
             .collect();
         let mut results = runner.scenes(&args.model, &tasks).into_iter();

@@ -311,6 +311,7 @@ struct SceneRow {
     start_s: f64,
     end_s: f64,
     path: String,
+    decoder: Option<String>,
 }
 
 async fn run_job(
@@ -324,7 +325,8 @@ async fn run_job(
         sqlx::query_as("SELECT model, output_dir FROM batches WHERE id = $1").bind(batch).fetch_one(ctx.pool).await?;
     // Scenes finished by an earlier attempt keep their outcome.
     let scenes: Vec<SceneRow> = sqlx::query_as(
-        "SELECT s.id, s.media_id, s.idx, s.start_s, s.end_s, m.path FROM scenes s JOIN media m ON m.id = s.media_id
+        "SELECT s.id, s.media_id, s.idx, s.start_s, s.end_s, m.path, m.decoder
+         FROM scenes s JOIN media m ON m.id = s.media_id
          WHERE s.job_id = $1 AND s.state NOT IN ('succeeded', 'failed') ORDER BY m.path, s.idx",
     )
     .bind(job)
@@ -359,6 +361,7 @@ async fn run_job(
                     source,
                     start_s: scene.start_s,
                     end_s: scene.end_s,
+                    decoder: scene.decoder.as_deref().and_then(|d| d.parse().ok()),
                 }
             })
             .collect();
