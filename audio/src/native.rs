@@ -17,6 +17,8 @@ use symphonia::core::units::{Time, TimeBase};
 
 /// More packets than this failing to decode in one recording means the file is damaged, not merely glitched.
 const MAX_BAD_PACKETS: usize = 16;
+/// How far before a span a seek lands, seconds.
+pub(crate) const SEEK_PREROLL_S: f64 = 0.5;
 /// Sample rates accepted from headers; anything else is a corrupt or hostile header.
 pub(crate) const RATES: std::ops::RangeInclusive<u32> = 1_000..=768_000;
 
@@ -79,8 +81,9 @@ pub(crate) fn container(path: &Path) -> String {
 pub(crate) enum Refusal {
     /// The container is readable but symphonia has no decoder for its codec (named): another route may.
     Codec(String),
-    /// The container is not one symphonia knows: another route may know it.
-    Container,
+    /// The container is not one symphonia knows (with the reason, when probing failed otherwise): another route
+    /// may know it.
+    Container(Option<String>),
     /// The container holds no track in a codec symphonia knows (or no audio at all).
     NoTrack,
     /// Anything else: the file itself is at fault.
@@ -101,7 +104,20 @@ pub(crate) struct Native {
     mono: Vec<f32>,
     /// Position of the next decoded frame; None right after a seek, until a packet's timestamp says.
     position: Option<u64>,
+    /// Frames by which packet timestamps run ahead of the audio after a seek: Opus's pre-skip, which the
+    /// decoder drops from the start of the stream but the timestamps of later packets still count.
+    seek_shift: u64,
     bad: usize,
+}
+
+/// The pre-skip of an Opus stream, from its identification header (`OpusHead`, in Ogg and in Matroska's
+/// CodecPrivate), in samples at 48 kHz.
+fn opus_pre_skip(params: &symphonia::core::codecs::CodecParameters) -> Option<u16> {
+    if params.codec != symphonia::core::codecs::CODEC_TYPE_OPUS {
+        return None;
+    }
+    let head = params.extra_data.as_deref()?;
+    (head.len() >= 12 && head.starts_with(b"OpusHead")).then(|| u16::from_le_bytes([head[10], head[11]]))
 }
 
 fn seconds(tb: TimeBase, ts: u64) -> f64 {
@@ -122,8 +138,9 @@ impl Native {
         let probed = symphonia::default::get_probe()
             .format(&hint, stream, &options, &MetadataOptions::default())
             .map_err(|e| match e {
-                SymError::Unsupported(_) => Refusal::Container,
-                other => unreadable(other.to_string()),
+                SymError::Unsupported(_) => Refusal::Container(None),
+                // A container symphonia does not know may send its probe to the end of the file.
+                other => Refusal::Container(Some(other.to_string())),
             })?;
         let format = probed.format;
         let Some(track) = format.tracks().iter().find(|t| t.codec_params.codec != CODEC_TYPE_NULL) else {
@@ -161,6 +178,7 @@ impl Native {
             buffer: None,
             mono: Vec::new(),
             position: Some(0),
+            seek_shift: opus_pre_skip(&params).map_or(0, |n| u64::from(n) * u64::from(sample_rate) / 48_000),
             bad: 0,
         })
     }
@@ -174,7 +192,10 @@ impl Native {
     /// Seeks to just before `start_s`; the position is then taken from the next packet's timestamp. False when
     /// the container cannot seek (the stream is then where it was).
     pub(crate) fn seek(&mut self, start_s: f64) -> bool {
-        let to = SeekTo::Time { time: Time::from(start_s.max(0.0)), track_id: Some(self.track) };
+        // Some demuxers land on the first packet at or after the time asked (Matroska), and some codecs need a
+        // packet or two before the span to warm up: ask for a little earlier and decode forward from there.
+        let time = Time::from((start_s - SEEK_PREROLL_S).max(0.0));
+        let to = SeekTo::Time { time, track_id: Some(self.track) };
         if self.format.seek(SeekMode::Accurate, to).is_err() {
             return false;
         }
@@ -216,18 +237,23 @@ impl Native {
             }
             let Some(buf) = self.buffer.as_mut() else { continue };
             buf.copy_interleaved_ref(decoded);
-            let sr = f64::from(self.sample_rate);
-            let time_base = self.time_base;
-            let at = *self.position.get_or_insert_with(|| match time_base {
-                Some(tb) => (seconds(tb, packet.ts()) * sr).round() as u64,
-                None => packet.ts(),
-            });
             self.mono.clear();
             self.mono.extend(buf.samples().chunks_exact(channels).map(|f| f.iter().sum::<f32>() / channels as f32));
-            self.position = Some(at + self.mono.len() as u64);
+            // A packet that only primes the decoder (the first after a seek, for Vorbis) does not fix the position.
             if self.mono.is_empty() {
                 continue;
             }
+            let sr = f64::from(self.sample_rate);
+            let time_base = self.time_base;
+            let shift = self.seek_shift;
+            let at = *self.position.get_or_insert_with(|| {
+                let ts = match time_base {
+                    Some(tb) => (seconds(tb, packet.ts()) * sr).round() as u64,
+                    None => packet.ts(),
+                };
+                ts.saturating_sub(shift)
+            });
+            self.position = Some(at + self.mono.len() as u64);
             return Ok(Some((at, &self.mono)));
         }
     }

@@ -8,7 +8,7 @@
 use crate::AudioError;
 use crate::ffmpeg::{self, FfmpegStream, ProbeError, StreamInfo};
 use crate::hashing::{FileHash, HashingFile};
-use crate::native::{Native, Refusal, codec_by_extension, container};
+use crate::native::{Native, Refusal, SEEK_PREROLL_S, codec_by_extension, container};
 use serde::{Deserialize, Serialize};
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -128,6 +128,9 @@ impl Stream {
                 Err(unsupported(path, format!("{codec} audio in a {ext} container is not supported (ffmpeg: {e})")))
             }
             (Err(_), None, Refusal::NoTrack) => Err(unsupported(path, format!("{ext} has no audio track"))),
+            (Err(_), _, Refusal::Container(Some(reason))) => {
+                Err(AudioError::Unreadable { path: path.to_path_buf(), reason })
+            }
             (Err(_), _, _) => Err(unsupported(path, not_recognised())),
         }
     }
@@ -176,8 +179,9 @@ impl Stream {
         match self {
             Self::Native(n) => Ok(n.seek(start as f64 / rate)),
             Self::Ffmpeg(f) => {
+                // From a little earlier, so the codec's overlap is warm at the span (as on the Rust route).
                 let info: StreamInfo = f.info.clone();
-                *f = FfmpegStream::start(path, info, start)?;
+                *f = FfmpegStream::start(path, info, start.saturating_sub((rate * SEEK_PREROLL_S) as u64))?;
                 Ok(true)
             }
         }
