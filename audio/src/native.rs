@@ -183,12 +183,6 @@ impl Native {
         })
     }
 
-    /// Whether packet timestamps count samples, so a position after a seek is exact. Matroska counts
-    /// milliseconds: a position there is exact to the millisecond it was rounded to.
-    pub(crate) fn sample_exact(&self) -> bool {
-        self.time_base.is_none_or(|tb| tb.numer == 1 && tb.denom == self.sample_rate)
-    }
-
     /// Seeks to just before `start_s`; the position is then taken from the next packet's timestamp. False when
     /// the container cannot seek (the stream is then where it was).
     pub(crate) fn seek(&mut self, start_s: f64) -> bool {
