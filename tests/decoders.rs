@@ -102,19 +102,17 @@ fn delay(original: &[f32], decoded: &[f32], start: usize, max: usize) -> (i64, f
 }
 
 /// The delays (in samples at 48 kHz) accepted per format, as documented in docs/SCHEDULING.md. Containers that
-/// record the encoder delay (MP3's LAME header, Opus's pre-skip, Vorbis) line up exactly. AAC in MP4 keeps its
-/// 1024 samples of encoder priming (symphonia does not apply the edit list). ffmpeg leaves AC-3's and E-AC-3's
-/// 256-sample decoder delay in, and WMA comes out 2048 samples early, its seeks landing within 2048. Matroska
-/// counts milliseconds, so after a seek a position there is within 1 ms (48 samples).
+/// record the encoder delay (MP3's LAME header, Opus's pre-skip, Vorbis) line up exactly, Matroska included.
+/// AAC in MP4 keeps its 1024 samples of encoder priming (symphonia does not apply the edit list). ffmpeg leaves
+/// AC-3's and E-AC-3's 256-sample decoder delay in, and WMA comes out 2048 samples early, its seeks landing
+/// within 2048.
 fn accepted(name: &str) -> std::ops::RangeInclusive<i64> {
-    let matroska = if name.ends_with(".mkv") || name.ends_with(".webm") { 48 } else { 0 };
-    let (low, high) = match name {
-        "a.m4a" => (1024, 1024),
-        "a.ac3" | "eac3.mkv" => (256, 256),
-        "a.wma" => (-2048, 2048),
-        _ => (0, 0),
-    };
-    low - matroska..=high + matroska
+    match name {
+        "a.m4a" => 1024..=1024,
+        "a.ac3" | "eac3.mkv" => 256..=256,
+        "a.wma" => -2048..=2048,
+        _ => 0..=0,
+    }
 }
 
 #[test]
@@ -138,8 +136,7 @@ fn every_format_decodes_in_line_with_the_wav_original() {
             assert_eq!((got.len(), rate), (120_000, RATE), "{name}");
             let (d, corr) = delay(&original, &got, at, 2400);
             let line = format!("{name} {how}: delay {d} samples, correlation {corr:.3}");
-            let exact = lossless && !(how == "seeked" && name.ends_with(".mkv"));
-            let in_line = if exact {
+            let in_line = if lossless {
                 scenequeue_audio::level::snr_db(&original[at..at + got.len()], &got) > 60.0
             } else {
                 corr > 0.9 && accepted(name).contains(&d)

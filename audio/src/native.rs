@@ -7,7 +7,10 @@ use crate::AudioError;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use symphonia::core::audio::SampleBuffer;
-use symphonia::core::codecs::{CODEC_TYPE_NULL, CodecRegistry, CodecType, Decoder, DecoderOptions};
+use symphonia::core::codecs::{
+    CODEC_TYPE_AAC, CODEC_TYPE_FLAC, CODEC_TYPE_NULL, CODEC_TYPE_OPUS, CodecRegistry, CodecType, Decoder,
+    DecoderOptions,
+};
 use symphonia::core::errors::Error as SymError;
 use symphonia::core::formats::{FormatOptions, FormatReader, SeekMode, SeekTo};
 use symphonia::core::io::{MediaSource, MediaSourceStream};
@@ -107,6 +110,11 @@ pub(crate) struct Native {
     /// Frames by which packet timestamps run ahead of the audio after a seek: Opus's pre-skip, which the
     /// decoder drops from the start of the stream but the timestamps of later packets still count.
     seek_shift: u64,
+    /// Whether a position taken from a timestamp is snapped to the grid of the codec's fixed packet length:
+    /// for codecs whose packets all hold the same number of frames (FLAC as muxed by common tools, AAC, Opus)
+    /// in a container whose timestamps are coarser than a sample (Matroska's milliseconds).
+    snap: bool,
+    decoded_any: bool,
     bad: usize,
 }
 
@@ -179,6 +187,9 @@ impl Native {
             mono: Vec::new(),
             position: Some(0),
             seek_shift: opus_pre_skip(&params).map_or(0, |n| u64::from(n) * u64::from(sample_rate) / 48_000),
+            snap: params.time_base.is_some_and(|tb| tb.numer != 1 || tb.denom != sample_rate)
+                && [CODEC_TYPE_FLAC, CODEC_TYPE_AAC, CODEC_TYPE_OPUS].contains(&params.codec),
+            decoded_any: false,
             bad: 0,
         })
     }
@@ -190,6 +201,11 @@ impl Native {
         // packet or two before the span to warm up: ask for a little earlier and decode forward from there.
         let time = Time::from((start_s - SEEK_PREROLL_S).max(0.0));
         let to = SeekTo::Time { time, track_id: Some(self.track) };
+        // The Opus decoder drops its pre-skip from the first packet it ever decodes: let that be the stream's
+        // first, not the first after the seek.
+        if !self.decoded_any && self.next_chunk().is_err() {
+            return false;
+        }
         if self.format.seek(SeekMode::Accurate, to).is_err() {
             return false;
         }
@@ -239,12 +255,16 @@ impl Native {
             }
             let sr = f64::from(self.sample_rate);
             let time_base = self.time_base;
-            let shift = self.seek_shift;
+            let (shift, frames, snap) = (self.seek_shift, self.mono.len() as u64, self.snap);
+            self.decoded_any = true;
             let at = *self.position.get_or_insert_with(|| {
                 let ts = match time_base {
                     Some(tb) => (seconds(tb, packet.ts()) * sr).round() as u64,
                     None => packet.ts(),
                 };
+                // Millisecond timestamps (Matroska) of a codec whose packets all hold the same number of frames:
+                // the packet starts on that grid, so the nearest point of it is exact.
+                let ts = if snap && frames > 0 { (ts as f64 / frames as f64).round() as u64 * frames } else { ts };
                 ts.saturating_sub(shift)
             });
             self.position = Some(at + self.mono.len() as u64);

@@ -1,7 +1,8 @@
 //! Reading many spans of one recording in a single forward pass. A worker reads a job's scenes in source order;
 //! [`SpanReader`] keeps the recording open between them, so each scene continues the decoding where the last one
 //! stopped instead of opening and seeking (or, worse, decoding from the start) again. Gaps between spans longer
-//! than [`SEEK_GAP_S`] are skipped by seeking; shorter ones are decoded through. The cost of a job is therefore
+//! than [`SEEK_GAP_S`] ([`SEEK_GAP_FFMPEG_S`] through ffmpeg) are skipped by seeking; shorter ones are decoded
+//! through. The cost of a job is therefore
 //! linear in the audio it covers, whatever the container.
 //!
 //! Positions come from the stream: after a seek, from the timestamp of the first packet (exact where the
@@ -12,8 +13,10 @@ use crate::AudioError;
 use crate::stream::{Decoder, FileId, Stream};
 use std::path::Path;
 
-/// A gap between two spans longer than this is skipped by seeking rather than decoded through, seconds.
-pub const SEEK_GAP_S: f64 = 20.0;
+/// A gap between two spans longer than this is skipped by seeking rather than decoded through, seconds: in
+/// process a seek costs half a second of preroll; through ffmpeg it costs a new ffmpeg process.
+pub const SEEK_GAP_S: f64 = 1.0;
+pub const SEEK_GAP_FFMPEG_S: f64 = 30.0;
 
 struct Open {
     id: FileId,
@@ -100,7 +103,8 @@ impl SpanReader {
             return Err(out_of_range());
         }
         // Behind the span already, or far before it: seek (reopening when the stream cannot seek back).
-        let gap = (SEEK_GAP_S * sr) as u64;
+        let gap_s = if open.stream.decoder() == Decoder::Ffmpeg { SEEK_GAP_FFMPEG_S } else { SEEK_GAP_S };
+        let gap = (gap_s * sr) as u64;
         let behind = open.cursor().is_none_or(|c| c > start);
         if behind || open.cursor().is_some_and(|c| start - c > gap) {
             let seeked = start > 0 && open.stream.seek(path, start)?;

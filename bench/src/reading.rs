@@ -3,7 +3,9 @@
 //! MP4 and FLAC in Matroska; its scenes are packed into jobs by the scheduler's packer, and each job's scenes are
 //! read in source order exactly as the worker reads them (one `SpanReader` per job, resampled to the model's 48
 //! kHz). Reported per format: seconds of reading and the ratio to WAV in the same run. With `--per-scene`, each
-//! scene is also read on its own (open, seek, read), the way spans were read before the forward pass.
+//! scene is also read on its own (open, seek, read), the way spans were read before the forward pass. With
+//! `--model`, the whole worker path runs too (the worker's inference runner on the CPU: read, resample,
+//! enhance, post-process, write), job by job, and its time is reported as a ratio to WAV as well.
 
 use anyhow::{Context, bail};
 use scenequeue_audio::decode::read_span_mono;
@@ -27,6 +29,14 @@ pub struct Args {
     /// Also read every scene on its own, as before the forward pass (slow for long recordings).
     #[arg(long)]
     per_scene: bool,
+    /// Also run the worker's whole path with this model on the CPU (e.g. nsnet2-16k).
+    #[arg(long)]
+    model: Option<String>,
+    /// Run the worker's whole path only for recordings up to this many minutes.
+    #[arg(long, default_value_t = 20)]
+    model_max_minutes: usize,
+    #[command(flatten)]
+    files: crate::ModelFiles,
 }
 
 const RATE: u32 = 44_100;
@@ -109,6 +119,52 @@ fn read_jobs(path: &Path, spans: &[(f64, f64)], jobs: &[Vec<usize>]) -> anyhow::
     Ok((started.elapsed().as_secs_f64(), samples))
 }
 
+/// Runs every job through the worker's inference runner (a fresh session per job, as a worker does); returns the
+/// seconds spent.
+fn enhance_jobs(
+    args: &Args,
+    model: &str,
+    path: &Path,
+    spans: &[(f64, f64)],
+    jobs: &[Vec<usize>],
+) -> anyhow::Result<f64> {
+    use scenequeue_worker::inference::{InferenceOptions, runner};
+    use scenequeue_worker::runtime::{Device, RuntimeOptions};
+    let options = InferenceOptions {
+        runtime: RuntimeOptions::new(args.files.ort_library.clone(), Device::Cpu, 1),
+        model_dir: args.files.model_dir.clone(),
+        recovery: Default::default(),
+        faults: Default::default(),
+        post: Default::default(),
+        output_format: Default::default(),
+        fixed_windows: None,
+    };
+    let out = args.dir.join("out");
+    std::fs::create_dir_all(&out)?;
+    let mut runner = runner(&options, scenequeue_worker::sessions::SessionPolicy::PerJob, None)?;
+    runner.warm(model).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let started = Instant::now();
+    for job in jobs {
+        let tasks: Vec<scenequeue_worker::scene::SceneTask> = job
+            .iter()
+            .map(|&i| scenequeue_worker::scene::SceneTask {
+                source: path.to_path_buf(),
+                start_s: spans[i].0,
+                end_s: spans[i].1,
+                output: out.join(format!("scene-{i}.wav")),
+                decoder: None,
+            })
+            .collect();
+        for result in runner.scenes(model, &tasks) {
+            result.map_err(|e| anyhow::anyhow!("{e}"))?;
+        }
+        runner.job_done();
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    std::fs::remove_dir_all(&out)?;
+    Ok(seconds)
+}
+
 fn read_each(path: &Path, spans: &[(f64, f64)]) -> anyhow::Result<f64> {
     let started = Instant::now();
     for &(start, end) in spans {
@@ -129,12 +185,17 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         let spans = scenes(minutes as f64 * 60.0);
         let jobs = jobs(&spans, args.job_seconds);
         println!("{minutes} min, {} scenes in {} jobs of up to {} s:", spans.len(), jobs.len(), args.job_seconds);
-        println!(
-            "| format | reading, s | x WAV | times real time |{}",
-            if args.per_scene { " per scene, s |" } else { "" }
+        let model = args.model.as_deref().filter(|_| minutes <= args.model_max_minutes);
+        let per_scene_head = if args.per_scene { " each scene alone, s |" } else { "" };
+        let worker_head = if model.is_some() { " worker, s | worker x WAV |" } else { "" };
+        println!("| format | reading, s | x WAV | scene audio / s |{per_scene_head}{worker_head}");
+        let rule = format!(
+            "|---|---|---|---|{}{}",
+            if args.per_scene { "---|" } else { "" },
+            if model.is_some() { "---|---|" } else { "" }
         );
-        println!("|---|---|---|---|{}", if args.per_scene { "---|" } else { "" });
-        let mut wav_s = None;
+        println!("{rule}");
+        let (mut wav_s, mut wav_worker_s) = (None, None);
         for (name, codec) in FORMATS {
             let path = if codec.is_empty() { wav.clone() } else { args.dir.join(format!("{minutes}min.{name}")) };
             if !path.exists() {
@@ -143,8 +204,16 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
             let (seconds, samples) = read_jobs(&path, &spans, &jobs)?;
             let base = *wav_s.get_or_insert(seconds);
             let per_scene = if args.per_scene { format!(" {:.1} |", read_each(&path, &spans)?) } else { String::new() };
+            let worker = match model {
+                Some(model) => {
+                    let s = enhance_jobs(args, model, &path, &spans, &jobs)?;
+                    let base = *wav_worker_s.get_or_insert(s);
+                    format!(" {s:.1} | {:.2} |", s / base)
+                }
+                None => String::new(),
+            };
             println!(
-                "| {name} | {seconds:.1} | {:.2} | {:.0} |{per_scene}",
+                "| {name} | {seconds:.1} | {:.2} | {:.0} |{per_scene}{worker}",
                 seconds / base,
                 samples as f64 / f64::from(MODEL_RATE) / seconds
             );
