@@ -2,7 +2,7 @@
 //!
 //! # Layout
 //! - [`export`]: a batch's scene list (JSON) for downstream transcription.
-//! - [`ingest`]: find the recordings of a submission, decode them and cut them into scenes.
+//! - [`ingest`]: find the recordings of a submission, decode (and hash, in the same read) and cut them.
 //! - [`packing`]: group scenes into jobs by a duration budget (pure).
 //! - [`submit`]: persist a batch (media, scenes, jobs) and publish its jobs.
 //! - [`reaper`]: requeue jobs whose worker vanished, bury those out of attempts, finish batches.

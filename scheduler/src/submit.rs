@@ -4,7 +4,9 @@
 //! `packing`); every `CHUNK_SCENES` scenes the plan so far is committed and its jobs published, so memory stays
 //! flat however large the submission, and workers start while ingest goes on. Each recording is known by the
 //! hash of its bytes: one already split for the same model (in any batch) is skipped, so submitting the same
-//! files again after a crash picks up where the first submission stopped.
+//! files again after a crash picks up where the first submission stopped. A new file is hashed while it is
+//! decoded (one read); a path already split for the model is hashed first, so a duplicate is never decoded.
+//! Each recording stores which decoder read it, for the workers.
 
 use crate::SchedulerError;
 use crate::ingest::{CutRecording, collect_inputs, content_hash, cut, cut_and_hash};

@@ -12,8 +12,8 @@
 //! - [`batching`]: fixed-shape window batching across the scenes of a job (optional).
 //! - [`faults`]: injected out-of-memory errors, for testing recovery without a GPU.
 //! - [`memory`]: GPU (NVML) and process memory telemetry.
-//! - [`scene`]: one scene (or a group, when batching) end to end: read, resample, enhance, write, measure
-//!   (blocking).
+//! - [`scene`]: one scene (or a group, when batching) end to end: read (a job's scenes of a recording in one
+//!   forward pass, with the decoder the submission used), resample, enhance, write, measure (blocking).
 //! - [`paths`]: output file names derived from ids and sanitized names.
 //! - [`vad`]: the Silero voice-activity detector the scheduler can cut scenes with.
 //! - [`consume`]: the consume loop, job leases and acks.
