@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
 
-apt_install espeak-ng sox ca-certificates gcc libc6-dev pkg-config
+apt_install espeak-ng sox ca-certificates gcc libc6-dev pkg-config libopus-dev
 need_cargo
 scripts/services.sh
 scripts/fetch-models.sh

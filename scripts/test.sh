@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 . scripts/lib.sh
 
 # ffmpeg and sox's MP3 support make the format fixtures (AAC, Matroska, WebM/Opus, MP3).
-apt_install espeak-ng sox libsox-fmt-mp3 ffmpeg ca-certificates gcc libc6-dev pkg-config
+apt_install espeak-ng sox libsox-fmt-mp3 ffmpeg ca-certificates gcc libc6-dev pkg-config libopus-dev
 need_cargo
 scripts/services.sh
 scripts/fetch-models.sh

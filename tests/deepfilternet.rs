@@ -102,6 +102,7 @@ fn long_scenes_run_in_windows_that_agree_with_the_whole_clip() {
             end_s: 75.0,
             output: dir.join(name),
             tuning: Default::default(),
+            decoder: None,
         };
         let out = runner.scene("deepfilternet3", &task).unwrap();
         let (y, _) = read_span_mono(&dir.join(name), 0.0, 75.0).unwrap();
@@ -161,6 +162,7 @@ fn fixed_window_batches_match_per_scene_processing() {
                 end_s,
                 output: dir.join(format!("{tag}-{i}.wav")),
                 tuning: Default::default(),
+                decoder: None,
             })
             .collect();
         let results = runner.scenes("deepfilternet3", &tasks);
@@ -224,7 +226,8 @@ fn run_scene(
         false => (SessionPolicy::PerJob, None),
     };
     let mut runner = inference::runner(&options, policy, child).unwrap();
-    let task = SceneTask { source: source.to_path_buf(), start_s: 0.0, end_s, output: output.clone(), tuning };
+    let task =
+        SceneTask { source: source.to_path_buf(), start_s: 0.0, end_s, output: output.clone(), tuning, decoder: None };
     runner.scene(model, &task).map_err(|e| e.to_string())?;
     Ok(read_span_mono(&output, 0.0, end_s).unwrap().0)
 }

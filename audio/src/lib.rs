@@ -5,6 +5,11 @@
 //! # Layout
 //! - [`check`]: checks on an enhanced scene (non-finite samples, silence, speech-band collapse).
 //! - [`decode`]: probe a recording (any common container and codec), stream its frame energies, read a span.
+//! - [`stream`]: which decoder reads a recording (Rust or ffmpeg), and an opened recording on either route.
+//! - [`native`]: the Rust route: symphonia, and Opus through libopus.
+//! - [`ffmpeg`]: the ffmpeg route, for codecs no Rust decoder covers, through a pipe.
+//! - [`spans`]: many spans of one recording in a single forward pass (the worker's reader).
+//! - [`hashing`]: hashing a file with the bytes the decoder reads, so a submission reads it once.
 //! - [`dsp`]: the post-processing chain: rumble high-pass, loudness normalisation, clipping protection.
 //! - [`encode`]: write a scene as WAV, atomically.
 //! - [`scenes`]: the energy-based scene splitter.
@@ -18,10 +23,15 @@ pub mod check;
 pub mod decode;
 pub mod dsp;
 pub mod encode;
+pub mod ffmpeg;
+pub mod hashing;
 pub mod level;
+pub(crate) mod native;
 pub mod resample;
 pub mod scenes;
+pub mod spans;
 pub mod stft;
+pub mod stream;
 pub mod vad;
 pub mod windows;
 

@@ -4,7 +4,8 @@
 //! for recordings of any length.
 
 use crate::AudioError;
-use crate::decode::{AudioInfo, for_each_chunk};
+use crate::decode::{AudioInfo, for_each_chunk_hashed};
+use crate::hashing::FileHash;
 use crate::resample::StreamResampler;
 use crate::scenes::{Span, SplitParams, split_silent};
 use std::path::Path;
@@ -52,11 +53,17 @@ pub fn silence_from_probs(probs: &[f32], h: Hysteresis) -> Vec<bool> {
 }
 
 /// Decodes `path` as a stream through `detector`; returns what the recording holds and its silence per frame.
-pub fn detect(path: &Path, detector: &dyn SpeechDetector, h: Hysteresis) -> Result<(AudioInfo, Vec<bool>), AudioError> {
+/// With `hash`, the bytes read extend it.
+pub fn detect(
+    path: &Path,
+    detector: &dyn SpeechDetector,
+    h: Hysteresis,
+    hash: Option<&FileHash>,
+) -> Result<(AudioInfo, Vec<bool>), AudioError> {
     let mut stream = detector.stream();
     let mut resampler: Option<StreamResampler> = None;
     let mut probs = Vec::new();
-    let info = for_each_chunk(path, 1 << 15, |chunk, rate| {
+    let info = for_each_chunk_hashed(path, 1 << 15, hash, |chunk, rate| {
         let rs = match resampler.as_mut() {
             Some(rs) => rs,
             None => resampler.insert(StreamResampler::new(rate, detector.sample_rate()).map_err(|e| e.to_string())?),
@@ -74,13 +81,14 @@ pub fn detect(path: &Path, detector: &dyn SpeechDetector, h: Hysteresis) -> Resu
     Ok((info, silence_from_probs(&probs, h)))
 }
 
-/// Cuts a recording into scenes with `detector` deciding what is speech.
+/// Cuts a recording into scenes with `detector` deciding what is speech; with `hash`, the bytes read extend it.
 pub fn split_with(
     path: &Path,
     detector: &dyn SpeechDetector,
     p: &SplitParams,
+    hash: Option<&FileHash>,
 ) -> Result<(AudioInfo, Vec<Span>), AudioError> {
-    let (info, silent) = detect(path, detector, Hysteresis::default())?;
+    let (info, silent) = detect(path, detector, Hysteresis::default(), hash)?;
     Ok((info, split_silent(&silent, detector.frame_s(), info.duration_s(), p)))
 }
 

@@ -8,10 +8,15 @@
 //! `adapters` measures each model's real-time factor with its ONNX Runtime / DSP split.
 //! `plan` measures plan + persist + publish throughput for a synthetic backlog on the real services.
 //! `transcription` measures what enhancement does to a recogniser's word error rate, per chain of settings.
+//! `reading` measures a worker's reading of its scenes per container (WAV, FLAC, MP3, AAC/MP4, Matroska) for
+//! long recordings with hundreds of scenes, as a ratio to WAV.
+//! `ingest` measures a submission's decoding and hashing of a tree of recordings, and the bytes it reads.
 
 mod adapters;
 mod corpus;
+mod ingest;
 mod plan;
+mod reading;
 mod sessions;
 mod synth;
 mod transcription;
@@ -38,6 +43,10 @@ enum Command {
     Plan(plan::Args),
     /// Word error rate of a recogniser on clean, noisy and enhanced speech, per noise, SNR and chain.
     Transcription(transcription::Args),
+    /// A worker's reading of its scenes per container, for long recordings, as a ratio to WAV.
+    Reading(reading::Args),
+    /// A submission's decoding and hashing of a tree of recordings: time and bytes read per byte of input.
+    Ingest(ingest::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -47,5 +56,7 @@ fn main() -> anyhow::Result<()> {
         Command::Adapters(args) => adapters::run(&args),
         Command::Transcription(args) => transcription::run(&args),
         Command::Plan(args) => tokio::runtime::Runtime::new()?.block_on(plan::run(&args)),
+        Command::Reading(args) => reading::run(&args),
+        Command::Ingest(args) => ingest::run(&args),
     }
 }

@@ -51,7 +51,12 @@ fn backlog(scenes: usize, per: usize) -> impl Iterator<Item = (PathBuf, CutRecor
                 span
             })
             .collect();
-        let info = AudioInfo { sample_rate: 48_000, channels: 1, frames: ((t + 0.5) * 48_000.0) as u64 };
+        let info = AudioInfo {
+            sample_rate: 48_000,
+            channels: 1,
+            frames: ((t + 0.5) * 48_000.0) as u64,
+            decoder: Default::default(),
+        };
         (PathBuf::from(format!("/backlog/{:05}/recording-{r:07}.wav", r / 1000)), CutRecording { info, scenes: spans })
     })
 }

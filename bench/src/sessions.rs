@@ -176,6 +176,7 @@ fn run_policy(
                 end_s: spans[s].1,
                 output: args.out.join(format!("scene-{s}.wav")),
                 tuning: Default::default(),
+                decoder: None,
             })
             .collect();
         let mut results = runner.scenes(&args.model, &tasks).into_iter();

@@ -190,6 +190,7 @@ fn enhance(args: &Args, chain: &Chain, clips: &[Clip], clean: &[Vec<f32>], dir: 
                 end_s: info.duration_s(),
                 output: dir.join(format!("{}.wav", c.key())),
                 tuning,
+                decoder: None,
             })
         })
         .collect::<anyhow::Result<_>>()?;

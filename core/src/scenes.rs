@@ -34,6 +34,8 @@ pub struct PendingScene {
     pub end_s: f64,
     /// The recording's path.
     pub path: String,
+    /// The decoder the submission read the recording with (`symphonia`, `ffmpeg`; None before it was recorded).
+    pub decoder: Option<String>,
 }
 
 /// Reads what `job` (of `batch`) still has to do. Scenes finished by an earlier attempt keep their outcome.
@@ -41,7 +43,8 @@ pub async fn job_work(pool: &PgPool, job: JobId, batch: BatchId) -> Result<JobWo
     let (model, output_dir): (String, String) =
         sqlx::query_as("SELECT model, output_dir FROM batches WHERE id = $1").bind(batch).fetch_one(pool).await?;
     let scenes: Vec<PendingScene> = sqlx::query_as(
-        "SELECT s.id, s.media_id, s.idx, s.start_s, s.end_s, m.path FROM scenes s JOIN media m ON m.id = s.media_id
+        "SELECT s.id, s.media_id, s.idx, s.start_s, s.end_s, m.path, m.decoder
+         FROM scenes s JOIN media m ON m.id = s.media_id
          WHERE s.job_id = $1 AND s.state NOT IN ($2, $3) ORDER BY m.path, s.idx",
     )
     .bind(job)

@@ -2,7 +2,8 @@
 //! one yields an error for that recording alone.
 
 use crate::SchedulerError;
-use scenequeue_audio::decode::{AudioInfo, frame_energies_db};
+use scenequeue_audio::decode::{AudioInfo, frame_energies_hashed};
+use scenequeue_audio::hashing::FileHash;
 use scenequeue_audio::scenes::{Span, SplitParams, split};
 use scenequeue_audio::vad::{SpeechDetector, split_with};
 use std::collections::HashSet;
@@ -12,7 +13,8 @@ use std::path::{Path, PathBuf};
 /// be decoded. Files named explicitly are always tried, whatever their name.
 const MEDIA: &[&str] = &[
     "wav", "wave", "flac", "mp3", "ogg", "oga", "opus", "m4a", "m4b", "mp4", "mov", "aac", "mkv", "mka", "webm", "aif",
-    "aiff", "aifc", "caf", "wma", "ac3",
+    "aiff", "aifc", "caf", "wma", "asf", "wmv", "ac3", "eac3", "ec3", "dts", "amr", "mp2", "ape", "wv", "avi", "ts",
+    "mts", "m2ts", "vob", "mpg", "mpeg", "flv", "3gp",
 ];
 
 fn extension(path: &Path) -> Option<String> {
@@ -129,7 +131,8 @@ pub struct CutRecording {
     pub scenes: Vec<Span>,
 }
 
-/// BLAKE3 of the file's bytes, hex: how a recording is recognised when submitted again.
+/// BLAKE3 of the file's bytes, hex: how a recording is recognised when submitted again. Reads the file; a new
+/// recording is hashed while it is decoded instead ([`cut_hashed`]).
 pub fn content_hash(path: &Path) -> Result<String, String> {
     let mut file = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
     let mut hasher = blake3::Hasher::new();
@@ -140,10 +143,32 @@ pub fn content_hash(path: &Path) -> Result<String, String> {
 /// Decodes and cuts one recording, by energy or with a voice-activity `detector`. The error is the message
 /// stored for it.
 pub fn cut(path: &Path, params: &SplitParams, detector: Option<&dyn SpeechDetector>) -> Result<CutRecording, String> {
+    cut_hashed(path, params, detector, None)
+}
+
+/// Decodes, cuts and hashes one recording, reading it once: the hash (hex BLAKE3 of its bytes, `None` when the
+/// file cannot be read at all) and the cut or the message stored for it.
+pub fn cut_and_hash(
+    path: &Path,
+    params: &SplitParams,
+    detector: Option<&dyn SpeechDetector>,
+) -> (Option<String>, Result<CutRecording, String>) {
+    let hash = FileHash::new();
+    let cut = cut_hashed(path, params, detector, Some(&hash));
+    (hash.finish(path).ok(), cut)
+}
+
+/// [`cut`], extending `hash` with the bytes read.
+pub fn cut_hashed(
+    path: &Path,
+    params: &SplitParams,
+    detector: Option<&dyn SpeechDetector>,
+    hash: Option<&FileHash>,
+) -> Result<CutRecording, String> {
     let (info, scenes) = match detector {
-        Some(detector) => split_with(path, detector, params).map_err(|e| e.to_string())?,
+        Some(detector) => split_with(path, detector, params, hash).map_err(|e| e.to_string())?,
         None => {
-            let (info, energies) = frame_energies_db(path, params.frame_s).map_err(|e| e.to_string())?;
+            let (info, energies) = frame_energies_hashed(path, params.frame_s, hash).map_err(|e| e.to_string())?;
             (info, split(&energies, info.duration_s(), params))
         }
     };

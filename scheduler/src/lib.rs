@@ -5,7 +5,7 @@
 //!
 //! # Layout
 //! - `export`: a batch's scene list (JSON) for downstream transcription.
-//! - `ingest`: find the recordings of a submission, decode them and cut them into scenes.
+//! - `ingest`: find the recordings of a submission, decode (and hash, in the same read) and cut them.
 //! - [`manifest`]: JSON Lines and CSV manifests of the enhanced scenes, for transcription tools.
 //! - `packing`: group scenes into jobs by a duration budget (pure).
 //! - `submit`: persist a batch (media, scenes, jobs) and publish its jobs.
@@ -28,8 +28,8 @@ pub use submit::{Detector, MediaOutcome, MediaReport, SubmitReport, SubmitReques
 
 /// Planning steps below `submit`, for the integration tests and the benchmarks.
 pub mod testing {
-    pub use crate::ingest::{CutRecording, cut};
-    pub use crate::packing::{PackedJob, pack};
+    pub use crate::ingest::{CutRecording, Entry, collect_inputs, content_hash, cut, cut_and_hash};
+    pub use crate::packing::{PackedJob, Packer, pack};
     pub use crate::submit::store_cut_batch;
 }
 

@@ -4,10 +4,12 @@
 //! `packing`); every `CHUNK_SCENES` scenes the plan so far is committed and its jobs published, so memory stays
 //! flat however large the submission, and workers start while ingest goes on. Each recording is known by the
 //! hash of its bytes: one already split for the same model (in any batch) is skipped, so submitting the same
-//! files again after a crash picks up where the first submission stopped.
+//! files again after a crash picks up where the first submission stopped. A new file is hashed while it is
+//! decoded (one read); a path already split for the model is hashed first, so a duplicate is never decoded.
+//! Each recording stores which decoder read it, for the workers.
 
 use crate::SchedulerError;
-use crate::ingest::{CutRecording, Entry, collect_inputs, content_hash, cut};
+use crate::ingest::{CutRecording, Entry, collect_inputs, content_hash, cut, cut_and_hash};
 use crate::packing::{PackMode, PackedJob, Packer};
 use futures_util::{Stream, StreamExt, stream};
 use scenequeue_audio::scenes::{Span, SplitParams};
@@ -178,20 +180,60 @@ async fn examine(
             return Ok(Examined { path, hash: None, outcome });
         }
     };
+    let detect = move || detector.as_ref().map(|d| d.0.clone());
+    // A path already split for this model is probably the same recording submitted again: hash it first, so a
+    // duplicate costs one read and no decoding. Anything else is hashed while it is decoded: one read.
+    let known = skip_duplicates && path_known(&pool, &model, &path).await?;
+    if !known {
+        let (p, detector) = (path.clone(), detect());
+        let (hash, outcome) = match blocking(&path, move || Ok(cut_and_hash(&p, &split, detector.as_deref()))).await {
+            Ok(done) => done,
+            Err(crashed) => (None, Err(crashed)),
+        };
+        if let Some(hash) = &hash
+            && let Some(batch) = earlier_split(&pool, &model, hash, skip_duplicates).await?
+        {
+            return Ok(Examined { path, hash: Some(hash.clone()), outcome: Err(Rejected::Duplicate(batch)) });
+        }
+        return Ok(Examined { path, hash, outcome: outcome.map_err(Rejected::Failed) });
+    }
     let p = path.clone();
     let hash = match blocking(&path, move || content_hash(&p)).await {
         Ok(h) => h,
         Err(e) => return Ok(Examined { path, hash: None, outcome: Err(Rejected::Failed(e)) }),
     };
-    let earlier: Option<BatchId> =
-        if !skip_duplicates { None } else { batches::earlier_submission(&pool, &hash, &model).await? };
-    if let Some(batch) = earlier {
+    if let Some(batch) = earlier_split(&pool, &model, &hash, skip_duplicates).await? {
         return Ok(Examined { path, hash: Some(hash), outcome: Err(Rejected::Duplicate(batch)) });
     }
-    let p = path.clone();
-    let outcome =
-        blocking(&path, move || cut(&p, &split, detector.as_ref().map(|d| &*d.0))).await.map_err(Rejected::Failed);
+    let (p, detector) = (path.clone(), detect());
+    let outcome = blocking(&path, move || cut(&p, &split, detector.as_deref())).await.map_err(Rejected::Failed);
     Ok(Examined { path, hash: Some(hash), outcome })
+}
+
+/// Whether a recording at `path` was already split for `model`.
+async fn path_known(pool: &PgPool, model: &str, path: &Path) -> Result<bool, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM media m JOIN batches b ON b.id = m.batch_id
+         WHERE m.path = $1 AND m.state = $3 AND b.model = $2)",
+    )
+    .bind(path.to_string_lossy().as_ref())
+    .bind(model)
+    .bind(MediaState::Split)
+    .fetch_one(pool)
+    .await
+}
+
+/// The batch in which the recording with `hash` was already split for `model`, when duplicates are skipped.
+async fn earlier_split(
+    pool: &PgPool,
+    model: &str,
+    hash: &str,
+    skip_duplicates: bool,
+) -> Result<Option<BatchId>, sqlx::Error> {
+    if !skip_duplicates {
+        return Ok(None);
+    }
+    batches::earlier_submission(pool, hash, model).await
 }
 
 /// Identifies a submission by what shapes its batch (model, outputs, inputs, cutting and packing), not by its
@@ -413,6 +455,7 @@ struct MediaRow {
     path: String,
     hash: Option<String>,
     info: Option<(i32, i16, f64)>,
+    decoder: Option<&'static str>,
     error: Option<String>,
 }
 
@@ -447,8 +490,14 @@ impl BatchWriter {
                 return MediaReport { path: item.path, outcome: MediaOutcome::Duplicate { batch } };
             }
             Err(Rejected::Failed(error)) => {
-                let row =
-                    MediaRow { id: MediaId::new(), path, hash: item.hash, info: None, error: Some(error.clone()) };
+                let row = MediaRow {
+                    id: MediaId::new(),
+                    path,
+                    hash: item.hash,
+                    info: None,
+                    decoder: None,
+                    error: Some(error.clone()),
+                };
                 self.media.push(row);
                 MediaOutcome::Failed(error)
             }
@@ -467,6 +516,7 @@ impl BatchWriter {
                         i16::try_from(cut.info.channels).unwrap_or(i16::MAX),
                         cut.info.duration_s(),
                     )),
+                    decoder: Some(cut.info.decoder.as_str()),
                     error: None,
                 });
                 self.pending_scenes += cut.scenes.len();
@@ -520,11 +570,13 @@ impl BatchWriter {
 
     async fn insert(&self, tx: &mut sqlx::PgConnection) -> Result<(), sqlx::Error> {
         sqlx::query(
-            "INSERT INTO media (id, batch_id, path, content_hash, state, sample_rate, channels, duration_s, error)
-             SELECT id, $1, path, hash, CASE WHEN error IS NULL THEN $9 ELSE $10 END,
-                    sr, ch, dur, error
-             FROM UNNEST($2::uuid[], $3::text[], $4::text[], $5::int4[], $6::int2[], $7::float8[], $8::text[])
-                  AS t(id, path, hash, sr, ch, dur, error)",
+            "INSERT INTO media (id, batch_id, path, content_hash, state, sample_rate, channels, duration_s, error,
+                               decoder)
+             SELECT id, $1, path, hash, CASE WHEN error IS NULL THEN $10 ELSE $11 END,
+                    sr, ch, dur, error, decoder
+             FROM UNNEST($2::uuid[], $3::text[], $4::text[], $5::int4[], $6::int2[], $7::float8[], $8::text[],
+                         $9::text[])
+                  AS t(id, path, hash, sr, ch, dur, error, decoder)",
         )
         .bind(self.batch)
         .bind(self.media.iter().map(|m| m.id.0).collect::<Vec<Uuid>>())
@@ -534,6 +586,7 @@ impl BatchWriter {
         .bind(self.media.iter().map(|m| m.info.map(|i| i.1)).collect::<Vec<Option<i16>>>())
         .bind(self.media.iter().map(|m| m.info.map(|i| i.2)).collect::<Vec<Option<f64>>>())
         .bind(self.media.iter().map(|m| m.error.as_deref()).collect::<Vec<Option<&str>>>())
+        .bind(self.media.iter().map(|m| m.decoder).collect::<Vec<Option<&str>>>())
         .bind(MediaState::Split)
         .bind(MediaState::Failed)
         .execute(&mut *tx)

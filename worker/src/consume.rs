@@ -376,6 +376,7 @@ async fn run_job(
                     start_s: scene.start_s,
                     end_s: scene.end_s,
                     tuning,
+                    decoder: scene.decoder.as_deref().and_then(|d| d.parse().ok()),
                 }
             })
             .collect();

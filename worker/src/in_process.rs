@@ -64,6 +64,7 @@ impl Runner for InProcess {
     }
 
     fn job_done(&mut self) -> JobTelemetry {
+        scene::release_reader();
         let held = self.probe.sample();
         let session_dropped = self.sessions.job_done(held.held_mb());
         let after = if session_dropped { self.probe.sample() } else { held };

@@ -13,8 +13,8 @@
 //! - `inference`: the dedicated inference thread that owns the runner, and its async handle.
 //! - `sessions`: the session policy: when an enhancer is created and dropped.
 //! - `tuning`: a batch's enhancement settings over the worker's defaults; the attenuation limit.
-//! - `scene`: one scene (or a group, when batching) end to end: read, resample, enhance, write, measure
-//!   (blocking).
+//! - `scene`: one scene (or a group, when batching) end to end: read (a job's scenes of a recording in one
+//!   forward pass, with the decoder the submission used), resample, enhance, write, measure (blocking).
 //! - `output_check`: what becomes of an enhanced scene that fails its checks (fail, flag, keep the original).
 //! - `recovery`: long-scene windows and out-of-memory recovery (fresh session, windows, CPU).
 //! - `batching`: fixed-shape window batching across the scenes of a job (optional).

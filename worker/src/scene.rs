@@ -1,6 +1,9 @@
 //! One scene, end to end, on the calling (blocking) thread: read its span from the recording, resample to the
 //! model's rate, enhance (with out-of-memory recovery), post-process (`audio::dsp`), write the output, measure.
 //! With fixed-shape batching, a group of scenes goes through the same steps together.
+//!
+//! Spans are read through one [`SpanReader`] per thread (the inference thread, or an isolated child's), so the
+//! scenes of a job, which arrive in source order, are read from each recording in one forward pass.
 
 use crate::batching::FixedWindows;
 use crate::memory::MemoryProbe;
@@ -11,9 +14,12 @@ use crate::sessions::{EnhanceError, Sessions};
 use crate::tuning::Tuning;
 use scenequeue_audio::dsp::PostProcess;
 use scenequeue_audio::encode::OutputFormat;
-use scenequeue_audio::{AudioError, decode, encode, level, resample};
+use scenequeue_audio::spans::SpanReader;
+use scenequeue_audio::stream::Decoder;
+use scenequeue_audio::{AudioError, encode, level, resample};
 use scenequeue_core::states::{OutputFlag, RecoveryStep};
 use serde::{Deserialize, Serialize};
+use std::cell::RefCell;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -27,6 +33,9 @@ pub struct SceneTask {
     /// The batch's settings where they differ from the runner's (attenuation limit, post-filter, chain).
     #[serde(default)]
     pub tuning: Tuning,
+    /// The decoder the submission read the recording with (None: the first that reads it).
+    #[serde(default)]
+    pub decoder: Option<Decoder>,
 }
 
 /// What one scene produced.
@@ -105,9 +114,20 @@ impl From<AudioError> for SceneFailure {
     }
 }
 
+thread_local! {
+    /// The recording being read, kept open between the scenes of a job.
+    static READER: RefCell<SpanReader> = RefCell::new(SpanReader::new());
+}
+
+/// Closes the recording kept open for the next scene (at the end of a job).
+pub fn release_reader() {
+    READER.with_borrow_mut(SpanReader::close);
+}
+
 /// The scene's span of its recording, mono, at the model's rate.
 fn read(task: &SceneTask, model_rate: u32) -> Result<Vec<f32>, SceneFailure> {
-    let (audio, rate) = decode::read_span_mono(&task.source, task.start_s, task.end_s)?;
+    let (audio, rate) =
+        READER.with_borrow_mut(|reader| reader.read(&task.source, task.decoder, task.start_s, task.end_s))?;
     if rate == model_rate {
         return Ok(audio);
     }
