@@ -29,6 +29,19 @@ async fn media(env: &TestEnv, batch: BatchId) -> Vec<(String, MediaState, Option
         .unwrap()
 }
 
+fn write_float_wav_channels(path: &Path, interleaved: &[f32], sample_rate: u32, channels: u16) {
+    let spec = hound::WavSpec { channels, sample_rate, bits_per_sample: 32, sample_format: hound::SampleFormat::Float };
+    let mut w = hound::WavWriter::create(path, spec).unwrap();
+    for &s in interleaved {
+        w.write_sample(s).unwrap();
+    }
+    w.finalize().unwrap();
+}
+
+fn write_float_wav(path: &Path, samples: &[f32], sample_rate: u32) {
+    write_float_wav_channels(path, samples, sample_rate, 1);
+}
+
 fn mkfifo(path: &Path) {
     let status = std::process::Command::new("mkfifo").arg(path).status().expect("mkfifo runs");
     assert!(status.success());
@@ -53,6 +66,21 @@ async fn a_tree_of_bad_entries_never_stops_the_batch_and_every_file_is_accounted
     std::fs::write(tree.join("empty.wav"), b"").unwrap();
     std::fs::write(tree.join("text.mp3"), b"this is not audio at all, just words").unwrap();
     write_wav(&tree.join("silent.wav"), &vec![0.0; 48_000 * 3], 48_000, 1);
+    // A float recording with a hundred NaN samples: replaced at decoding, counted, never a silent scene.
+    let mut nan = speech_like(48_000, 6.0, 4);
+    for i in 0..100 {
+        nan[48_000 + i * 37] = f32::NAN;
+    }
+    write_float_wav(&tree.join("nan.wav"), &nan, 48_000);
+    // Two channels, the second the first inverted: they cancel when averaged.
+    let voice = speech_like(48_000, 5.0, 6);
+    let inverted: Vec<f32> = voice.iter().flat_map(|&s| [s, -s]).collect();
+    write_float_wav_channels(&tree.join("inverted.wav"), &inverted, 48_000, 2);
+    // A header that says 0 Hz.
+    write_wav(&tree.join("zero-hz.wav"), &speech_like(16_000, 2.0, 7), 16_000, 1);
+    let mut bytes = std::fs::read(tree.join("zero-hz.wav")).unwrap();
+    bytes[24..28].copy_from_slice(&0u32.to_le_bytes());
+    std::fs::write(tree.join("zero-hz.wav"), bytes).unwrap();
     // A link back to the tree's root is followed once, not for ever.
     std::os::unix::fs::symlink(&tree, tree.join("sub/loop")).unwrap();
 
@@ -60,16 +88,27 @@ async fn a_tree_of_bad_entries_never_stops_the_batch_and_every_file_is_accounted
     let report = submit(&env.pool, &publisher, &submit_request(&env, vec![tree.clone()], 60.0)).await.expect("submit");
     connection.close(200, "ok").await.ok();
     let split = report.media.iter().filter(|m| matches!(m.outcome, MediaOutcome::Split { .. })).count();
-    assert_eq!(split, 2, "{:?}", report.media);
+    assert_eq!(split, 3, "{:?}", report.media);
     assert!(!report.interrupted);
 
     let rows = media(&env, report.batch).await;
-    assert_eq!(rows.len(), 7, "every entry has a row, the loop adds none: {rows:?}");
+    assert_eq!(rows.len(), 10, "every entry has a row, the loop adds none: {rows:?}");
     assert!(reason(&rows, "dangling.wav").contains("dangling symbolic link"));
     assert!(reason(&rows, "pipe.wav").contains("FIFO"));
     assert!(reason(&rows, "empty.wav").contains("no audio") || reason(&rows, "empty.wav").contains("empty"));
     assert!(reason(&rows, "text.mp3").contains("text.mp3"));
     assert!(reason(&rows, "silent.wav").contains("silent"));
+    let cancel = reason(&rows, "inverted.wav");
+    assert!(cancel.contains("cancel when averaged") && !cancel.contains("silent"), "{cancel}");
+    let zero = reason(&rows, "zero-hz.wav");
+    assert!(zero.contains("zero-hz.wav") && (zero.contains("0 Hz") || zero.contains("crashed")), "{zero}");
+    let warning: Option<String> =
+        sqlx::query_scalar("SELECT warning FROM media WHERE batch_id = $1 AND path LIKE '%nan.wav'")
+            .bind(report.batch)
+            .fetch_one(&env.pool)
+            .await
+            .unwrap();
+    assert!(warning.as_deref().unwrap_or_default().starts_with("100 non-finite samples"), "{warning:?}");
 
     let worker = drain(&env, env.worker_config()).await;
     assert_eq!(worker.scenes_failed, 0);
@@ -77,6 +116,45 @@ async fn a_tree_of_bad_entries_never_stops_the_batch_and_every_file_is_accounted
         .count("SELECT count(*) FROM scenes s JOIN results r ON r.scene_id = s.id WHERE s.batch_id = $1", report.batch)
         .await;
     assert_eq!(done as usize, report.scenes, "every good scene has exactly one result");
+    assert_eq!(scenequeue_core::db::batch_state(&env.pool, report.batch).await.unwrap(), Some(BatchState::Finished));
+    // The NaN recording's scenes are enhanced speech, not silence.
+    let levels: Vec<f64> = sqlx::query_scalar(
+        "SELECT r.rms_out_db FROM results r JOIN scenes s ON s.id = r.scene_id JOIN media m ON m.id = s.media_id
+         WHERE m.batch_id = $1 AND m.path LIKE '%nan.wav'",
+    )
+    .bind(report.batch)
+    .fetch_all(&env.pool)
+    .await
+    .unwrap();
+    assert!(!levels.is_empty() && levels.iter().all(|&db| db > -60.0), "{levels:?}");
+    env.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recording_replaced_by_a_broken_one_after_submission_fails_alone_and_the_worker_goes_on() {
+    let env = TestEnv::new().await;
+    let tree = env.dir.join("in");
+    std::fs::create_dir_all(&tree).unwrap();
+    write_wav(&tree.join("a.wav"), &speech_like(48_000, 7.0, 1), 48_000, 1);
+    write_wav(&tree.join("b.wav"), &speech_like(48_000, 7.0, 2), 48_000, 1);
+    let (connection, publisher) = env.publisher().await;
+    let report = submit(&env.pool, &publisher, &submit_request(&env, vec![tree.clone()], 60.0)).await.unwrap();
+    connection.close(200, "ok").await.ok();
+    // b.wav now says 0 Hz.
+    let mut bytes = std::fs::read(tree.join("b.wav")).unwrap();
+    bytes[24..28].copy_from_slice(&0u32.to_le_bytes());
+    std::fs::write(tree.join("b.wav"), bytes).unwrap();
+    let worker = drain(&env, env.worker_config()).await;
+    assert!(worker.scenes_failed >= 1 && worker.scenes_succeeded >= 1, "{worker:?}");
+    let failed: Vec<(String, String)> = sqlx::query_as(
+        "SELECT m.path, s.error FROM scenes s JOIN media m ON m.id = s.media_id
+         WHERE s.batch_id = $1 AND s.state = 'failed'",
+    )
+    .bind(report.batch)
+    .fetch_all(&env.pool)
+    .await
+    .unwrap();
+    assert!(failed.iter().all(|(path, error)| path.ends_with("b.wav") && error.contains("b.wav")), "{failed:?}");
     assert_eq!(scenequeue_core::db::batch_state(&env.pool, report.batch).await.unwrap(), Some(BatchState::Finished));
     env.cleanup().await;
 }

@@ -19,6 +19,8 @@ pub struct AudioInfo {
     /// Frames (samples per channel); from the header where it says, else counted by decoding.
     pub frames: u64,
     pub decoder: Decoder,
+    /// Samples that were not finite (NaN, infinity) and were replaced by 0 while decoding.
+    pub non_finite: u64,
 }
 
 impl AudioInfo {
@@ -28,7 +30,30 @@ impl AudioInfo {
 }
 
 fn info(stream: &Stream, frames: u64) -> AudioInfo {
-    AudioInfo { sample_rate: stream.sample_rate(), channels: stream.channels(), frames, decoder: stream.decoder() }
+    AudioInfo {
+        sample_rate: stream.sample_rate(),
+        channels: stream.channels(),
+        frames,
+        decoder: stream.decoder(),
+        non_finite: stream.mixdown().non_finite,
+    }
+}
+
+/// Refuses a recording whose channels cancel when averaged to mono (one is the other inverted): its mix would
+/// look silent, which is not what is wrong with it.
+fn refuse_cancelling(path: &Path, stream: &Stream) -> Result<(), AudioError> {
+    match stream.mixdown().cancellation() {
+        Some((loudest, mix)) => Err(AudioError::Unsupported {
+            path: path.to_path_buf(),
+            what: format!(
+                "its {} channels cancel when averaged to mono (the loudest is at {loudest:.1} dBFS, their mix at \
+                 {mix:.1} dBFS): one channel is the other inverted, a wiring or phase fault; invert one channel \
+                 (e.g. sox IN OUT remix 1 2i) or keep one (sox IN OUT remix 1) and submit it again",
+                stream.channels()
+            ),
+        }),
+        None => Ok(()),
+    }
 }
 
 /// Feeds every mono frame of the stream to `sink` until it returns false or the stream ends; returns the
@@ -93,6 +118,7 @@ pub fn frame_energies_hashed(
     if frames == 0 {
         return Err(AudioError::Empty { path: path.to_path_buf() });
     }
+    refuse_cancelling(path, &stream)?;
     // Encoders pad the last packet, so only a clear shortfall (over 0.1 s) counts as truncation.
     if expected > frames + u64::from(stream.sample_rate()) / 10 {
         return Err(AudioError::Unreadable {
@@ -147,6 +173,7 @@ pub fn for_each_chunk_hashed(
     if frames == 0 {
         return Err(AudioError::Empty { path: path.to_path_buf() });
     }
+    refuse_cancelling(path, &stream)?;
     Ok(info(&stream, frames))
 }
 

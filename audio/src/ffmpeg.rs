@@ -8,6 +8,7 @@
 //! directory).
 
 use crate::AudioError;
+use crate::mixdown::Mixdown;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdout, Command, Stdio};
@@ -88,6 +89,10 @@ pub(crate) struct FfmpegStream {
     /// Bytes of an incomplete frame carried over from the last read.
     carry: usize,
     mono: Vec<f32>,
+    /// Interleaved samples of the block being mixed.
+    samples: Vec<f32>,
+    /// Mono mixing, with its tally of non-finite samples and channel energies.
+    pub(crate) mixdown: Mixdown,
     position: u64,
 }
 
@@ -148,6 +153,8 @@ impl FfmpegStream {
             bytes: vec![0; BLOCK_BYTES],
             carry: 0,
             mono: Vec::new(),
+            samples: Vec::new(),
+            mixdown: Mixdown::default(),
             position: start,
         })
     }
@@ -172,10 +179,10 @@ impl FfmpegStream {
                 continue;
             }
             self.mono.clear();
-            let channels = f32::from(self.info.channels);
-            self.mono.extend(self.bytes[..whole].chunks_exact(frame_bytes).map(|frame| {
-                frame.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).sum::<f32>() / channels
-            }));
+            self.samples.clear();
+            self.samples
+                .extend(self.bytes[..whole].chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])));
+            self.mixdown.mix(&self.samples, usize::from(self.info.channels), &mut self.mono);
             self.bytes.copy_within(whole..filled, 0);
             self.carry = filled - whole;
             let at = self.position;

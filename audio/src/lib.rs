@@ -11,6 +11,8 @@
 //! - [`spans`]: many spans of one recording in a single forward pass (the worker's reader).
 //! - [`hashing`]: hashing a file with the bytes the decoder reads, so a submission reads it once.
 //! - [`dsp`]: the post-processing chain: rumble high-pass, loudness normalisation, clipping protection.
+//! - [`mixdown`]: interleaved frames to mono on every route; non-finite samples replaced and counted, cancelling
+//!   channels told from silence.
 //! - [`encode`]: write a scene as WAV, atomically.
 //! - [`scenes`]: the energy-based scene splitter.
 //! - [`resample`]: sample-rate conversion of a whole scene.
@@ -26,6 +28,7 @@ pub mod encode;
 pub mod ffmpeg;
 pub mod hashing;
 pub mod level;
+pub mod mixdown;
 pub(crate) mod native;
 pub mod resample;
 pub mod scenes;

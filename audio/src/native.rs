@@ -4,6 +4,7 @@
 //! their first frame, packet by packet, so nothing is ever loaded whole.
 
 use crate::AudioError;
+use crate::mixdown::Mixdown;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use symphonia::core::audio::SampleBuffer;
@@ -105,6 +106,8 @@ pub(crate) struct Native {
     pub(crate) header_frames: Option<u64>,
     buffer: Option<SampleBuffer<f32>>,
     mono: Vec<f32>,
+    /// Mono mixing, with its tally of non-finite samples and channel energies.
+    pub(crate) mixdown: Mixdown,
     /// Position of the next decoded frame; None right after a seek, until a packet's timestamp says.
     position: Option<u64>,
     /// Frames by which packet timestamps run ahead of the audio after a seek: Opus's pre-skip, which the
@@ -185,6 +188,7 @@ impl Native {
             header_frames,
             buffer: None,
             mono: Vec::new(),
+            mixdown: Mixdown::default(),
             position: Some(0),
             seek_shift: opus_pre_skip(&params).map_or(0, |n| u64::from(n) * u64::from(sample_rate) / 48_000),
             snap: params.time_base.is_some_and(|tb| tb.numer != 1 || tb.denom != sample_rate)
@@ -248,7 +252,7 @@ impl Native {
             let Some(buf) = self.buffer.as_mut() else { continue };
             buf.copy_interleaved_ref(decoded);
             self.mono.clear();
-            self.mono.extend(buf.samples().chunks_exact(channels).map(|f| f.iter().sum::<f32>() / channels as f32));
+            self.mixdown.mix(buf.samples(), channels, &mut self.mono);
             // A packet that only primes the decoder (the first after a seek, for Vorbis) does not fix the position.
             if self.mono.is_empty() {
                 continue;

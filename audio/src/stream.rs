@@ -8,6 +8,7 @@
 use crate::AudioError;
 use crate::ffmpeg::{self, FfmpegStream, ProbeError, StreamInfo};
 use crate::hashing::{FileHash, HashingFile};
+use crate::mixdown::Mixdown;
 use crate::native::{Native, Refusal, SEEK_PREROLL_S, codec_by_extension, container};
 use serde::{Deserialize, Serialize};
 use std::fs::File;
@@ -153,6 +154,14 @@ impl Stream {
         match self {
             Self::Native(n) => n.channels.max(1),
             Self::Ffmpeg(f) => f.info.channels.max(1),
+        }
+    }
+
+    /// The mixdown so far: non-finite samples replaced, channel energies.
+    pub(crate) fn mixdown(&self) -> &Mixdown {
+        match self {
+            Self::Native(n) => &n.mixdown,
+            Self::Ffmpeg(f) => &f.mixdown,
         }
     }
 

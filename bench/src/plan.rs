@@ -56,6 +56,7 @@ fn backlog(scenes: usize, per: usize) -> impl Iterator<Item = (PathBuf, CutRecor
             channels: 1,
             frames: ((t + 0.5) * 48_000.0) as u64,
             decoder: Default::default(),
+            non_finite: 0,
         };
         (PathBuf::from(format!("/backlog/{:05}/recording-{r:07}.wav", r / 1000)), CutRecording { info, scenes: spans })
     })

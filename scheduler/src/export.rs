@@ -46,6 +46,8 @@ pub struct RecordingEntry {
     pub duration_s: Option<f64>,
     /// Why it could not be cut into scenes.
     pub error: Option<String>,
+    /// What the user should know about how it was read (non-finite samples replaced).
+    pub warning: Option<String>,
     /// Its scenes.
     pub scenes: Vec<SceneEntry>,
 }
@@ -61,7 +63,7 @@ pub struct SceneList {
     pub recordings: Vec<RecordingEntry>,
 }
 
-type MediaRow = (MediaId, String, String, Option<f64>, Option<String>);
+type MediaRow = (MediaId, String, String, Option<f64>, Option<String>, Option<String>);
 
 /// The scene list of `batch`, recordings by path and scenes in time order; None if there is no such batch.
 pub async fn scene_list(pool: &PgPool, batch: BatchId) -> Result<Option<SceneList>, sqlx::Error> {
@@ -73,7 +75,7 @@ pub async fn scene_list(pool: &PgPool, batch: BatchId) -> Result<Option<SceneLis
         return Ok(None);
     };
     let media: Vec<MediaRow> = sqlx::query_as(
-        "SELECT id, path, state::text, duration_s, error FROM media WHERE batch_id = $1 ORDER BY path, id",
+        "SELECT id, path, state::text, duration_s, error, warning FROM media WHERE batch_id = $1 ORDER BY path, id",
     )
     .bind(batch)
     .fetch_all(pool)
@@ -93,13 +95,14 @@ pub async fn scene_list(pool: &PgPool, batch: BatchId) -> Result<Option<SceneLis
     }
     let recordings = media
         .into_iter()
-        .map(|(id, path, state, duration_s, error)| RecordingEntry {
+        .map(|(id, path, state, duration_s, error, warning)| RecordingEntry {
             scenes: by_media.remove(&id).unwrap_or_default(),
             id,
             path,
             state,
             duration_s,
             error,
+            warning,
         })
         .collect();
     Ok(Some(SceneList { batch, model, recordings }))

@@ -21,6 +21,8 @@ pub struct StateCounts {
     pub failed_scenes: Vec<(String, i32, String)>,
     /// (job id, error) of dead jobs.
     pub dead_jobs: Vec<(String, String)>,
+    /// (path, warning) of recordings read with a warning, at most `FAILURES_SHOWN`.
+    pub warned_media: Vec<(String, String)>,
     /// Enhanced scenes whose output failed a check, at most `FAILURES_SHOWN`.
     pub flagged_scenes: Vec<FlaggedScene>,
     /// Workers seen in the last day, most recent first, at most `FAILURES_SHOWN`.
@@ -124,6 +126,14 @@ pub async fn status(pool: &PgPool, batch: Option<BatchId>) -> Result<StateCounts
         .bind(batch)
         .bind(FAILURES_SHOWN)
         .bind(JobState::Dead)
+        .fetch_all(pool)
+        .await?,
+        warned_media: sqlx::query_as(
+            "SELECT path, warning FROM media WHERE warning IS NOT NULL AND ($1::uuid IS NULL OR batch_id = $1)
+             ORDER BY path LIMIT $2",
+        )
+        .bind(batch)
+        .bind(FAILURES_SHOWN)
         .fetch_all(pool)
         .await?,
         flagged_scenes: sqlx::query_as(

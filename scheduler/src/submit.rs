@@ -104,6 +104,8 @@ pub enum MediaOutcome {
     Split {
         scenes: usize,
         duration_s: f64,
+        /// Something the user should know about how it was read (non-finite samples replaced).
+        warning: Option<String>,
     },
     Failed(String),
     /// Already split for this model in `batch` (which may be this one, for a file given twice).
@@ -457,6 +459,7 @@ struct MediaRow {
     info: Option<(i32, i16, f64)>,
     decoder: Option<&'static str>,
     error: Option<String>,
+    warning: Option<String>,
 }
 
 struct SceneRow {
@@ -497,6 +500,7 @@ impl BatchWriter {
                     info: None,
                     decoder: None,
                     error: Some(error.clone()),
+                    warning: None,
                 };
                 self.media.push(row);
                 MediaOutcome::Failed(error)
@@ -506,7 +510,17 @@ impl BatchWriter {
                 let recording = self.next_recording;
                 self.next_recording += 1;
                 let durations: Vec<f64> = cut.scenes.iter().map(Span::duration_s).collect();
-                let outcome = MediaOutcome::Split { scenes: cut.scenes.len(), duration_s: cut.info.duration_s() };
+                let warning = (cut.info.non_finite > 0).then(|| {
+                    format!(
+                        "{} non-finite samples (NaN or infinity) were replaced by silence while decoding",
+                        cut.info.non_finite
+                    )
+                });
+                let outcome = MediaOutcome::Split {
+                    scenes: cut.scenes.len(),
+                    duration_s: cut.info.duration_s(),
+                    warning: warning.clone(),
+                };
                 self.media.push(MediaRow {
                     id,
                     path,
@@ -518,6 +532,7 @@ impl BatchWriter {
                     )),
                     decoder: Some(cut.info.decoder.as_str()),
                     error: None,
+                    warning,
                 });
                 self.pending_scenes += cut.scenes.len();
                 self.open.insert(recording, (id, cut.scenes));
@@ -571,12 +586,12 @@ impl BatchWriter {
     async fn insert(&self, tx: &mut sqlx::PgConnection) -> Result<(), sqlx::Error> {
         sqlx::query(
             "INSERT INTO media (id, batch_id, path, content_hash, state, sample_rate, channels, duration_s, error,
-                               decoder)
+                               decoder, warning)
              SELECT id, $1, path, hash, CASE WHEN error IS NULL THEN $10 ELSE $11 END,
-                    sr, ch, dur, error, decoder
+                    sr, ch, dur, error, decoder, warning
              FROM UNNEST($2::uuid[], $3::text[], $4::text[], $5::int4[], $6::int2[], $7::float8[], $8::text[],
-                         $9::text[])
-                  AS t(id, path, hash, sr, ch, dur, error, decoder)",
+                         $9::text[], $12::text[])
+                  AS t(id, path, hash, sr, ch, dur, error, decoder, warning)",
         )
         .bind(self.batch)
         .bind(self.media.iter().map(|m| m.id.0).collect::<Vec<Uuid>>())
@@ -589,6 +604,7 @@ impl BatchWriter {
         .bind(self.media.iter().map(|m| m.decoder).collect::<Vec<Option<&str>>>())
         .bind(MediaState::Split)
         .bind(MediaState::Failed)
+        .bind(self.media.iter().map(|m| m.warning.as_deref()).collect::<Vec<Option<&str>>>())
         .execute(&mut *tx)
         .await?;
         sqlx::query(

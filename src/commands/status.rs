@@ -24,6 +24,9 @@ pub fn render(c: &StateCounts) -> String {
     for (job, error) in &c.dead_jobs {
         out.push(format!("dead job {job}: {error}"));
     }
+    for (path, warning) in &c.warned_media {
+        out.push(format!("warning: {path}: {warning}"));
+    }
     let db = |v: Option<f32>| v.map_or("-".to_string(), |v| format!("{v:.1} dBFS"));
     for f in &c.flagged_scenes {
         let flags: Vec<&str> = f.flags.iter().map(|f| f.as_str()).collect();

@@ -73,8 +73,12 @@ pub async fn submit_and_report(services: &Services, req: &SubmitRequest) -> anyh
     }
     for m in &report.media {
         match &m.outcome {
-            MediaOutcome::Split { scenes, duration_s } => {
-                eprintln!("  ok         {} ({duration_s:.1} s, {scenes} scenes)", m.path.display())
+            MediaOutcome::Split { scenes, duration_s, warning } => {
+                let scenes = if *scenes == 1 { "1 scene".to_string() } else { format!("{scenes} scenes") };
+                eprintln!("  ok         {} ({duration_s:.1} s, {scenes})", m.path.display());
+                if let Some(warning) = warning {
+                    eprintln!("  warning    {}: {warning}", m.path.display());
+                }
             }
             MediaOutcome::Failed(e) => eprintln!("  failed     {e}"),
             MediaOutcome::Duplicate { batch } => {

@@ -67,8 +67,22 @@ pub enum SceneError {
     Audio(#[from] AudioError),
     #[error("inference failed: {0}")]
     Inference(#[from] crate::model::InferenceError),
+    /// The enhanced output failed its checks and the setting says to fail the scene.
     #[error("{path}: {reason}")]
-    BadOutput { path: PathBuf, reason: String },
+    BadOutput {
+        /// The recording.
+        path: PathBuf,
+        /// What the checks found.
+        reason: String,
+    },
+    /// The decoder panicked on the recording.
+    #[error("{path}: the decoder crashed on this file: {message}")]
+    DecoderCrashed {
+        /// The recording.
+        path: PathBuf,
+        /// The panic's message.
+        message: String,
+    },
 }
 
 /// Why a scene produced no output.
@@ -125,9 +139,24 @@ pub fn release_reader() {
 }
 
 /// The scene's span of its recording, mono, at the model's rate.
+/// A decoder that panics on a file (a recording replaced by a hostile one after submission) fails the scene
+/// with the panic's message; the reader is closed, so the next scene opens its recording afresh.
 fn read(task: &SceneTask, model_rate: u32) -> Result<Vec<f32>, SceneFailure> {
-    let (audio, rate) =
-        READER.with_borrow_mut(|reader| reader.read(&task.source, task.decoder, task.start_s, task.end_s))?;
+    let read = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        READER.with_borrow_mut(|reader| reader.read(&task.source, task.decoder, task.start_s, task.end_s))
+    }));
+    let (audio, rate) = match read {
+        Ok(read) => read?,
+        Err(panic) => {
+            release_reader();
+            let message = panic
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "no message".into());
+            return Err(SceneFailure::Scene(SceneError::DecoderCrashed { path: task.source.clone(), message }));
+        }
+    };
     if rate == model_rate {
         return Ok(audio);
     }
