@@ -14,16 +14,20 @@ use std::path::Path;
 /// What a recording holds, and which decoder read it.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct AudioInfo {
+    /// Sample rate, Hz.
     pub sample_rate: u32,
+    /// Channel count (averaged to mono when read).
     pub channels: u16,
     /// Frames (samples per channel); from the header where it says, else counted by decoding.
     pub frames: u64,
+    /// The decoder that read it.
     pub decoder: Decoder,
     /// Samples that were not finite (NaN, infinity) and were replaced by 0 while decoding.
     pub non_finite: u64,
 }
 
 impl AudioInfo {
+    /// Length, seconds.
     pub fn duration_s(&self) -> f64 {
         self.frames as f64 / f64::from(self.sample_rate)
     }

@@ -20,6 +20,7 @@ struct State {
 pub struct FileHash(Arc<Mutex<State>>);
 
 impl FileHash {
+    /// A hash of nothing read yet.
     pub fn new() -> Self {
         Self::default()
     }
@@ -44,6 +45,7 @@ pub struct HashingFile {
 }
 
 impl HashingFile {
+    /// `file`, with every byte read from it extending `hash`.
     pub fn new(file: File, hash: FileHash) -> std::io::Result<Self> {
         let len = file.metadata()?.len();
         Ok(Self { file, len, position: 0, hash })

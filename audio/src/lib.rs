@@ -40,18 +40,59 @@ pub mod windows;
 
 use std::path::PathBuf;
 
+/// Why a recording could not be read, or a scene written; every message names the file.
 #[derive(Debug, thiserror::Error)]
 pub enum AudioError {
+    /// The file cannot be opened or decoded (damaged, truncated, not audio).
     #[error("{path}: not readable as audio: {reason}")]
-    Unreadable { path: PathBuf, reason: String },
+    Unreadable {
+        /// The file.
+        path: PathBuf,
+        /// What went wrong.
+        reason: String,
+    },
+    /// The file is audio in a form no decoder here reads (codec, container, rate, channels).
     #[error("{path}: unsupported: {what}")]
-    Unsupported { path: PathBuf, what: String },
+    Unsupported {
+        /// The file.
+        path: PathBuf,
+        /// What is not supported, and how to get it read where there is a way.
+        what: String,
+    },
+    /// The file holds no audio frames at all.
     #[error("{path}: the recording holds no audio")]
-    Empty { path: PathBuf },
+    Empty {
+        /// The file.
+        path: PathBuf,
+    },
+    /// A scene's span reaches past the end of its recording (the file changed since it was cut).
     #[error("{path}: span {start_s:.3}-{end_s:.3} s lies outside the recording ({duration_s:.3} s)")]
-    SpanOutOfRange { path: PathBuf, start_s: f64, end_s: f64, duration_s: f64 },
+    SpanOutOfRange {
+        /// The file.
+        path: PathBuf,
+        /// Start of the span, seconds.
+        start_s: f64,
+        /// End of the span, seconds.
+        end_s: f64,
+        /// Length of the recording, seconds.
+        duration_s: f64,
+    },
+    /// An output file could not be written.
     #[error("{path}: cannot write: {reason}")]
-    Write { path: PathBuf, reason: String },
+    Write {
+        /// The output file.
+        path: PathBuf,
+        /// What went wrong.
+        reason: String,
+    },
+    /// Sample-rate conversion failed.
     #[error("resampling {from} Hz -> {to} Hz failed: {reason}")]
-    Resample { from: u32, to: u32, reason: String },
+    Resample {
+        /// Rate of the input, Hz.
+        from: u32,
+        /// Rate asked for, Hz.
+        to: u32,
+        /// What went wrong.
+        reason: String,
+    },
 }

@@ -26,6 +26,7 @@ pub enum Decoder {
 }
 
 impl Decoder {
+    /// Its name, as stored in `media.decoder`.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Symphonia => "symphonia",
@@ -54,7 +55,7 @@ impl std::str::FromStr for Decoder {
 /// An opened recording on either route.
 pub(crate) enum Stream {
     Native(Box<Native>),
-    Ffmpeg(FfmpegStream),
+    Ffmpeg(Box<FfmpegStream>),
 }
 
 fn unsupported(path: &Path, what: String) -> AudioError {
@@ -82,7 +83,7 @@ impl Stream {
             return Err(AudioError::Empty { path: path.to_path_buf() });
         }
         if decoder == Some(Decoder::Ffmpeg) {
-            return open_ffmpeg(path).map(Self::Ffmpeg);
+            return open_ffmpeg(path).map(|f| Self::Ffmpeg(Box::new(f)));
         }
         let source: Box<dyn symphonia::core::io::MediaSource> = match hash {
             Some(hash) => Box::new(HashingFile::new(file, hash.clone()).map_err(unreadable)?),
@@ -110,7 +111,7 @@ impl Stream {
             ));
         }
         match (ffmpeg::probe(path), codec, refusal) {
-            (Ok(info), _, _) => FfmpegStream::start(path, info, 0).map(Self::Ffmpeg),
+            (Ok(info), _, _) => FfmpegStream::start(path, info, 0).map(|f| Self::Ffmpeg(Box::new(f))),
             (Err(ProbeError::Missing(_)), Some(codec), _) => Err(unsupported(
                 path,
                 format!(
@@ -190,7 +191,7 @@ impl Stream {
             Self::Ffmpeg(f) => {
                 // From a little earlier, so the codec's overlap is warm at the span (as on the Rust route).
                 let info: StreamInfo = f.info.clone();
-                *f = FfmpegStream::start(path, info, start.saturating_sub((rate * SEEK_PREROLL_S) as u64))?;
+                **f = FfmpegStream::start(path, info, start.saturating_sub((rate * SEEK_PREROLL_S) as u64))?;
                 Ok(true)
             }
         }

@@ -20,6 +20,7 @@ pub trait SpeechDetector: Send + Sync {
     fn stream(&self) -> Box<dyn SpeechStream + '_>;
 }
 
+/// One recording's pass through a speech detector.
 pub trait SpeechStream {
     /// Feeds samples at the detector's rate; returns the probabilities of the frames completed.
     fn push(&mut self, samples: &[f32]) -> Result<Vec<f32>, String>;
@@ -30,7 +31,9 @@ pub trait SpeechStream {
 /// Speech starts above `on` and continues until the probability falls below `off` (Silero's own defaults).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Hysteresis {
+    /// Speech starts when the probability rises above this.
     pub on: f32,
+    /// Speech ends when the probability falls below this.
     pub off: f32,
 }
 

@@ -127,7 +127,9 @@ fn walk(dir: &Path, out: &mut Vec<Entry>, seen: &mut HashSet<PathBuf>) {
 /// A recording cut into scenes.
 #[derive(Debug, Clone)]
 pub struct CutRecording {
+    /// What the recording holds.
     pub info: AudioInfo,
+    /// Its scenes, in time order.
     pub scenes: Vec<Span>,
 }
 

@@ -76,6 +76,7 @@ pub struct Packer {
 }
 
 impl Packer {
+    /// A packer filling jobs of `budget_s` seconds (costed by `mode`).
     pub fn new(budget_s: f64, mode: PackMode) -> Self {
         Self { budget_s, mode, open: None }
     }

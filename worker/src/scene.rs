@@ -26,9 +26,13 @@ use std::time::{Duration, Instant};
 /// What to do for one scene.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SceneTask {
+    /// The recording.
     pub source: PathBuf,
+    /// Start in the recording, seconds.
     pub start_s: f64,
+    /// End in the recording, seconds.
     pub end_s: f64,
+    /// The enhanced file to write.
     pub output: PathBuf,
     /// The batch's settings where they differ from the runner's (attenuation limit, post-filter, chain).
     #[serde(default)]
@@ -41,12 +45,19 @@ pub struct SceneTask {
 /// What one scene produced.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SceneOutput {
+    /// Sample rate of the output (the model's), Hz.
     pub sample_rate: u32,
+    /// Length of the output, seconds.
     pub duration_s: f64,
+    /// Input level, dBFS RMS.
     pub rms_in_db: f32,
+    /// Output level, dBFS RMS.
     pub rms_out_db: f32,
+    /// Time the scene cost (its share of a batched call included), milliseconds.
     pub processing_ms: f64,
+    /// The out-of-memory recovery step that produced the output.
     pub recovery: RecoveryStep,
+    /// Out-of-memory errors met on the way.
     pub oom_count: u32,
     /// GPU memory held by the worker right after the scene, MiB.
     pub gpu_mem_mb: Option<f32>,
@@ -96,7 +107,12 @@ pub enum SceneFailure {
     Scene(#[from] SceneError),
     /// Reported by an isolated inference process.
     #[error("{message}")]
-    Isolated { message: String, job_level: bool },
+    Isolated {
+        /// The child's message.
+        message: String,
+        /// Whether the whole job should be retried.
+        job_level: bool,
+    },
     /// The inference side returned no outcome for the scene (a bug; the job is retried).
     #[error("no outcome was returned for the scene")]
     NoResult,
