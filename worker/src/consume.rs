@@ -94,6 +94,9 @@ enum Stop {
     Shutdown,
     MaxJobs,
     Drained,
+    /// The broker could not be reached at all.
+    Unreachable(String),
+    /// A connection that worked was lost.
     ConnectionLost(String),
 }
 
@@ -132,22 +135,28 @@ pub async fn run(
     let mut report = WorkerReport::default();
     let mut failures = 0u32;
     let result = loop {
-        let before = report.jobs_done;
-        match consume(&ctx, &topology, &services.amqp_url, &shutdown, &mut report).await {
+        let reason = match consume(&ctx, &topology, &services.amqp_url, &shutdown, &mut report).await {
             Ok(Stop::Shutdown | Stop::MaxJobs | Stop::Drained) => break Ok(()),
+            // Only failures in a row count towards giving up: a connection that worked starts the count over, so
+            // drops far apart never add up to an exit.
             Ok(Stop::ConnectionLost(reason)) => {
-                failures = if report.jobs_done > before { 1 } else { failures + 1 };
-                if failures > config.max_reconnects {
-                    break Err(WorkerError::Reconnect { attempts: failures, last: reason });
-                }
-                let backoff = Duration::from_secs(1u64 << failures.min(5));
-                warn!(%reason, ?backoff, attempt = failures, "broker connection lost; reconnecting");
-                tokio::select! {
-                    _ = shutdown.cancelled() => break Ok(()),
-                    _ = tokio::time::sleep(backoff) => {}
-                }
+                failures = 1;
+                reason
+            }
+            Ok(Stop::Unreachable(reason)) => {
+                failures += 1;
+                reason
             }
             Err(e) => break Err(e),
+        };
+        if failures > config.max_reconnects {
+            break Err(WorkerError::Reconnect { attempts: failures, last: reason });
+        }
+        let backoff = Duration::from_secs(1u64 << failures.min(5));
+        warn!(%reason, ?backoff, attempt = failures, "broker connection lost; reconnecting");
+        tokio::select! {
+            _ = shutdown.cancelled() => break Ok(()),
+            _ = tokio::time::sleep(backoff) => {}
         }
     };
     workers::set_state(&pool, worker, WorkerState::Stopped, false).await?;
@@ -165,7 +174,7 @@ async fn consume(
 ) -> Result<Stop, WorkerError> {
     let connection = match mq::connect(amqp_url).await {
         Ok(c) => c,
-        Err(e) => return Ok(Stop::ConnectionLost(e.to_string())),
+        Err(e) => return Ok(Stop::Unreachable(e.to_string())),
     };
     let channel = connection.create_channel().await?;
     topology.declare(&channel).await?;
