@@ -7,12 +7,24 @@ mod commands;
 
 use clap::Parser;
 use std::process::ExitCode;
+use std::time::Duration;
 
-#[tokio::main]
-async fn main() -> ExitCode {
+/// How long, at exit, blocking work still running (a decode a stopped submission left behind) may delay it.
+const EXIT_GRACE: Duration = Duration::from_secs(5);
+
+fn main() -> ExitCode {
     scenequeue_core::telemetry::init();
     let cli = args::Cli::parse();
-    match commands::run(cli).await {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(commands::run(cli));
+    runtime.shutdown_timeout(EXIT_GRACE);
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {}", message(&e));

@@ -247,6 +247,44 @@ async fn an_interrupted_submission_is_completed_by_the_same_command_into_the_sam
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_that_stalled_and_was_taken_over_can_store_nothing_more() {
+    use scenequeue_core::batches;
+    let env = TestEnv::new().await;
+    let tree = env.dir.join("in");
+    std::fs::create_dir_all(&tree).unwrap();
+    write_wav(&tree.join("a.wav"), &speech_like(16_000, 4.0, 1), 16_000, 1);
+    let (first, second) = (uuid::Uuid::new_v4(), uuid::Uuid::new_v4());
+    let batch = BatchId::new();
+    let new = batches::NewBatch {
+        id: batch,
+        model: "nsnet2-48k",
+        output_dir: "/tmp",
+        priority: 0,
+        submission_key: "k",
+        options: Default::default(),
+        owner: first,
+    };
+    batches::create(&env.pool, &new).await.unwrap();
+    assert!(batches::ingest_heartbeat(&env.pool, batch, first).await.unwrap());
+    // The first run stalls past the limit; a second run of the same submission takes the batch over.
+    sqlx::query("UPDATE batches SET ingest_seen = now() - interval '2 minutes' WHERE id = $1")
+        .bind(batch)
+        .execute(&env.pool)
+        .await
+        .unwrap();
+    assert!(batches::resume(&env.pool, batch, second).await.unwrap());
+    // The first run wakes up: its heartbeat, its chunks and its activation are all refused.
+    assert!(!batches::ingest_heartbeat(&env.pool, batch, first).await.unwrap());
+    let mut tx = env.pool.begin().await.unwrap();
+    assert!(!batches::owns(&mut tx, batch, first).await.unwrap());
+    tx.rollback().await.unwrap();
+    assert!(!batches::activate(&env.pool, batch, first).await.unwrap());
+    assert_eq!(scenequeue_core::db::batch_state(&env.pool, batch).await.unwrap(), Some(BatchState::Ingesting));
+    assert!(batches::activate(&env.pool, batch, second).await.unwrap());
+    env.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn resume_refuses_another_submission_and_a_batch_that_is_not_interrupted() {
     let env = TestEnv::new().await;
     let tree = env.dir.join("in");

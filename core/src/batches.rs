@@ -9,6 +9,7 @@ use crate::options::BatchOptions;
 use crate::states::{BatchState, MediaState};
 use sqlx::PgPool;
 use std::time::Duration;
+use uuid::Uuid;
 
 /// How often a submitter renews its batch's heartbeat.
 pub const INGEST_HEARTBEAT: Duration = Duration::from_secs(10);
@@ -30,14 +31,16 @@ pub struct NewBatch<'a> {
     pub submission_key: &'a str,
     /// Enhancement settings the workers apply over their own defaults.
     pub options: BatchOptions,
+    /// The submission run that owns the batch while it ingests.
+    pub owner: Uuid,
 }
 
 /// ingesting: creates a batch that is being submitted.
 pub async fn create(pool: &PgPool, batch: &NewBatch<'_>) -> Result<(), sqlx::Error> {
     sqlx::query(
         "INSERT INTO batches (id, state, model, output_dir, priority, submission_key, ingest_seen, atten_lim_db,
-                              post_filter_beta, highpass_hz, loudness_lufs)
-         VALUES ($1, $2, $3, $4, $5, $6, now(), $7, $8, $9, $10)",
+                              post_filter_beta, highpass_hz, loudness_lufs, ingest_owner)
+         VALUES ($1, $2, $3, $4, $5, $6, now(), $7, $8, $9, $10, $11)",
     )
     .bind(batch.id)
     .bind(BatchState::Ingesting)
@@ -49,6 +52,7 @@ pub async fn create(pool: &PgPool, batch: &NewBatch<'_>) -> Result<(), sqlx::Err
     .bind(batch.options.post_filter_beta)
     .bind(batch.options.highpass_hz)
     .bind(batch.options.loudness_lufs)
+    .bind(batch.owner)
     .execute(pool)
     .await?;
     Ok(())
@@ -75,20 +79,34 @@ pub async fn state_and_key(pool: &PgPool, batch: BatchId) -> Result<Option<(Batc
     sqlx::query_as("SELECT state, submission_key FROM batches WHERE id = $1").bind(batch).fetch_optional(pool).await
 }
 
-/// ingesting again: a submitter takes an interrupted batch back to complete it. False if the batch is not
-/// interrupted (or still ingesting under a live submitter).
-pub async fn resume(pool: &PgPool, batch: BatchId) -> Result<bool, sqlx::Error> {
+/// ingesting again: the submission run `owner` takes an interrupted batch back to complete it (a run that
+/// stalled loses it: see [`owns`]). False if the batch is not interrupted (or still ingesting under a live run).
+pub async fn resume(pool: &PgPool, batch: BatchId, owner: Uuid) -> Result<bool, sqlx::Error> {
     let r = sqlx::query(
-        "UPDATE batches SET state = $2, ingest_seen = now()
+        "UPDATE batches SET state = $2, ingest_seen = now(), ingest_owner = $5
          WHERE id = $1 AND (state = $3 OR (state = $2 AND ingest_seen < now() - make_interval(secs => $4)))",
     )
     .bind(batch)
     .bind(BatchState::Ingesting)
     .bind(BatchState::Interrupted)
     .bind(INGEST_STALE.as_secs_f64())
+    .bind(owner)
     .execute(pool)
     .await?;
     Ok(r.rows_affected() == 1)
+}
+
+/// Whether the run `owner` still owns `batch` (it is ingesting under that run), locking the batch row for the
+/// rest of the transaction, so no other run can take it over while a chunk is stored.
+pub async fn owns(tx: &mut sqlx::PgConnection, batch: BatchId, owner: Uuid) -> Result<bool, sqlx::Error> {
+    let row: Option<i32> =
+        sqlx::query_scalar("SELECT 1 FROM batches WHERE id = $1 AND ingest_owner = $2 AND state = $3 FOR UPDATE")
+            .bind(batch)
+            .bind(owner)
+            .bind(BatchState::Ingesting)
+            .fetch_optional(tx)
+            .await?;
+    Ok(row.is_some())
 }
 
 /// Paths of the recordings a batch already holds (stored with their scenes and jobs).
@@ -96,22 +114,25 @@ pub async fn stored_paths(pool: &PgPool, batch: BatchId) -> Result<Vec<String>, 
     sqlx::query_scalar("SELECT path FROM media WHERE batch_id = $1").bind(batch).fetch_all(pool).await
 }
 
-/// The submitter is still at work on `batch`.
-pub async fn ingest_heartbeat(pool: &PgPool, batch: BatchId) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE batches SET ingest_seen = now() WHERE id = $1 AND state = $2")
+/// The run `owner` is still at work on `batch`. False once it lost the batch (marked interrupted while it
+/// stalled, or taken over by another run).
+pub async fn ingest_heartbeat(pool: &PgPool, batch: BatchId, owner: Uuid) -> Result<bool, sqlx::Error> {
+    let r = sqlx::query("UPDATE batches SET ingest_seen = now() WHERE id = $1 AND state = $2 AND ingest_owner = $3")
         .bind(batch)
         .bind(BatchState::Ingesting)
+        .bind(owner)
         .execute(pool)
         .await?;
-    Ok(())
+    Ok(r.rows_affected() == 1)
 }
 
-/// interrupted: the submitter stops before storing every recording.
-pub async fn interrupt(pool: &PgPool, batch: BatchId) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE batches SET state = $2 WHERE id = $1 AND state = $3")
+/// interrupted: the run `owner` stops before storing every recording.
+pub async fn interrupt(pool: &PgPool, batch: BatchId, owner: Uuid) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE batches SET state = $2 WHERE id = $1 AND state = $3 AND ingest_owner = $4")
         .bind(batch)
         .bind(BatchState::Interrupted)
         .bind(BatchState::Ingesting)
+        .bind(owner)
         .execute(pool)
         .await?;
     Ok(())
@@ -130,16 +151,23 @@ pub async fn interrupt_stale(pool: &PgPool) -> Result<Vec<BatchId>, sqlx::Error>
     .await
 }
 
-/// active: every recording of the submission is stored; finished at once if it holds no open job.
-pub async fn activate(pool: &PgPool, batch: BatchId) -> Result<(), sqlx::Error> {
+/// active: every recording of the submission is stored by the run `owner`; finished at once if it holds no
+/// open job. False (nothing changed) if that run no longer owns the batch.
+pub async fn activate(pool: &PgPool, batch: BatchId, owner: Uuid) -> Result<bool, sqlx::Error> {
     let mut tx = pool.begin().await?;
-    sqlx::query("UPDATE batches SET state = $2 WHERE id = $1")
+    let r = sqlx::query("UPDATE batches SET state = $2 WHERE id = $1 AND state = $3 AND ingest_owner = $4")
         .bind(batch)
         .bind(BatchState::Active)
+        .bind(BatchState::Ingesting)
+        .bind(owner)
         .execute(&mut *tx)
         .await?;
+    if r.rows_affected() != 1 {
+        return Ok(false);
+    }
     finish_batch_if_done(&mut tx, batch).await?;
-    tx.commit().await
+    tx.commit().await?;
+    Ok(true)
 }
 
 /// The batch in which a recording with these bytes was already cut into scenes for `model`, if any.

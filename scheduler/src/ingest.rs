@@ -157,7 +157,11 @@ pub fn cut_and_hash(
 ) -> (Option<String>, Result<CutRecording, String>) {
     let hash = FileHash::new();
     let cut = cut_hashed(path, params, detector, Some(&hash));
-    (hash.finish(path).ok(), cut)
+    let hash = hash
+        .finish(path)
+        .map_err(|e| tracing::warn!(path = %path.display(), error = %e, "cannot hash; duplicate detection skips it"))
+        .ok();
+    (hash, cut)
 }
 
 /// [`cut`], extending `hash` with the bytes read.

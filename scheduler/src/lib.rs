@@ -68,4 +68,8 @@ pub enum SchedulerError {
     /// A submission could not resume its batch: no such batch, other recordings or settings, or not interrupted.
     #[error("cannot resume: {0}")]
     Resume(String),
+    /// Another run of the same submission took the batch over while this one stalled (over a minute without a
+    /// heartbeat); this run stored nothing more, so nothing is stored twice.
+    #[error("batch {0} was taken over by another run of the same submission while this one stalled; this run stopped")]
+    TakenOver(scenequeue_core::ids::BatchId),
 }

@@ -285,6 +285,7 @@ async fn open_batch(
     req: &SubmitRequest,
     output_dir: &Path,
     key: &str,
+    owner: Uuid,
 ) -> Result<(BatchId, bool), SchedulerError> {
     let candidate = match req.resume {
         Some(batch) => match batches::state_and_key(pool, batch).await? {
@@ -300,7 +301,7 @@ async fn open_batch(
         None => batches::interrupted_submission(pool, key).await?,
     };
     if let Some(batch) = candidate {
-        if batches::resume(pool, batch).await? {
+        if batches::resume(pool, batch, owner).await? {
             return Ok((batch, true));
         }
         if req.resume.is_some() {
@@ -318,6 +319,7 @@ async fn open_batch(
         priority: req.priority,
         submission_key: key,
         options: req.options,
+        owner,
     };
     batches::create(pool, &new).await?;
     Ok((batch, false))
@@ -340,21 +342,29 @@ pub async fn submit_until(
         return Err(SchedulerError::BadModelName(req.model.clone()));
     }
     req.options.validate().map_err(SchedulerError::BadOptions)?;
-    std::fs::create_dir_all(&req.output_dir)
-        .map_err(|e| SchedulerError::Input { path: req.output_dir.clone(), reason: e.to_string() })?;
-    let output_dir = std::fs::canonicalize(&req.output_dir)
-        .map_err(|e| SchedulerError::Input { path: req.output_dir.clone(), reason: e.to_string() })?;
-    let mut entries = collect_inputs(&req.inputs)?;
+    // Walking a large tree (on a network share, say) is blocking work: off the runtime.
+    let (out, inputs) = (req.output_dir.clone(), req.inputs.clone());
+    let (output_dir, mut entries) = tokio::task::spawn_blocking(move || {
+        std::fs::create_dir_all(&out)
+            .map_err(|e| SchedulerError::Input { path: out.clone(), reason: e.to_string() })?;
+        let output_dir = std::fs::canonicalize(&out)
+            .map_err(|e| SchedulerError::Input { path: out.clone(), reason: e.to_string() })?;
+        Ok::<_, SchedulerError>((output_dir, collect_inputs(&inputs)?))
+    })
+    .await??;
     if entries.is_empty() {
         return Err(SchedulerError::NothingToSubmit("no recordings found in the given paths".into()));
     }
     let key = submission_key(req, &output_dir, &entries);
-    let (batch, resumed) = open_batch(pool, req, &output_dir, &key).await?;
+    // This run's claim on the batch: a run that stalls long enough to be taken over stores nothing more.
+    let owner = Uuid::new_v4();
+    let (batch, resumed) = open_batch(pool, req, &output_dir, &key, owner).await?;
     if resumed {
         let stored: HashSet<String> = batches::stored_paths(pool, batch).await?.into_iter().collect();
         entries.retain(|e| !stored.contains(e.path().to_string_lossy().as_ref()));
     }
-    let heartbeat = tokio::spawn(ingest_heartbeat(pool.clone(), batch));
+    let stop = stop.child_token();
+    let heartbeat = tokio::spawn(ingest_heartbeat(pool.clone(), batch, owner, stop.clone()));
     let examined = stream::iter(entries)
         .map(|entry| {
             examine(
@@ -367,7 +377,7 @@ pub async fn submit_until(
             )
         })
         .buffered(req.decode_concurrency.max(1));
-    let stored = store(pool, publisher, req, batch, examined, stop).await;
+    let stored = store(pool, publisher, req, (batch, owner), examined, &stop).await;
     heartbeat.abort();
     match stored {
         Ok(mut report) => {
@@ -376,19 +386,25 @@ pub async fn submit_until(
         }
         Err(e) => {
             // Best effort: with the database gone the scheduler marks it once the heartbeat is stale.
-            let _ = batches::interrupt(pool, batch).await;
+            let _ = batches::interrupt(pool, batch, owner).await;
             Err(e)
         }
     }
 }
 
-/// Renews the batch's ingest heartbeat until aborted.
-async fn ingest_heartbeat(pool: PgPool, batch: BatchId) {
+/// Renews the batch's ingest heartbeat until aborted; stops the run (`lost`) once it no longer owns the batch.
+async fn ingest_heartbeat(pool: PgPool, batch: BatchId, owner: Uuid, lost: CancellationToken) {
     let mut tick = tokio::time::interval(batches::INGEST_HEARTBEAT);
     loop {
         tick.tick().await;
-        if let Err(e) = batches::ingest_heartbeat(&pool, batch).await {
-            tracing::warn!(batch.id = %batch, error = %e, "could not renew the submission heartbeat");
+        match batches::ingest_heartbeat(&pool, batch, owner).await {
+            Ok(true) => {}
+            Ok(false) => {
+                tracing::warn!(batch.id = %batch, "this run no longer owns the batch; stopping");
+                lost.cancel();
+                return;
+            }
+            Err(e) => tracing::warn!(batch.id = %batch, error = %e, "could not renew the submission heartbeat"),
         }
     }
 }
@@ -399,11 +415,11 @@ async fn store(
     pool: &PgPool,
     publisher: &Publisher,
     req: &SubmitRequest,
-    batch: BatchId,
+    (batch, owner): (BatchId, Uuid),
     examined: impl Stream<Item = Result<Examined, SchedulerError>>,
     stop: &CancellationToken,
 ) -> Result<SubmitReport, SchedulerError> {
-    let mut writer = BatchWriter::new(batch, req.job_budget_s, req.pack_mode, req.max_attempts);
+    let mut writer = BatchWriter::new((batch, owner), req.job_budget_s, req.pack_mode, req.max_attempts);
     let mut report =
         SubmitReport { batch, media: Vec::new(), scenes: 0, jobs: 0, published: 0, resumed: false, interrupted: false };
     let mut hashes: HashSet<String> = HashSet::new();
@@ -421,7 +437,7 @@ async fn store(
             report.scenes += scenes;
             report.jobs += jobs;
             report.published += dispatch(pool, publisher, req.max_queued).await?;
-            batches::interrupt(pool, batch).await?;
+            batches::interrupt(pool, batch, owner).await?;
             report.interrupted = true;
             return Ok(report);
         };
@@ -445,7 +461,9 @@ async fn store(
     report.scenes += scenes;
     report.jobs += jobs;
 
-    batches::activate(pool, batch).await?;
+    if !batches::activate(pool, batch, owner).await? {
+        return Err(SchedulerError::TakenOver(batch));
+    }
     report.published += dispatch(pool, publisher, req.max_queued).await?;
     Ok(report)
 }
@@ -453,6 +471,8 @@ async fn store(
 /// Rows planned but not yet stored. Scenes wait here until the packer closes their job.
 struct BatchWriter {
     batch: BatchId,
+    /// The run that owns the batch: checked, under a row lock, in every chunk's transaction.
+    owner: Uuid,
     packer: Packer,
     max_attempts: i32,
     next_recording: usize,
@@ -485,9 +505,10 @@ struct SceneRow {
 }
 
 impl BatchWriter {
-    fn new(batch: BatchId, budget_s: f64, mode: PackMode, max_attempts: i32) -> Self {
+    fn new((batch, owner): (BatchId, Uuid), budget_s: f64, mode: PackMode, max_attempts: i32) -> Self {
         Self {
             batch,
+            owner,
             packer: Packer::new(budget_s, mode),
             max_attempts,
             next_recording: 0,
@@ -582,11 +603,14 @@ impl BatchWriter {
     }
 
     /// Closes the open job and stores everything planned, in one transaction. Returns (scenes, jobs) stored.
-    async fn flush(&mut self, pool: &PgPool) -> Result<(usize, usize), sqlx::Error> {
+    async fn flush(&mut self, pool: &PgPool) -> Result<(usize, usize), SchedulerError> {
         if let Some(job) = self.packer.flush() {
             self.close(job);
         }
         let mut tx = pool.begin().await?;
+        if !batches::owns(&mut tx, self.batch, self.owner).await? {
+            return Err(SchedulerError::TakenOver(self.batch));
+        }
         self.insert(&mut tx).await?;
         tx.commit().await?;
         let stored = (self.scenes.len(), self.jobs.len());
@@ -676,8 +700,9 @@ pub async fn store_cut_batch(
         priority: 0,
         submission_key: "",
         options: BatchOptions::default(),
+        owner: Uuid::new_v4(),
     };
     batches::create(pool, &new).await?;
     let examined = recordings.into_iter().map(|(path, cut)| Ok(Examined { path, hash: None, outcome: Ok(cut) }));
-    store(pool, publisher, &req, batch, stream::iter(examined), &CancellationToken::new()).await
+    store(pool, publisher, &req, (batch, new.owner), stream::iter(examined), &CancellationToken::new()).await
 }
