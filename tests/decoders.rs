@@ -6,6 +6,8 @@
 
 mod common;
 
+use common::{TempDir, run};
+
 use common::{Noise, TestEnv, speech_like, submit_request, write_wav};
 use scenequeue_audio::decode::{frame_energies_db, read_span_mono};
 use scenequeue_audio::spans::SpanReader;
@@ -16,25 +18,9 @@ use std::process::Command;
 const RATE: u32 = 48_000;
 const SECONDS: f64 = 12.0;
 
-struct Dir(PathBuf);
-
-impl Dir {
-    fn new(name: &str) -> Self {
-        let d = std::env::temp_dir().join(format!("sq-decoders-{name}-{}", std::process::id()));
-        std::fs::create_dir_all(&d).unwrap();
-        Self(d)
-    }
-}
-
-impl Drop for Dir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn run(cmd: &mut Command) {
-    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e} (scripts/test.sh installs sox and ffmpeg)"));
-    assert!(out.status.success(), "{cmd:?}: {}", String::from_utf8_lossy(&out.stderr));
+/// A scratch directory of this suite, removed when dropped.
+fn scratch(name: &str) -> TempDir {
+    TempDir::new("decoders", name)
 }
 
 fn ffmpeg(src: &Path, dst: &Path, args: &[&str]) {
@@ -117,7 +103,7 @@ fn accepted(name: &str) -> std::ops::RangeInclusive<i64> {
 
 #[test]
 fn every_format_decodes_in_line_with_the_wav_original() {
-    let dir = Dir::new("align");
+    let dir = scratch("align");
     let (wav, original) = source(&dir.0);
     let (mut report, mut wrong) = (Vec::new(), Vec::new());
     for &(name, args, lossless, decoder) in FORMATS {
@@ -153,7 +139,7 @@ fn every_format_decodes_in_line_with_the_wav_original() {
 
 #[test]
 fn spans_read_in_one_pass_equal_spans_read_one_by_one() {
-    let dir = Dir::new("spans");
+    let dir = scratch("spans");
     let (wav, _) = source(&dir.0);
     let spans = [(0.0, 0.7), (0.65, 1.9), (2.5, 3.0), (3.0, 3.3), (8.0, 11.9), (1.0, 2.0), (11.5, 12.0)];
     // ffmpeg's own seeking in a raw AC-3 stream lands within a few samples, not exactly: 25 dB there.
@@ -178,7 +164,7 @@ fn spans_read_in_one_pass_equal_spans_read_one_by_one() {
 
 #[test]
 fn hashing_while_decoding_gives_the_hash_of_the_bytes() {
-    let dir = Dir::new("hash");
+    let dir = scratch("hash");
     let (wav, _) = source(&dir.0);
     for (name, args) in [("h.mp3", &["-c:a", "libmp3lame"][..]), ("h.m4a", &["-c:a", "aac"][..]), ("h.ac3", &[][..])] {
         let path = dir.0.join(name);
@@ -208,7 +194,7 @@ fn without_ffmpeg_the_refusal_names_the_codec_and_how_to_enable_it() {
         assert!(frame_energies_db(&dir.join("talk.webm"), 0.01).is_ok());
         return;
     }
-    let dir = Dir::new("noffmpeg");
+    let dir = scratch("noffmpeg");
     let (wav, _) = source(&dir.0);
     ffmpeg(&wav, &dir.0.join("film.ac3"), &["-c:a", "ac3"]);
     ffmpeg(&wav, &dir.0.join("talk.webm"), &["-c:a", "libopus"]);

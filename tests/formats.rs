@@ -4,31 +4,17 @@
 
 mod common;
 
+use common::{TempDir, run};
+
 use common::{TestEnv, speech_like, submit_request, write_wav};
 use scenequeue_audio::decode::{frame_energies_db, probe, read_span_mono};
 use scenequeue_audio::level::{rms_db, snr_db};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-struct Dir(PathBuf);
-
-impl Dir {
-    fn new(name: &str) -> Self {
-        let d = std::env::temp_dir().join(format!("sq-formats-{name}-{}", std::process::id()));
-        std::fs::create_dir_all(&d).unwrap();
-        Self(d)
-    }
-}
-
-impl Drop for Dir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn run(cmd: &mut Command) {
-    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e} (scripts/test.sh installs sox and ffmpeg)"));
-    assert!(out.status.success(), "{cmd:?}: {}", String::from_utf8_lossy(&out.stderr));
+/// A scratch directory of this suite, removed when dropped.
+fn scratch(name: &str) -> TempDir {
+    TempDir::new("formats", name)
 }
 
 /// A 12 s stereo 44.1 kHz source and the mono mix it should decode to.
@@ -65,7 +51,7 @@ fn check(path: &Path, original: &[f32], lossless: bool) {
 
 #[test]
 fn common_containers_and_codecs_decode_with_seeking() {
-    let dir = Dir::new("ok");
+    let dir = scratch("ok");
     let (wav, mono) = source(&dir.0);
     check(&wav, &mono, true);
     for (name, lossless) in [("a.flac", true), ("a.ogg", false), ("a.mp3", false)] {
@@ -139,7 +125,7 @@ fn error_of(path: &Path) -> String {
 
 #[test]
 fn bad_inputs_get_specific_errors() {
-    let dir = Dir::new("bad");
+    let dir = scratch("bad");
     let (wav, _) = source(&dir.0);
     let bytes = std::fs::read(&wav).unwrap();
 

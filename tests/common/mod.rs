@@ -192,3 +192,27 @@ pub fn submit_request(env: &TestEnv, inputs: Vec<PathBuf>, job_budget_s: f64) ->
         ..Default::default()
     }
 }
+
+/// A scratch directory, removed when dropped.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    /// `sq-<suite>-<name>-<pid>` under the system's temporary directory.
+    pub fn new(suite: &str, name: &str) -> Self {
+        let d = std::env::temp_dir().join(format!("sq-{suite}-{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&d).unwrap();
+        Self(d)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Runs a command that makes a fixture (sox, ffmpeg), failing the test with its error output.
+pub fn run(cmd: &mut std::process::Command) {
+    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e} (scripts/test.sh installs sox and ffmpeg)"));
+    assert!(out.status.success(), "{cmd:?}: {}", String::from_utf8_lossy(&out.stderr));
+}
