@@ -20,6 +20,7 @@
 //! - [`workers`]: worker rows (registration, state).
 //! - [`mq`]: RabbitMQ topology, confirmed publishing and the job message.
 //! - [`options`]: enhancement settings chosen per submission and stored on the batch; presets.
+//! - [`panics`]: a caught panic's message, stored as a failure's cause.
 //! - [`telemetry`]: structured logging set-up.
 
 pub mod batches;
@@ -30,6 +31,7 @@ pub mod ids;
 pub mod jobs;
 pub mod mq;
 pub mod options;
+pub mod panics;
 pub mod scenes;
 pub mod states;
 pub mod telemetry;

@@ -170,11 +170,7 @@ async fn blocking<T: Send + 'static>(
         Ok(result) => result,
         Err(e) if e.is_panic() => {
             let panic = e.into_panic();
-            let message = panic
-                .downcast_ref::<&str>()
-                .map(|s| (*s).to_string())
-                .or_else(|| panic.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "no message".into());
+            let message = scenequeue_core::panics::message(panic.as_ref());
             Err(format!("{}: the decoder crashed on this file: {message}", path.display()))
         }
         Err(e) => Err(format!("{}: {e}", path.display())),

@@ -165,11 +165,7 @@ fn read(task: &SceneTask, model_rate: u32) -> Result<Vec<f32>, SceneFailure> {
         Ok(read) => read?,
         Err(panic) => {
             release_reader();
-            let message = panic
-                .downcast_ref::<&str>()
-                .map(|s| (*s).to_string())
-                .or_else(|| panic.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "no message".into());
+            let message = scenequeue_core::panics::message(panic.as_ref());
             return Err(SceneFailure::Scene(SceneError::DecoderCrashed { path: task.source.clone(), message }));
         }
     };
