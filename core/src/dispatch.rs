@@ -5,7 +5,8 @@
 //!
 //! Submissions, workers (after every job) and the scheduler loop all dispatch; row locks (`SKIP LOCKED`) keep
 //! two dispatchers from publishing the same job, and a duplicate would be harmless anyway (see `jobs`).
-//! Whatever a crash left pending is dispatched by the next of them.
+//! Whatever a crash left pending is dispatched by the next of them. A job released for a retry waits until its
+//! `not_before` (the back-off) has passed.
 
 use crate::ids::JobId;
 use crate::mq::{MqError, Publisher};
@@ -45,7 +46,7 @@ pub async fn dispatch(pool: &PgPool, publisher: &Publisher, max_queued: i64) -> 
         }
         let ids: Vec<JobId> = sqlx::query_scalar(
             "SELECT j.id FROM jobs j JOIN batches b ON b.id = j.batch_id
-             WHERE j.state = $2
+             WHERE j.state = $2 AND (j.not_before IS NULL OR j.not_before <= now())
              ORDER BY b.priority DESC, b.created_at, j.id
              LIMIT $1 FOR UPDATE OF j SKIP LOCKED",
         )
@@ -58,7 +59,7 @@ pub async fn dispatch(pool: &PgPool, publisher: &Publisher, max_queued: i64) -> 
         }
         let confirmed = publisher.publish_jobs(&ids).await?;
         let uuids: Vec<Uuid> = confirmed.iter().map(|j| j.0).collect();
-        sqlx::query("UPDATE jobs SET state = $2 WHERE id = ANY($1) AND state = $3")
+        sqlx::query("UPDATE jobs SET state = $2, queued_at = now(), not_before = NULL WHERE id = ANY($1) AND state = $3")
             .bind(&uuids)
             .bind(JobState::Queued)
             .bind(JobState::Pending)

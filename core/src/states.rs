@@ -87,6 +87,11 @@ pub enum WorkerState {
     Busy,
     /// Shut down; it takes no more jobs.
     Stopped,
+    /// Its own environment failed (model, device, output directory): it takes no jobs until its self-check
+    /// passes.
+    Unhealthy,
+    /// It stopped heartbeating without shutting down (killed, hung, or cut off from the database).
+    Lost,
 }
 
 /// Which step of out-of-memory recovery produced a scene's output (`none`: the first run succeeded).
@@ -133,7 +138,7 @@ state_names! {
     MediaState { Pending => "pending", Split => "split", Failed => "failed" }
     SceneState { Pending => "pending", Queued => "queued", Running => "running", Succeeded => "succeeded", Failed => "failed" }
     JobState { Pending => "pending", Queued => "queued", Running => "running", Succeeded => "succeeded", Dead => "dead" }
-    WorkerState { Idle => "idle", Busy => "busy", Stopped => "stopped" }
+    WorkerState { Idle => "idle", Busy => "busy", Stopped => "stopped", Unhealthy => "unhealthy", Lost => "lost" }
     RecoveryStep { None => "none", Recreated => "recreated", Windowed => "windowed", Cpu => "cpu" }
 }
 
