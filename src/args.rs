@@ -10,7 +10,7 @@ use scenequeue_audio::scenes::SplitParams;
 use scenequeue_core::config::Services;
 use scenequeue_core::ids::BatchId;
 use scenequeue_core::options::Preset;
-use scenequeue_scheduler::SubmitRequest;
+use scenequeue_scheduler::{DEFAULT_REAP_INTERVAL, ReapSettings, SubmitRequest};
 use scenequeue_worker::{
     ArenaExtend, ConvSearch, Device, FixedWindows, ModelFiles, OnBadOutput, RecoveryConfig, SessionPolicy, WorkerConfig,
 };
@@ -47,8 +47,18 @@ pub enum Command {
     Submit(SubmitArgs),
     /// Consume jobs and enhance their scenes until stopped (Ctrl-C / SIGTERM finish the current job first).
     Worker(WorkerArgs),
-    /// Keep jobs moving: requeue jobs of vanished workers, release pending jobs by priority, bury dead-lettered ones.
+    /// Keep jobs moving: requeue jobs of vanished workers, mark lost workers, release pending jobs by priority,
+    /// publish again jobs whose message the broker lost or dead-lettered. Waits out Postgres and RabbitMQ outages.
     Scheduler(SchedulerArgs),
+    /// Run the dead jobs and failed scenes of a batch, or of one job, again, keeping what already succeeded; prints
+    /// what was reset.
+    Retry {
+        /// A batch id or a job id.
+        id: uuid::Uuid,
+        /// Print a JSON object instead of a sentence.
+        #[arg(long)]
+        json: bool,
+    },
     /// Counts per state of batches, recordings, jobs and scenes, with the reasons for failures.
     Status {
         /// Only this batch.
@@ -250,8 +260,15 @@ pub struct WorkerArgs {
 #[derive(Args, Debug, Clone)]
 pub struct SchedulerArgs {
     /// Seconds between two passes of the reaper.
-    #[arg(long, env = "SCENEQUEUE_REAP_INTERVAL_S", default_value_t = 30)]
+    #[arg(long, env = "SCENEQUEUE_REAP_INTERVAL_S", default_value_t = DEFAULT_REAP_INTERVAL.as_secs())]
     pub interval_s: u64,
+    /// Seconds without a heartbeat after which a worker is marked lost.
+    #[arg(long, env = "SCENEQUEUE_LOST_AFTER_S", default_value_t = ReapSettings::default().lost_after.as_secs())]
+    pub lost_after_s: u64,
+    /// Seconds after its message was confirmed before a queued job whose message the broker no longer holds is
+    /// published again.
+    #[arg(long, env = "SCENEQUEUE_RECONCILE_GRACE_S", default_value_t = ReapSettings::default().reconcile_grace.as_secs())]
+    pub reconcile_grace_s: u64,
 }
 
 #[derive(Args, Debug, Clone)]

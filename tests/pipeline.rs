@@ -205,13 +205,10 @@ async fn jobs_of_a_vanished_worker_are_requeued_by_the_reaper() {
     env.cleanup().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_dead_lettered_job_is_buried_with_its_reason() {
-    let env = TestEnv::new().await;
-    let batch = small_batch(&env).await;
-    let jobs = job_ids(&env, batch).await;
-    // The broker gives up on one message (as at its delivery limit): it leaves the job queue and lands in the
-    // dead-letter queue. Done by hand, with a confirm, so the test does not race the broker's own routing.
+/// The broker gives up on one message (as at its delivery limit): it leaves the job queue and lands in the
+/// dead-letter queue. Done by hand, with a confirm, so the test does not race the broker's own routing. Returns
+/// the message's job.
+async fn dead_letter_one(env: &TestEnv) -> JobId {
     let (connection, channel) = env.channel().await;
     let message = channel.basic_get(&env.topology.queue, Default::default()).await.unwrap().expect("a message");
     let dead: scenequeue_core::mq::JobMessage = serde_json::from_slice(&message.delivery.data).unwrap();
@@ -230,28 +227,72 @@ async fn a_dead_lettered_job_is_buried_with_its_reason() {
         .await
         .unwrap();
     assert!(confirm.is_ack());
+    connection.close(200, "ok").await.ok();
+    dead.job_id
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_lettered_job_is_buried_with_its_reason() {
+    let env = TestEnv::new().await;
+    let batch = small_batch(&env).await;
+    let jobs = job_ids(&env, batch).await;
+    let dead = dead_letter_one(&env).await;
+    // Every attempt of the job was used: a worker failed it three times, giving it back each time.
+    let ghost = scenequeue_core::ids::WorkerId::new();
+    for _ in 0..3 {
+        let lease = scenequeue_core::jobs::lease(&env.pool, dead, ghost, std::time::Duration::from_secs(600)).await;
+        assert!(matches!(lease.unwrap(), scenequeue_core::jobs::Lease::Granted { .. }));
+        scenequeue_core::jobs::release(&env.pool, dead, ghost, "the model could not be loaded").await.unwrap();
+    }
 
     let (pconn, publisher) = env.publisher().await;
     let reaped = scenequeue_scheduler::reap(&env.pool, &publisher, &pconn, &env.topology, 64).await.unwrap();
-    assert_eq!(reaped.dead_lettered, 1);
+    assert_eq!((reaped.dead_lettered, reaped.dead_buried, reaped.dead_requeued), (1, 1, 0));
     pconn.close(200, "ok").await.ok();
-    connection.close(200, "ok").await.ok();
 
     let worker = drain(&env).await;
     assert_eq!(worker.jobs_done as usize, jobs.len() - 1);
-    let (state, error): (JobState, Option<String>) = sqlx::query_as("SELECT state, error FROM jobs WHERE id = $1")
-        .bind(dead.job_id)
-        .fetch_one(&env.pool)
-        .await
-        .unwrap();
+    let (state, error): (JobState, Option<String>) =
+        sqlx::query_as("SELECT state, error FROM jobs WHERE id = $1").bind(dead).fetch_one(&env.pool).await.unwrap();
     assert_eq!(state, JobState::Dead);
-    assert!(error.unwrap().contains("dead-lettered"));
+    let error = error.unwrap();
+    assert!(error.contains("dead-lettered") && error.contains("last error: the model could not be loaded"), "{error}");
     let failed: Vec<String> = sqlx::query_scalar("SELECT error FROM scenes WHERE job_id = $1 AND state = 'failed'")
-        .bind(dead.job_id)
+        .bind(dead)
         .fetch_all(&env.pool)
         .await
         .unwrap();
     assert!(!failed.is_empty() && failed.iter().all(|e| e.contains("dead-lettered")), "{failed:?}");
+    assert_eq!(scenequeue_core::db::batch_state(&env.pool, batch).await.unwrap(), Some(BatchState::Finished));
+    env.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_lettered_job_with_attempts_left_is_published_again() {
+    let env = TestEnv::new().await;
+    let batch = small_batch(&env).await;
+    let jobs = job_ids(&env, batch).await;
+    let dead = dead_letter_one(&env).await;
+
+    let (pconn, publisher) = env.publisher().await;
+    let reaped = scenequeue_scheduler::reap(&env.pool, &publisher, &pconn, &env.topology, 64).await.unwrap();
+    assert_eq!((reaped.dead_lettered, reaped.dead_requeued, reaped.dead_buried), (1, 1, 0));
+    assert_eq!(reaped.published, 1);
+    pconn.close(200, "ok").await.ok();
+    let (state, error, dead_letters): (JobState, Option<String>, i32) =
+        sqlx::query_as("SELECT state, error, dead_letters FROM jobs WHERE id = $1")
+            .bind(dead)
+            .fetch_one(&env.pool)
+            .await
+            .unwrap();
+    assert_eq!((state, dead_letters), (JobState::Queued, 1));
+    assert!(error.unwrap().starts_with(scenequeue_core::requeue::DEAD_LETTER_NOTE));
+
+    let worker = drain(&env).await;
+    assert_eq!(worker.jobs_done as usize, jobs.len(), "the dead-lettered job ran too");
+    let (state, error): (JobState, Option<String>) =
+        sqlx::query_as("SELECT state, error FROM jobs WHERE id = $1").bind(dead).fetch_one(&env.pool).await.unwrap();
+    assert_eq!((state, error), (JobState::Succeeded, None));
     assert_eq!(scenequeue_core::db::batch_state(&env.pool, batch).await.unwrap(), Some(BatchState::Finished));
     env.cleanup().await;
 }

@@ -35,12 +35,14 @@ pub struct NewBatch<'a> {
     pub owner: Uuid,
 }
 
-/// ingesting: creates a batch that is being submitted.
+/// ingesting: creates a batch that is being submitted. Creating the same id again changes nothing, so a creation
+/// whose commit went through but whose answer was lost can be run again.
 pub async fn create(pool: &PgPool, batch: &NewBatch<'_>) -> Result<(), sqlx::Error> {
     sqlx::query(
         "INSERT INTO batches (id, state, model, output_dir, priority, submission_key, ingest_seen, atten_lim_db,
                               post_filter_beta, highpass_hz, loudness_lufs, ingest_owner)
-         VALUES ($1, $2, $3, $4, $5, $6, now(), $7, $8, $9, $10, $11)",
+         VALUES ($1, $2, $3, $4, $5, $6, now(), $7, $8, $9, $10, $11)
+         ON CONFLICT (id) DO NOTHING",
     )
     .bind(batch.id)
     .bind(BatchState::Ingesting)
@@ -107,6 +109,36 @@ pub async fn owns(tx: &mut sqlx::PgConnection, batch: BatchId, owner: Uuid) -> R
             .fetch_optional(tx)
             .await?;
     Ok(row.is_some())
+}
+
+/// ingesting again: the run `owner` takes back its own batch after it was marked interrupted while the run could
+/// not renew its heartbeat (Postgres was away), so the run goes on. False if another run took it, or it is no
+/// longer interrupted. Locks the batch row for the rest of the transaction, as [`owns`] does.
+pub async fn reclaim(tx: &mut sqlx::PgConnection, batch: BatchId, owner: Uuid) -> Result<bool, sqlx::Error> {
+    let r = sqlx::query(
+        "UPDATE batches SET state = $2, ingest_seen = now() WHERE id = $1 AND state = $3 AND ingest_owner = $4",
+    )
+    .bind(batch)
+    .bind(BatchState::Ingesting)
+    .bind(BatchState::Interrupted)
+    .bind(owner)
+    .execute(tx)
+    .await?;
+    Ok(r.rows_affected() == 1)
+}
+
+/// Whether the run `owner` already activated `batch` (it is active or finished under that run), as when an
+/// activation's commit went through but its answer was lost.
+pub async fn activated_by(pool: &PgPool, batch: BatchId, owner: Uuid) -> Result<bool, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM batches WHERE id = $1 AND ingest_owner = $2 AND state IN ($3, $4))",
+    )
+    .bind(batch)
+    .bind(owner)
+    .bind(BatchState::Active)
+    .bind(BatchState::Finished)
+    .fetch_one(pool)
+    .await
 }
 
 /// Paths of the recordings a batch already holds (stored with their scenes and jobs).

@@ -47,6 +47,16 @@ pub async fn connect(url: &str, max_connections: u32) -> Result<PgPool, DbError>
     Ok(pool)
 }
 
+/// Opens one connection and closes it again: whether Postgres answers, with the driver's own reason when it does
+/// not (a pool reports only that it timed out).
+pub async fn probe(url: &str) -> Result<(), DbError> {
+    use sqlx::Connection;
+    let connection =
+        sqlx::PgConnection::connect(url).await.map_err(|source| DbError::Connect { url: redact(url), source })?;
+    let _ = connection.close().await;
+    Ok(())
+}
+
 /// Hides a password in a connection URL before it goes into an error message or a log.
 pub fn redact(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {

@@ -18,7 +18,11 @@
 //! - [`jobs`]: job leases and state transitions shared by workers and the reaper.
 //! - [`scenes`]: scene state transitions and result rows.
 //! - [`workers`]: worker rows (registration, state).
-//! - [`mq`]: RabbitMQ topology, confirmed publishing and the job message.
+//! - [`mq`]: RabbitMQ topology, confirmed publishing, queue depth and the job message.
+//! - [`requeue`]: jobs whose message the broker lost or dead-lettered, back to pending for dispatch.
+//! - [`retry`]: an operator's retry of a batch's or job's dead jobs and failed scenes.
+//! - [`liveness`]: workers that stopped heartbeating, marked lost.
+//! - [`outage`]: capped back-off, and database steps retried while Postgres is away.
 //! - [`options`]: enhancement settings chosen per submission and stored on the batch; presets.
 //! - [`panics`]: a caught panic's message, stored as a failure's cause.
 //! - [`telemetry`]: structured logging set-up.
@@ -29,9 +33,13 @@ pub mod db;
 pub mod dispatch;
 pub mod ids;
 pub mod jobs;
+pub mod liveness;
 pub mod mq;
 pub mod options;
+pub mod outage;
 pub mod panics;
+pub mod requeue;
+pub mod retry;
 pub mod scenes;
 pub mod states;
 pub mod telemetry;

@@ -177,6 +177,31 @@ impl Publisher {
     }
 }
 
+/// What the broker holds in a queue right now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueueDepth {
+    /// Messages ready for delivery (not counting those delivered and not yet acknowledged).
+    pub messages: u32,
+    /// Consumers subscribed to the queue; each may hold up to its prefetch of unacknowledged messages.
+    pub consumers: u32,
+}
+
+/// Reads a queue's depth with a passive declare, on a channel of its own (a missing queue closes the channel it
+/// was asked on: the error names the queue).
+pub async fn queue_depth(connection: &Connection, queue: &str) -> Result<QueueDepth, MqError> {
+    let channel = connection.create_channel().await?;
+    let declared = channel
+        .queue_declare(
+            queue,
+            QueueDeclareOptions { passive: true, ..QueueDeclareOptions::default() },
+            FieldTable::default(),
+        )
+        .await;
+    let _ = channel.close(200, "done").await;
+    let q = declared?;
+    Ok(QueueDepth { messages: q.message_count(), consumers: q.consumer_count() })
+}
+
 /// Sets the prefetch of a consuming channel: a worker holds at most `prefetch` unacknowledged jobs.
 pub async fn set_prefetch(channel: &Channel, prefetch: u16) -> Result<(), MqError> {
     channel.basic_qos(prefetch, BasicQosOptions::default()).await?;

@@ -1,30 +1,41 @@
 //! The scheduler side of scenequeue: turning recordings into published jobs, and keeping jobs moving.
 //!
-//! The public surface is what a binary needs ([`submit`], [`reap`], [`status`], [`scene_list`] and their types);
+//! The public surface is what a binary needs ([`submit`], [`reap`], [`retry`], [`status`], [`scene_list`] and
+//! their types);
 //! [`testing`] exposes the pure planning steps to the integration tests and the benchmarks.
 //!
 //! # Layout
+//! - `dead_letters`: the dead-letter queue drained (jobs published again, or buried once out of attempts).
 //! - `export`: a batch's scene list (JSON) for downstream transcription.
 //! - `ingest`: find the recordings of a submission, decode (and hash, in the same read) and cut them.
 //! - [`manifest`]: JSON Lines and CSV manifests of the enhanced scenes, for transcription tools.
 //! - `packing`: group scenes into jobs by a duration budget (pure).
 //! - `submit`: persist a batch (media, scenes, jobs) and publish its jobs.
-//! - `reaper`: requeue jobs whose worker vanished, bury those out of attempts, finish batches.
+//! - `reaper`: requeue jobs whose worker vanished, bury those out of attempts, mark lost workers, drain dead
+//!   letters, republish messages the broker lost.
+//! - `reconcile`: queued jobs against the messages the broker holds.
+//! - `retry`: an operator's retry of dead jobs and failed scenes.
 //! - `status`: counts per state for the CLI.
 
+mod dead_letters;
 mod export;
 mod ingest;
 pub mod manifest;
 mod packing;
 mod reaper;
+mod reconcile;
+mod retry;
 mod status;
 mod submit;
 
 pub use export::{RecordingEntry, SceneEntry, SceneList, scene_list};
 pub use packing::PackMode;
-pub use reaper::{ReapReport, reap};
+pub use reaper::{DEFAULT_REAP_INTERVAL, ReapReport, ReapSettings, reap, reap_with};
+pub use retry::{RetryReport, retry};
 pub use status::{FlaggedScene, MemorySummary, StateCounts, WorkerRow, status};
-pub use submit::{Detector, MediaOutcome, MediaReport, SubmitReport, SubmitRequest, submit, submit_until};
+pub use submit::{
+    Detector, MediaOutcome, MediaReport, SubmitReport, SubmitRequest, submit, submit_until, submit_without_broker,
+};
 
 /// Planning steps below `submit`, for the integration tests and the benchmarks.
 pub mod testing {
@@ -68,6 +79,23 @@ pub enum SchedulerError {
     /// A submission could not resume its batch: no such batch, other recordings or settings, or not interrupted.
     #[error("cannot resume: {0}")]
     Resume(String),
+    /// A retry was refused (unknown id, batch still ingesting) or failed.
+    #[error(transparent)]
+    Retry(#[from] scenequeue_core::retry::RetryError),
+    /// Postgres stayed away longer than the submission's patience; what was stored before stays in the batch.
+    #[error(
+        "batch {batch} is interrupted: {source}. What was stored so far is kept; once Postgres is back, run the same \
+         command again (or add --resume {batch}) to complete it"
+    )]
+    DatabaseLost {
+        /// The batch being stored.
+        batch: scenequeue_core::ids::BatchId,
+        /// How long Postgres was waited for, and its last error.
+        source: scenequeue_core::outage::StepError,
+    },
+    /// Postgres stayed away longer than the submission's patience before its batch was opened: nothing was stored.
+    #[error("nothing was stored: {0}. Once Postgres is back, run the same command again")]
+    DatabaseAway(scenequeue_core::outage::StepError),
     /// Another run of the same submission took the batch over while this one stalled (over a minute without a
     /// heartbeat); this run stored nothing more, so nothing is stored twice.
     #[error("batch {0} was taken over by another run of the same submission while this one stalled; this run stopped")]

@@ -1,7 +1,7 @@
 //! Counts per state, for `scenequeue status`.
 
 use scenequeue_core::ids::BatchId;
-use scenequeue_core::states::{JobState, MediaState, OutputFlag, SceneState};
+use scenequeue_core::states::{JobState, MediaState, OutputFlag, SceneState, WorkerState};
 use sqlx::PgPool;
 
 /// Everything `scenequeue status` reports, for one batch or for all of them.
@@ -25,8 +25,12 @@ pub struct StateCounts {
     pub warned_media: Vec<(String, String)>,
     /// Enhanced scenes whose output failed a check, at most `FAILURES_SHOWN`.
     pub flagged_scenes: Vec<FlaggedScene>,
+    /// (state name, count) of workers seen in the last day (lost ones included).
+    pub worker_states: Vec<(String, i64)>,
     /// Workers seen in the last day, most recent first, at most `FAILURES_SHOWN`.
     pub workers: Vec<WorkerRow>,
+    /// Lost and unhealthy workers seen in the last day, longest silent first, at most `FAILURES_SHOWN`.
+    pub troubled_workers: Vec<WorkerRow>,
     /// GPU memory, session and out-of-memory figures.
     pub memory: MemorySummary,
 }
@@ -42,7 +46,7 @@ pub struct WorkerRow {
     pub device: String,
     /// When it recreates its inference session (e.g. `per-job`).
     pub session_policy: String,
-    /// Its state name (`idle`, `busy` or `stopped`).
+    /// Its state name (`idle`, `busy`, `stopped`, `unhealthy` or `lost`).
     pub state: String,
     /// Jobs it has finished since it started.
     pub jobs_done: i64,
@@ -50,7 +54,16 @@ pub struct WorkerRow {
     pub gpu_name: Option<String>,
     /// Seconds since the worker last reported.
     pub idle_s: f64,
+    /// When it last reported (UTC, ISO 8601).
+    pub last_seen: String,
+    /// What its last self-check found, when it reported one (why it is unhealthy).
+    pub health: Option<String>,
 }
+
+/// The columns of a [`WorkerRow`].
+const WORKER_COLUMNS: &str = "hostname, pid, device, session_policy, state::text AS state, jobs_done, gpu_name,
+    extract(epoch FROM now() - last_seen)::float8 AS idle_s,
+    to_char(last_seen AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') AS last_seen, health";
 
 /// An enhanced scene whose output failed a check (see `worker::output_check`).
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -145,13 +158,27 @@ pub async fn status(pool: &PgPool, batch: Option<BatchId>) -> Result<StateCounts
         .bind(FAILURES_SHOWN)
         .fetch_all(pool)
         .await?,
-        // Workers seen in the last day, most recent first.
-        workers: sqlx::query_as(
-            "SELECT hostname, pid, device, session_policy, state::text AS state, jobs_done, gpu_name,
-                    extract(epoch FROM now() - last_seen)::float8 AS idle_s
-             FROM workers WHERE last_seen > now() - interval '1 day' ORDER BY last_seen DESC LIMIT $1",
+        worker_states: sqlx::query_as(
+            "SELECT state::text, count(*) FROM workers WHERE last_seen > now() - interval '1 day'
+             GROUP BY state ORDER BY state",
         )
+        .fetch_all(pool)
+        .await?,
+        // Workers seen in the last day, most recent first.
+        workers: sqlx::query_as(&format!(
+            "SELECT {WORKER_COLUMNS} FROM workers WHERE last_seen > now() - interval '1 day'
+             ORDER BY last_seen DESC LIMIT $1"
+        ))
         .bind(FAILURES_SHOWN)
+        .fetch_all(pool)
+        .await?,
+        troubled_workers: sqlx::query_as(&format!(
+            "SELECT {WORKER_COLUMNS} FROM workers WHERE state IN ($2, $3) AND last_seen > now() - interval '1 day'
+             ORDER BY last_seen LIMIT $1"
+        ))
+        .bind(FAILURES_SHOWN)
+        .bind(WorkerState::Lost)
+        .bind(WorkerState::Unhealthy)
         .fetch_all(pool)
         .await?,
         memory: sqlx::query_as(

@@ -7,6 +7,14 @@
 //! files again after a crash picks up where the first submission stopped. A new file is hashed while it is
 //! decoded (one read); a path already split for the model is hashed first, so a duplicate is never decoded.
 //! Each recording stores which decoder read it, for the workers.
+//!
+//! Outages. With the broker unreachable the batch is stored all the same and its jobs stay `pending`: a failed
+//! publication is logged, never an error, and the scheduler or any worker publishes them once the broker is
+//! back ([`submit_without_broker`] when it cannot be reached at all). With Postgres gone mid-submission, every
+//! database step (each one a read, an idempotent write, or a transaction that rolled back) is tried again with
+//! capped back-off for `SubmitRequest::patience` (five minutes by default); then the submission stops with
+//! [`SchedulerError::DatabaseLost`], which says the batch is interrupted and that the same command resumes it. A
+//! run whose batch was marked interrupted while it could not renew its heartbeat takes it back and goes on.
 
 use crate::SchedulerError;
 use crate::ingest::{CutRecording, Entry, collect_inputs, content_hash, cut, cut_and_hash};
@@ -20,9 +28,11 @@ use scenequeue_core::dispatch::dispatch;
 use scenequeue_core::ids::{BatchId, JobId, MediaId, SceneId};
 use scenequeue_core::mq::Publisher;
 use scenequeue_core::options::BatchOptions;
+use scenequeue_core::outage::{Patience, StepError, retry_step};
 use scenequeue_core::states::MediaState;
 use sqlx::PgPool;
 use std::collections::{HashMap, HashSet};
+use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
@@ -65,6 +75,8 @@ pub struct SubmitRequest {
     pub resume: Option<BatchId>,
     /// Enhancement settings stored on the batch, applied by the workers over their own defaults.
     pub options: BatchOptions,
+    /// How long each database step waits for Postgres to come back before the submission stops.
+    pub patience: Patience,
 }
 
 impl Default for SubmitRequest {
@@ -84,6 +96,42 @@ impl Default for SubmitRequest {
             detector: None,
             resume: None,
             options: BatchOptions::default(),
+            patience: Patience::default(),
+        }
+    }
+}
+
+/// The database steps of one submission, tried again while Postgres is away (see the module's documentation).
+#[derive(Debug, Clone, Copy)]
+struct Steps {
+    patience: Patience,
+    /// The batch, once it is open: giving up then leaves it interrupted; before, nothing was stored.
+    batch: Option<BatchId>,
+}
+
+impl Steps {
+    async fn run<T, F, Fut>(&self, what: &'static str, step: F) -> Result<T, SchedulerError>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, sqlx::Error>>,
+    {
+        retry_step(&self.patience, what, step).await.map_err(|e| match (e, self.batch) {
+            (StepError::Failed(e), _) => SchedulerError::Db(e),
+            (gave_up, Some(batch)) => SchedulerError::DatabaseLost { batch, source: gave_up },
+            (gave_up, None) => SchedulerError::DatabaseAway(gave_up),
+        })
+    }
+}
+
+/// Publishes pending jobs when there is a broker; a failure leaves them pending for the scheduler or a worker,
+/// and is logged, never an error. Returns how many were published.
+async fn publish(pool: &PgPool, publisher: Option<&Publisher>, max_queued: i64) -> usize {
+    let Some(publisher) = publisher else { return 0 };
+    match dispatch(pool, publisher, max_queued).await {
+        Ok(n) => n,
+        Err(e) => {
+            tracing::warn!(error = %e, "publishing failed; the jobs stay pending for the scheduler or a worker");
+            0
         }
     }
 }
@@ -177,14 +225,22 @@ async fn blocking<T: Send + 'static>(
     }
 }
 
-async fn examine(
+/// What examining a recording looks up in the database, and how patiently.
+#[derive(Clone)]
+struct Lookup {
     pool: PgPool,
     model: String,
+    skip_duplicates: bool,
+    steps: Steps,
+}
+
+async fn examine(
+    lookup: Lookup,
     entry: Entry,
     split: SplitParams,
-    skip_duplicates: bool,
     detector: Option<Detector>,
 ) -> Result<Examined, SchedulerError> {
+    let Lookup { pool, model, skip_duplicates, steps } = lookup;
     let path = match entry {
         Entry::Recording(path) => path,
         Entry::Failed(path, reason) => {
@@ -195,7 +251,7 @@ async fn examine(
     let detect = move || detector.as_ref().map(|d| d.0.clone());
     // A path already split for this model is probably the same recording submitted again: hash it first, so a
     // duplicate costs one read and no decoding. Anything else is hashed while it is decoded: one read.
-    let known = skip_duplicates && path_known(&pool, &model, &path).await?;
+    let known = skip_duplicates && steps.run("looking up a recording", || path_known(&pool, &model, &path)).await?;
     if !known {
         let (p, detector) = (path.clone(), detect());
         let (hash, outcome) = match blocking(&path, move || Ok(cut_and_hash(&p, &split, detector.as_deref()))).await {
@@ -203,7 +259,8 @@ async fn examine(
             Err(crashed) => (None, Err(crashed)),
         };
         if let Some(hash) = &hash
-            && let Some(batch) = earlier_split(&pool, &model, hash, skip_duplicates).await?
+            && let Some(batch) =
+                steps.run("looking up a recording", || earlier_split(&pool, &model, hash, skip_duplicates)).await?
         {
             return Ok(Examined { path, hash: Some(hash.clone()), outcome: Err(Rejected::Duplicate(batch)) });
         }
@@ -214,7 +271,9 @@ async fn examine(
         Ok(h) => h,
         Err(e) => return Ok(Examined { path, hash: None, outcome: Err(Rejected::Failed(e)) }),
     };
-    if let Some(batch) = earlier_split(&pool, &model, &hash, skip_duplicates).await? {
+    if let Some(batch) =
+        steps.run("looking up a recording", || earlier_split(&pool, &model, &hash, skip_duplicates)).await?
+    {
         return Ok(Examined { path, hash: Some(hash), outcome: Err(Rejected::Duplicate(batch)) });
     }
     let (p, detector) = (path.clone(), detect());
@@ -275,16 +334,18 @@ fn submission_key(req: &SubmitRequest, output_dir: &Path, entries: &[Entry]) -> 
 }
 
 /// The batch this run stores into, and whether it resumes an interrupted one: `req.resume` if given (it must be
-/// interrupted and of the same submission), else the interrupted batch of the same submission, else a new one.
+/// interrupted and of the same submission), else the interrupted batch of the same submission, else a new one
+/// (with the id `fresh`, chosen once so that a creation tried again cannot make two).
 async fn open_batch(
     pool: &PgPool,
     req: &SubmitRequest,
-    output_dir: &Path,
-    key: &str,
-    owner: Uuid,
+    (output_dir, key): (&Path, &str),
+    (owner, fresh): (Uuid, BatchId),
+    steps: &Steps,
 ) -> Result<(BatchId, bool), SchedulerError> {
+    let opening = "opening the batch";
     let candidate = match req.resume {
-        Some(batch) => match batches::state_and_key(pool, batch).await? {
+        Some(batch) => match steps.run(opening, || batches::state_and_key(pool, batch)).await? {
             None => return Err(SchedulerError::Resume(format!("there is no batch {batch}"))),
             Some((_, stored)) if stored.as_deref() != Some(key) => {
                 return Err(SchedulerError::Resume(format!(
@@ -294,10 +355,10 @@ async fn open_batch(
             }
             Some(_) => Some(batch),
         },
-        None => batches::interrupted_submission(pool, key).await?,
+        None => steps.run(opening, || batches::interrupted_submission(pool, key)).await?,
     };
     if let Some(batch) = candidate {
-        if batches::resume(pool, batch, owner).await? {
+        if steps.run(opening, || batches::resume(pool, batch, owner)).await? {
             return Ok((batch, true));
         }
         if req.resume.is_some() {
@@ -306,10 +367,9 @@ async fn open_batch(
             )));
         }
     }
-    let batch = BatchId::new();
     let output_dir = output_dir.to_string_lossy();
     let new = batches::NewBatch {
-        id: batch,
+        id: fresh,
         model: &req.model,
         output_dir: output_dir.as_ref(),
         priority: req.priority,
@@ -317,8 +377,8 @@ async fn open_batch(
         options: req.options,
         owner,
     };
-    batches::create(pool, &new).await?;
-    Ok((batch, false))
+    steps.run(opening, || batches::create(pool, &new)).await?;
+    Ok((fresh, false))
 }
 
 /// Submits `req` to the end. See [`submit_until`].
@@ -331,6 +391,25 @@ pub async fn submit(pool: &PgPool, publisher: &Publisher, req: &SubmitRequest) -
 pub async fn submit_until(
     pool: &PgPool,
     publisher: &Publisher,
+    req: &SubmitRequest,
+    stop: &CancellationToken,
+) -> Result<SubmitReport, SchedulerError> {
+    submit_through(pool, Some(publisher), req, stop).await
+}
+
+/// Submits `req` while the broker cannot be reached: the batch is stored as by [`submit_until`] and every job
+/// stays `pending`; the scheduler or any worker publishes them once the broker is back.
+pub async fn submit_without_broker(
+    pool: &PgPool,
+    req: &SubmitRequest,
+    stop: &CancellationToken,
+) -> Result<SubmitReport, SchedulerError> {
+    submit_through(pool, None, req, stop).await
+}
+
+async fn submit_through(
+    pool: &PgPool,
+    publisher: Option<&Publisher>,
     req: &SubmitRequest,
     stop: &CancellationToken,
 ) -> Result<SubmitReport, SchedulerError> {
@@ -354,24 +433,19 @@ pub async fn submit_until(
     let key = submission_key(req, &output_dir, &entries);
     // This run's claim on the batch: a run that stalls long enough to be taken over stores nothing more.
     let owner = Uuid::new_v4();
-    let (batch, resumed) = open_batch(pool, req, &output_dir, &key, owner).await?;
+    let steps = Steps { patience: req.patience, batch: None };
+    let (batch, resumed) = open_batch(pool, req, (&output_dir, &key), (owner, BatchId::new()), &steps).await?;
+    let steps = Steps { batch: Some(batch), ..steps };
     if resumed {
-        let stored: HashSet<String> = batches::stored_paths(pool, batch).await?.into_iter().collect();
+        let stored: HashSet<String> =
+            steps.run("opening the batch", || batches::stored_paths(pool, batch)).await?.into_iter().collect();
         entries.retain(|e| !stored.contains(e.path().to_string_lossy().as_ref()));
     }
     let stop = stop.child_token();
     let heartbeat = tokio::spawn(ingest_heartbeat(pool.clone(), batch, owner, stop.clone()));
+    let lookup = Lookup { pool: pool.clone(), model: req.model.clone(), skip_duplicates: req.skip_duplicates, steps };
     let examined = stream::iter(entries)
-        .map(|entry| {
-            examine(
-                pool.clone(),
-                req.model.clone(),
-                entry,
-                req.split.clone(),
-                req.skip_duplicates,
-                req.detector.clone(),
-            )
-        })
+        .map(|entry| examine(lookup.clone(), entry, req.split.clone(), req.detector.clone()))
         .buffered(req.decode_concurrency.max(1));
     let stored = store(pool, publisher, req, (batch, owner), examined, &stop).await;
     heartbeat.abort();
@@ -388,13 +462,18 @@ pub async fn submit_until(
     }
 }
 
-/// Renews the batch's ingest heartbeat until aborted; stops the run (`lost`) once it no longer owns the batch.
+/// Renews the batch's ingest heartbeat until aborted; stops the run (`lost`) once it no longer owns the batch. A
+/// batch marked interrupted while Postgres was away (the heartbeat went stale) is taken back, unless the run is
+/// stopping.
 async fn ingest_heartbeat(pool: PgPool, batch: BatchId, owner: Uuid, lost: CancellationToken) {
     let mut tick = tokio::time::interval(batches::INGEST_HEARTBEAT);
     loop {
         tick.tick().await;
         match batches::ingest_heartbeat(&pool, batch, owner).await {
             Ok(true) => {}
+            Ok(false) if !lost.is_cancelled() && reclaim(&pool, batch, owner).await.unwrap_or(false) => {
+                tracing::warn!(batch.id = %batch, "the batch was marked interrupted while Postgres was away; taken back");
+            }
             Ok(false) => {
                 tracing::warn!(batch.id = %batch, "this run no longer owns the batch; stopping");
                 lost.cancel();
@@ -405,16 +484,35 @@ async fn ingest_heartbeat(pool: PgPool, batch: BatchId, owner: Uuid, lost: Cance
     }
 }
 
+/// The run `owner` takes back its batch marked interrupted while it could not renew its heartbeat.
+async fn reclaim(pool: &PgPool, batch: BatchId, owner: Uuid) -> Result<bool, sqlx::Error> {
+    let mut connection = pool.acquire().await?;
+    batches::reclaim(&mut connection, batch, owner).await
+}
+
+/// active: the run `owner` activates its batch. It was taken back first if it had been marked interrupted while
+/// Postgres was away; an activation tried again after its commit went through finds it already done.
+async fn activate(pool: &PgPool, batch: BatchId, owner: Uuid) -> Result<bool, sqlx::Error> {
+    if batches::activate(pool, batch, owner).await? {
+        return Ok(true);
+    }
+    if reclaim(pool, batch, owner).await? {
+        return batches::activate(pool, batch, owner).await;
+    }
+    batches::activated_by(pool, batch, owner).await
+}
+
 /// Stores examined recordings into `batch` as they come, committing and dispatching every chunk; stopped by
 /// `stop`, it commits what it has and leaves the batch interrupted.
 async fn store(
     pool: &PgPool,
-    publisher: &Publisher,
+    publisher: Option<&Publisher>,
     req: &SubmitRequest,
     (batch, owner): (BatchId, Uuid),
     examined: impl Stream<Item = Result<Examined, SchedulerError>>,
     stop: &CancellationToken,
 ) -> Result<SubmitReport, SchedulerError> {
+    let steps = Steps { patience: req.patience, batch: Some(batch) };
     let mut writer = BatchWriter::new((batch, owner), req.job_budget_s, req.pack_mode, req.max_attempts);
     let mut report =
         SubmitReport { batch, media: Vec::new(), scenes: 0, jobs: 0, published: 0, resumed: false, interrupted: false };
@@ -429,11 +527,11 @@ async fn store(
         };
         let Some(next) = next else {
             // Stopped: keep what was examined, leave the rest to the next run.
-            let (scenes, jobs) = writer.flush(pool).await?;
+            let (scenes, jobs) = writer.flush(pool, &steps).await?;
             report.scenes += scenes;
             report.jobs += jobs;
-            report.published += dispatch(pool, publisher, req.max_queued).await?;
-            batches::interrupt(pool, batch, owner).await?;
+            report.published += publish(pool, publisher, req.max_queued).await;
+            steps.run("marking the batch interrupted", || batches::interrupt(pool, batch, owner)).await?;
             report.interrupted = true;
             return Ok(report);
         };
@@ -447,20 +545,20 @@ async fn store(
         }
         report.media.push(writer.add(item));
         if writer.pending_scenes >= CHUNK_SCENES || writer.media.len() >= CHUNK_MEDIA {
-            let (scenes, jobs) = writer.flush(pool).await?;
+            let (scenes, jobs) = writer.flush(pool, &steps).await?;
             report.scenes += scenes;
             report.jobs += jobs;
-            report.published += dispatch(pool, publisher, req.max_queued).await?;
+            report.published += publish(pool, publisher, req.max_queued).await;
         }
     }
-    let (scenes, jobs) = writer.flush(pool).await?;
+    let (scenes, jobs) = writer.flush(pool, &steps).await?;
     report.scenes += scenes;
     report.jobs += jobs;
 
-    if !batches::activate(pool, batch, owner).await? {
+    if !steps.run("activating the batch", || activate(pool, batch, owner)).await? {
         return Err(SchedulerError::TakenOver(batch));
     }
-    report.published += dispatch(pool, publisher, req.max_queued).await?;
+    report.published += publish(pool, publisher, req.max_queued).await;
     Ok(report)
 }
 
@@ -598,23 +696,37 @@ impl BatchWriter {
         self.jobs.push((job_id, job.cost_s));
     }
 
-    /// Closes the open job and stores everything planned, in one transaction. Returns (scenes, jobs) stored.
-    async fn flush(&mut self, pool: &PgPool) -> Result<(usize, usize), SchedulerError> {
+    /// Closes the open job and stores everything planned, in one transaction (tried again while Postgres is away).
+    /// Returns (scenes, jobs) stored.
+    async fn flush(&mut self, pool: &PgPool, steps: &Steps) -> Result<(usize, usize), SchedulerError> {
         if let Some(job) = self.packer.flush() {
             self.close(job);
         }
-        let mut tx = pool.begin().await?;
-        if !batches::owns(&mut tx, self.batch, self.owner).await? {
+        let this = &*self;
+        if !steps.run("storing recordings", || this.commit(pool)).await? {
             return Err(SchedulerError::TakenOver(self.batch));
         }
-        self.insert(&mut tx).await?;
-        tx.commit().await?;
         let stored = (self.scenes.len(), self.jobs.len());
         self.media.clear();
         self.jobs.clear();
         self.scenes.clear();
         self.pending_scenes = 0;
         Ok(stored)
+    }
+
+    /// Stores the planned rows if this run still owns the batch (taking it back if it was marked interrupted while
+    /// Postgres was away); false, with nothing stored, if another run took it. Rows already stored by a commit
+    /// whose answer was lost are left as they are, so it can be run again.
+    async fn commit(&self, pool: &PgPool) -> Result<bool, sqlx::Error> {
+        let mut tx = pool.begin().await?;
+        if !batches::owns(&mut tx, self.batch, self.owner).await?
+            && !batches::reclaim(&mut tx, self.batch, self.owner).await?
+        {
+            return Ok(false);
+        }
+        self.insert(&mut tx).await?;
+        tx.commit().await?;
+        Ok(true)
     }
 
     async fn insert(&self, tx: &mut sqlx::PgConnection) -> Result<(), sqlx::Error> {
@@ -625,7 +737,8 @@ impl BatchWriter {
                     sr, ch, dur, error, decoder, warning
              FROM UNNEST($2::uuid[], $3::text[], $4::text[], $5::int4[], $6::int2[], $7::float8[], $8::text[],
                          $9::text[], $12::text[])
-                  AS t(id, path, hash, sr, ch, dur, error, decoder, warning)",
+                  AS t(id, path, hash, sr, ch, dur, error, decoder, warning)
+             ON CONFLICT (id) DO NOTHING",
         )
         .bind(self.batch)
         .bind(self.media.iter().map(|m| m.id.0).collect::<Vec<Uuid>>())
@@ -643,7 +756,8 @@ impl BatchWriter {
         .await?;
         sqlx::query(
             "INSERT INTO jobs (id, batch_id, audio_s, max_attempts)
-             SELECT id, $1, audio_s, $4 FROM UNNEST($2::uuid[], $3::float8[]) AS t(id, audio_s)",
+             SELECT id, $1, audio_s, $4 FROM UNNEST($2::uuid[], $3::float8[]) AS t(id, audio_s)
+             ON CONFLICT (id) DO NOTHING",
         )
         .bind(self.batch)
         .bind(self.jobs.iter().map(|(j, _)| j.0).collect::<Vec<Uuid>>())
@@ -655,7 +769,8 @@ impl BatchWriter {
             "INSERT INTO scenes (id, media_id, batch_id, job_id, idx, start_s, end_s)
              SELECT id, media_id, $1, job_id, idx, start_s, end_s
              FROM UNNEST($2::uuid[], $3::uuid[], $4::uuid[], $5::int4[], $6::float8[], $7::float8[])
-                  AS t(id, media_id, job_id, idx, start_s, end_s)",
+                  AS t(id, media_id, job_id, idx, start_s, end_s)
+             ON CONFLICT (id) DO NOTHING",
         )
         .bind(self.batch)
         .bind(self.scenes.iter().map(|s| s.id.0).collect::<Vec<Uuid>>())
@@ -700,5 +815,5 @@ pub async fn store_cut_batch(
     };
     batches::create(pool, &new).await?;
     let examined = recordings.into_iter().map(|(path, cut)| Ok(Examined { path, hash: None, outcome: Ok(cut) }));
-    store(pool, publisher, &req, (batch, new.owner), stream::iter(examined), &CancellationToken::new()).await
+    store(pool, Some(publisher), &req, (batch, new.owner), stream::iter(examined), &CancellationToken::new()).await
 }

@@ -2,6 +2,7 @@
 
 mod demo;
 mod enhance_options;
+mod retry;
 mod scheduler;
 mod status;
 mod submit;
@@ -9,6 +10,8 @@ mod worker;
 
 use crate::args::{Cli, Command, ServiceArgs};
 use scenequeue_core::config::Services;
+use scenequeue_core::{db, mq};
+use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
@@ -17,6 +20,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Submit(args) => submit::run(&services, &args).await,
         Command::Worker(args) => worker::run(&services, &args).await,
         Command::Scheduler(args) => scheduler::run(&services, &args).await,
+        Command::Retry { id, json } => retry::run(&services, id, json).await,
         Command::Status { batch } => status::run(&services, batch).await,
         Command::Scenes { batch, format } => status::scenes(&services, batch, format).await,
         Command::Migrate => scheduler::migrate(&services).await,
@@ -33,6 +37,24 @@ fn services(args: &ServiceArgs) -> Services {
         amqp_url: args.amqp_url.clone(),
         queue: args.queue.clone(),
         max_queued: args.max_queued,
+    }
+}
+
+/// Longest wait for the broker to answer before a command goes on without it.
+const BROKER_WAIT: Duration = Duration::from_secs(10);
+
+/// A connection to the broker and a confirm-mode publisher on the farm's queue; the reason, when the broker does
+/// not answer within `BROKER_WAIT`.
+pub async fn open_publisher(services: &Services) -> Result<(lapin::Connection, mq::Publisher), String> {
+    let open = async {
+        let connection = mq::connect(&services.amqp_url).await?;
+        let publisher = mq::Publisher::new(&connection, &mq::Topology::new(&services.queue)).await?;
+        Ok::<_, mq::MqError>((connection, publisher))
+    };
+    match tokio::time::timeout(BROKER_WAIT, open).await {
+        Ok(Ok(opened)) => Ok(opened),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err(format!("no answer from {} within {BROKER_WAIT:?}", db::redact(&services.amqp_url))),
     }
 }
 

@@ -2,9 +2,12 @@
 
 use crate::args::SchedulerArgs;
 use scenequeue_core::config::Services;
+use scenequeue_core::outage::Backoff;
 use scenequeue_core::{db, mq};
-use scenequeue_scheduler::reap;
+use scenequeue_scheduler::{ReapSettings, reap_with};
+use sqlx::PgPool;
 use std::time::Duration;
+use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 pub async fn migrate(services: &Services) -> anyhow::Result<()> {
@@ -23,56 +26,96 @@ struct Broker {
     publisher: mq::Publisher,
 }
 
-async fn open_broker(services: &Services, topology: &mq::Topology) -> anyhow::Result<Broker> {
+async fn open_broker(services: &Services, topology: &mq::Topology) -> Result<Broker, mq::MqError> {
     let connection = mq::connect(&services.amqp_url).await?;
     let publisher = mq::Publisher::new(&connection, topology).await?;
     Ok(Broker { connection, publisher })
 }
 
-/// Longest wait between two attempts to reach the broker again.
+/// First and longest wait between two attempts to reach a service that is away.
+const FIRST_BACKOFF: Duration = Duration::from_secs(1);
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
+/// Opens the pool (and applies migrations) once Postgres answers, trying again with capped back-off and logging
+/// every failed attempt with its reason. None if shut down first.
+async fn connect_db(url: &str, shutdown: &CancellationToken) -> Option<PgPool> {
+    let mut backoff = Backoff::new(FIRST_BACKOFF, MAX_BACKOFF);
+    loop {
+        // The probe gives the driver's reason (refused, authentication...); a pool only says it timed out.
+        let attempt = async {
+            db::probe(url).await?;
+            db::connect(url, 4).await
+        };
+        match attempt.await {
+            Ok(pool) => return Some(pool),
+            Err(e) => {
+                let wait = backoff.next_wait();
+                warn!(error = %e, retry_in = ?wait, "Postgres unreachable; the scheduler waits for it");
+                tokio::select! {
+                    _ = shutdown.cancelled() => return None,
+                    _ = tokio::time::sleep(wait) => {}
+                }
+            }
+        }
+    }
+}
+
+/// Runs the reaper every interval until SIGINT or SIGTERM. Never exits because a service is away: it starts
+/// without Postgres or RabbitMQ and waits for each (capped back-off, every failure logged with its reason),
+/// reconnects to the broker after it went away, and a pass that fails (Postgres gone for a while) is logged and
+/// tried again at the next tick; the pool reconnects by itself.
 pub async fn run(services: &Services, args: &SchedulerArgs) -> anyhow::Result<()> {
-    let pool = db::connect(&services.database_url, 4).await?;
-    let topology = mq::Topology::new(&services.queue);
-    let mut broker = Some(open_broker(services, &topology).await?);
     let shutdown = super::shutdown_on_signal();
+    let Some(pool) = connect_db(&services.database_url, &shutdown).await else { return Ok(()) };
+    info!("Postgres connected");
+    let settings = ReapSettings {
+        max_queued: services.max_queued,
+        lost_after: Duration::from_secs(args.lost_after_s),
+        reconcile_grace: Duration::from_secs(args.reconcile_grace_s),
+        ..ReapSettings::default()
+    };
+    let topology = mq::Topology::new(&services.queue);
+    let mut broker: Option<Broker> = None;
     let mut tick = tokio::time::interval(Duration::from_secs(args.interval_s.max(1)));
-    let mut backoff = Duration::from_secs(1);
+    let mut backoff = Backoff::new(FIRST_BACKOFF, MAX_BACKOFF);
     info!(interval_s = args.interval_s, "scheduler started");
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => break,
             _ = tick.tick() => {}
         }
-        // After a broker restart the old connection is dead for good: open a new one, with capped back-off.
+        // At start, and after a broker restart (the old connection is dead for good): open a new connection, with
+        // capped back-off.
         let Some(b) = broker.as_ref().filter(|b| b.connection.status().connected()) else {
             broker = None;
             match open_broker(services, &topology).await {
                 Ok(b) => {
-                    info!("broker connection restored");
+                    info!("RabbitMQ connected");
                     broker = Some(b);
-                    backoff = Duration::from_secs(1);
+                    backoff.reset();
+                    // Reap at once rather than a tick later.
+                    tick.reset_immediately();
                 }
                 Err(e) => {
-                    warn!(error = %e, retry_in = ?backoff, "broker unreachable");
+                    let wait = backoff.next_wait();
+                    warn!(error = %e, retry_in = ?wait, "RabbitMQ unreachable; the scheduler waits for it");
                     tokio::select! {
                         _ = shutdown.cancelled() => break,
-                        _ = tokio::time::sleep(backoff) => {}
+                        _ = tokio::time::sleep(wait) => {}
                     }
-                    backoff = (backoff * 2).min(MAX_BACKOFF);
                 }
             }
             continue;
         };
-        match reap(&pool, &b.publisher, &b.connection, &topology, services.max_queued).await {
+        match reap_with(&pool, &b.publisher, &b.connection, &topology, &settings).await {
             Ok(r) if r != Default::default() => info!(?r, "reaper pass"),
             Ok(_) => {}
-            Err(e) => warn!(error = %e, "reaper pass failed"),
+            Err(e) => warn!(error = %e, "reaper pass failed; trying again at the next tick"),
         }
     }
     if let Some(b) = broker {
         let _ = b.connection.close(200, "done").await;
     }
+    pool.close().await;
     Ok(())
 }

@@ -13,8 +13,20 @@ fn line(name: &str, counts: &[(String, i64)]) -> String {
 }
 
 pub fn render(c: &StateCounts) -> String {
-    let mut out =
-        vec![line("batches", &c.batches), line("media", &c.media), line("jobs", &c.jobs), line("scenes", &c.scenes)];
+    let mut out = vec![
+        line("batches", &c.batches),
+        line("media", &c.media),
+        line("jobs", &c.jobs),
+        line("scenes", &c.scenes),
+        line("workers", &c.worker_states),
+    ];
+    for w in &c.troubled_workers {
+        let health = w.health.as_deref().map_or(String::new(), |h| format!(": {h}"));
+        out.push(format!(
+            "{} worker {}:{} ({}), last seen {} ({:.0} s ago){health}",
+            w.state, w.hostname, w.pid, w.device, w.last_seen, w.idle_s
+        ));
+    }
     for (_, error) in &c.failed_media {
         out.push(format!("failed recording: {error}"));
     }

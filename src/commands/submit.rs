@@ -4,9 +4,9 @@ use crate::args::{DetectorKind, SplitArgs, SubmitArgs};
 use anyhow::Context;
 use scenequeue_audio::scenes::SplitParams;
 use scenequeue_core::config::Services;
-use scenequeue_core::{db, mq};
+use scenequeue_core::db;
 use scenequeue_scheduler::PackMode;
-use scenequeue_scheduler::{Detector, MediaOutcome, SubmitReport, SubmitRequest, submit_until};
+use scenequeue_scheduler::{Detector, MediaOutcome, SubmitReport, SubmitRequest, submit_until, submit_without_broker};
 use scenequeue_worker::SileroVad;
 use scenequeue_worker::{Device, Runtime};
 use std::sync::Arc;
@@ -64,10 +64,19 @@ pub fn request_from(
 pub async fn submit_and_report(services: &Services, req: &SubmitRequest) -> anyhow::Result<SubmitReport> {
     let req = &SubmitRequest { max_queued: services.max_queued, ..req.clone() };
     let pool = db::connect(&services.database_url, 4).await?;
-    let connection = mq::connect(&services.amqp_url).await?;
-    let publisher = mq::Publisher::new(&connection, &mq::Topology::new(&services.queue)).await?;
+    let broker = super::open_publisher(services).await;
     let stop = super::shutdown_on_signal();
-    let report = submit_until(&pool, &publisher, req, &stop).await.context("submission failed")?;
+    let report = match &broker {
+        Ok((_, publisher)) => submit_until(&pool, publisher, req, &stop).await,
+        Err(e) => {
+            eprintln!(
+                "warning: RabbitMQ unreachable ({e}): the batch is stored and its jobs wait pending; the scheduler \
+                 or a worker publishes them once the broker is back"
+            );
+            submit_without_broker(&pool, req, &stop).await
+        }
+    }
+    .context("submission failed")?;
     if report.resumed {
         eprintln!("resuming interrupted batch {}", report.batch);
     }
@@ -94,7 +103,9 @@ pub async fn submit_and_report(services: &Services, req: &SubmitRequest) -> anyh
         report.jobs,
         report.published
     );
-    let _ = connection.close(200, "done").await;
+    if let Ok((connection, _)) = &broker {
+        let _ = connection.close(200, "done").await;
+    }
     if report.interrupted {
         anyhow::bail!(
             "interrupted: batch {} holds what was stored so far; run the same command again (or add --resume {}) to \

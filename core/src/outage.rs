@@ -1,0 +1,160 @@
+//! Riding out an outage of Postgres or RabbitMQ: capped exponential back-off, which database errors are worth
+//! waiting out (the server is away) rather than reporting (the query is wrong), and a database step retried for
+//! a bounded time.
+
+use std::future::Future;
+use std::time::{Duration, Instant};
+use tracing::warn;
+
+/// Capped exponential back-off: `initial`, then doubling up to `max`.
+#[derive(Debug, Clone)]
+pub struct Backoff {
+    next: Duration,
+    initial: Duration,
+    max: Duration,
+}
+
+impl Backoff {
+    /// Starts at `initial` and doubles up to `max`.
+    pub fn new(initial: Duration, max: Duration) -> Self {
+        Self { next: initial, initial, max: max.max(initial) }
+    }
+
+    /// The wait before the next attempt; each call doubles the following one, up to the cap.
+    pub fn next_wait(&mut self) -> Duration {
+        let wait = self.next;
+        self.next = (self.next * 2).min(self.max);
+        wait
+    }
+
+    /// Starts over after an attempt that worked.
+    pub fn reset(&mut self) {
+        self.next = self.initial;
+    }
+}
+
+/// Whether a database error means Postgres is away (connection refused, lost or shutting down, no connection
+/// free in time) rather than that the query itself failed: only these are worth waiting out.
+pub fn transient(error: &sqlx::Error) -> bool {
+    match error {
+        sqlx::Error::Io(_) | sqlx::Error::Tls(_) | sqlx::Error::PoolTimedOut => true,
+        sqlx::Error::Database(e) => e.code().is_some_and(|code| {
+            // 08: connection exception; 57P01-57P03: the server is shutting down or starting; 53300: too many
+            // connections.
+            code.starts_with("08") || matches!(code.as_ref(), "57P01" | "57P02" | "57P03" | "53300")
+        }),
+        _ => false,
+    }
+}
+
+/// How long a database step waits out an outage, and how often it tries again meanwhile.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Patience {
+    /// Longest a step keeps trying, counted from its first failure.
+    pub budget: Duration,
+    /// First wait between two tries.
+    pub initial: Duration,
+    /// Longest wait between two tries.
+    pub max_wait: Duration,
+}
+
+impl Default for Patience {
+    /// Five minutes, with waits from 1 s doubling up to 30 s.
+    fn default() -> Self {
+        Self { budget: Duration::from_secs(300), initial: Duration::from_secs(1), max_wait: Duration::from_secs(30) }
+    }
+}
+
+/// Why a database step failed for good.
+#[derive(Debug, thiserror::Error)]
+pub enum StepError {
+    /// The step failed for a reason waiting does not fix.
+    #[error(transparent)]
+    Failed(sqlx::Error),
+    /// Postgres stayed away for the whole budget.
+    #[error("Postgres stayed unreachable for {waited_s:.0} s while {what}: {last}")]
+    GaveUp {
+        /// The step, in words (`storing recordings`).
+        what: &'static str,
+        /// Seconds spent waiting.
+        waited_s: f64,
+        /// The last error.
+        last: sqlx::Error,
+    },
+}
+
+/// Runs `step` until it succeeds, fails for a reason other than an outage, or Postgres has been away for
+/// `patience.budget`; each failure is logged with its reason and the wait before the next try. `step` must be
+/// safe to run again after a failure (a transaction that rolled back, a read, an idempotent write).
+pub async fn retry_step<T, F, Fut>(patience: &Patience, what: &'static str, mut step: F) -> Result<T, StepError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, sqlx::Error>>,
+{
+    let mut backoff = Backoff::new(patience.initial, patience.max_wait);
+    let mut first_failure: Option<Instant> = None;
+    loop {
+        let error = match step().await {
+            Ok(value) => return Ok(value),
+            Err(e) if transient(&e) => e,
+            Err(e) => return Err(StepError::Failed(e)),
+        };
+        let since = *first_failure.get_or_insert_with(Instant::now);
+        let waited = since.elapsed();
+        if waited >= patience.budget {
+            return Err(StepError::GaveUp { what, waited_s: waited.as_secs_f64(), last: error });
+        }
+        let wait = backoff.next_wait().min(patience.budget - waited);
+        warn!(%error, step = what, retry_in = ?wait, "Postgres unreachable; waiting for it");
+        tokio::time::sleep(wait).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn back_off_doubles_up_to_its_cap_and_starts_over() {
+        let mut b = Backoff::new(Duration::from_secs(1), Duration::from_secs(5));
+        let waits: Vec<u64> = (0..5).map(|_| b.next_wait().as_secs()).collect();
+        assert_eq!(waits, [1, 2, 4, 5, 5]);
+        b.reset();
+        assert_eq!(b.next_wait(), Duration::from_secs(1));
+    }
+
+    #[test]
+    fn only_an_absent_server_is_waited_out() {
+        assert!(transient(&sqlx::Error::PoolTimedOut));
+        assert!(transient(&sqlx::Error::Io(std::io::ErrorKind::ConnectionRefused.into())));
+        assert!(!transient(&sqlx::Error::RowNotFound));
+        assert!(!transient(&sqlx::Error::PoolClosed));
+    }
+
+    #[tokio::test]
+    async fn a_step_gives_up_after_its_budget_and_a_query_error_at_once() {
+        let patience = Patience {
+            budget: Duration::from_millis(30),
+            initial: Duration::from_millis(5),
+            max_wait: Duration::from_millis(10),
+        };
+        let mut tries = 0;
+        let r: Result<(), _> = retry_step(&patience, "testing", || {
+            tries += 1;
+            async { Err(sqlx::Error::PoolTimedOut) }
+        })
+        .await;
+        assert!(matches!(r, Err(StepError::GaveUp { what: "testing", .. })), "{r:?}");
+        assert!(tries >= 2, "{tries}");
+        let r: Result<(), _> = retry_step(&patience, "testing", || async { Err(sqlx::Error::RowNotFound) }).await;
+        assert!(matches!(r, Err(StepError::Failed(sqlx::Error::RowNotFound))));
+        let mut tries = 0;
+        let r = retry_step(&patience, "testing", || {
+            tries += 1;
+            let fail = tries < 3;
+            async move { if fail { Err(sqlx::Error::PoolTimedOut) } else { Ok(tries) } }
+        })
+        .await;
+        assert_eq!(r.unwrap(), 3);
+    }
+}

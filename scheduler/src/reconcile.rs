@@ -1,0 +1,48 @@
+//! Queued jobs the broker lost: every `queued` job should have a message in the job queue. When the queue holds
+//! fewer messages than there are queued jobs, even counting every message its consumers may hold unacknowledged
+//! (consumers times the prefetch bound), the difference was lost (a purge, a broker that lost its data). That
+//! many queued jobs, oldest first and only those confirmed more than a grace period ago, go back to `pending`,
+//! and dispatch publishes them again.
+//!
+//! The counts are two readings, not one snapshot, so the guess can be off either way for a pass: one too many
+//! republishes a job whose message was on its way (a duplicate, harmless: it finds the job running or finished
+//! and is acknowledged); one too few is caught by the next pass. Stale messages (duplicates, messages of jobs
+//! since finished) hide as many lost ones until workers consume them.
+
+use crate::SchedulerError;
+use crate::reaper::ReapSettings;
+use lapin::Connection;
+use scenequeue_core::mq::{Topology, queue_depth};
+use scenequeue_core::requeue::{queued_count, requeue_lost_messages};
+use sqlx::PgPool;
+use tracing::warn;
+
+/// Sends back to `pending` the queued jobs whose messages the broker no longer holds. Returns how many.
+pub async fn reconcile(
+    pool: &PgPool,
+    connection: &Connection,
+    topology: &Topology,
+    settings: &ReapSettings,
+) -> Result<usize, SchedulerError> {
+    let queued = queued_count(pool).await?;
+    if queued == 0 {
+        return Ok(0);
+    }
+    let depth = queue_depth(connection, &topology.queue).await?;
+    let held = i64::from(depth.messages) + i64::from(depth.consumers) * i64::from(settings.prefetch_bound);
+    let shortfall = queued - held;
+    if shortfall <= 0 {
+        return Ok(0);
+    }
+    let requeued = requeue_lost_messages(pool, shortfall, settings.reconcile_grace).await?;
+    if !requeued.is_empty() {
+        warn!(
+            queued,
+            messages = depth.messages,
+            consumers = depth.consumers,
+            republished = requeued.len(),
+            "the broker holds fewer messages than queued jobs; publishing the oldest again"
+        );
+    }
+    Ok(requeued.len())
+}
