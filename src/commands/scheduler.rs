@@ -2,7 +2,7 @@
 
 use crate::args::SchedulerArgs;
 use scenequeue_core::config::Services;
-use scenequeue_core::outage::Backoff;
+use scenequeue_core::outage::{Backoff, transient};
 use scenequeue_core::{db, mq};
 use scenequeue_scheduler::{ReapSettings, reap_with};
 use sqlx::PgPool;
@@ -37,8 +37,9 @@ const FIRST_BACKOFF: Duration = Duration::from_secs(1);
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
 /// Opens the pool (and applies migrations) once Postgres answers, trying again with capped back-off and logging
-/// every failed attempt with its reason. None if shut down first.
-async fn connect_db(url: &str, shutdown: &CancellationToken) -> Option<PgPool> {
+/// every failed attempt with its reason. None if shut down first; an error only for what waiting cannot fix (a
+/// migration that fails on a live database).
+async fn connect_db(url: &str, shutdown: &CancellationToken) -> anyhow::Result<Option<PgPool>> {
     let mut backoff = Backoff::new(FIRST_BACKOFF, MAX_BACKOFF);
     loop {
         // The probe gives the driver's reason (refused, authentication...); a pool only says it timed out.
@@ -47,16 +48,25 @@ async fn connect_db(url: &str, shutdown: &CancellationToken) -> Option<PgPool> {
             db::connect(url, 4).await
         };
         match attempt.await {
-            Ok(pool) => return Some(pool),
+            Ok(pool) => return Ok(Some(pool)),
+            Err(db::DbError::Migrate(e)) if !migration_met_an_outage(&e) => return Err(e.into()),
             Err(e) => {
                 let wait = backoff.next_wait();
                 warn!(error = %e, retry_in = ?wait, "Postgres unreachable; the scheduler waits for it");
                 tokio::select! {
-                    _ = shutdown.cancelled() => return None,
+                    _ = shutdown.cancelled() => return Ok(None),
                     _ = tokio::time::sleep(wait) => {}
                 }
             }
         }
+    }
+}
+
+/// Whether a migration failed because Postgres went away while it ran, rather than on the migration itself.
+fn migration_met_an_outage(e: &sqlx::migrate::MigrateError) -> bool {
+    match e {
+        sqlx::migrate::MigrateError::Execute(e) | sqlx::migrate::MigrateError::ExecuteMigration(e, _) => transient(e),
+        _ => false,
     }
 }
 
@@ -66,7 +76,7 @@ async fn connect_db(url: &str, shutdown: &CancellationToken) -> Option<PgPool> {
 /// tried again at the next tick; the pool reconnects by itself.
 pub async fn run(services: &Services, args: &SchedulerArgs) -> anyhow::Result<()> {
     let shutdown = super::shutdown_on_signal();
-    let Some(pool) = connect_db(&services.database_url, &shutdown).await else { return Ok(()) };
+    let Some(pool) = connect_db(&services.database_url, &shutdown).await? else { return Ok(()) };
     info!("Postgres connected");
     let settings = ReapSettings {
         max_queued: services.max_queued,
