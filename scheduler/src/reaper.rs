@@ -19,7 +19,7 @@ use scenequeue_core::{batches, jobs};
 use sqlx::PgPool;
 use std::time::Duration;
 
-/// Default time between two passes: with a 20 s lease, a dead worker's job is taken over within 30 s.
+/// Default time between two passes: a dead worker's job is taken back at most this long after its lease runs out.
 pub const DEFAULT_REAP_INTERVAL: Duration = Duration::from_secs(5);
 
 /// What a pass may do; `Default` holds every documented default (the CLI's flags take theirs from it).
