@@ -59,12 +59,14 @@ pub async fn dispatch(pool: &PgPool, publisher: &Publisher, max_queued: i64) -> 
         }
         let confirmed = publisher.publish_jobs(&ids).await?;
         let uuids: Vec<Uuid> = confirmed.iter().map(|j| j.0).collect();
-        sqlx::query("UPDATE jobs SET state = $2, queued_at = now(), not_before = NULL WHERE id = ANY($1) AND state = $3")
-            .bind(&uuids)
-            .bind(JobState::Queued)
-            .bind(JobState::Pending)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(
+            "UPDATE jobs SET state = $2, queued_at = now(), not_before = NULL WHERE id = ANY($1) AND state = $3",
+        )
+        .bind(&uuids)
+        .bind(JobState::Queued)
+        .bind(JobState::Pending)
+        .execute(&mut *tx)
+        .await?;
         sqlx::query("UPDATE scenes SET state = $2 WHERE job_id = ANY($1) AND state = $3")
             .bind(&uuids)
             .bind(SceneState::Queued)
