@@ -34,7 +34,9 @@ impl SceneFailure {
             Self::Model(_) => Disposition::Unhealthy,
             // Writing the output failed: a missing mount, a read-only directory, a full disk.
             Self::Scene(SceneError::Audio(AudioError::Write { .. })) => Disposition::Unhealthy,
-            Self::Scene(_) | Self::Panicked { .. } | Self::Hung { .. } => Disposition::FailScene,
+            Self::Scene(_) | Self::Panicked { .. } | Self::Hung { .. } | Self::NotTried { .. } => {
+                Disposition::FailScene
+            }
             Self::Isolated { disposition, .. } => *disposition,
             Self::Stuck { .. } | Self::NoResult => Disposition::RetryJob,
         }

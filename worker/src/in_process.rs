@@ -1,6 +1,7 @@
 //! The in-process runner: the worker's own sessions, managed by the session policy, run every scene.
 
 use crate::batching::FixedWindows;
+use crate::faults::FaultPlan;
 use crate::memory::MemoryProbe;
 use crate::output_check::OnBadOutput;
 use crate::recovery::RecoveryConfig;
@@ -22,6 +23,7 @@ pub struct InProcess {
     output_format: OutputFormat,
     on_bad_output: OnBadOutput,
     fixed_windows: Option<FixedWindows>,
+    faults: FaultPlan,
     peak: Option<f32>,
     created_before: (u64, f64),
 }
@@ -38,6 +40,7 @@ impl InProcess {
             output_format: options.output_format,
             on_bad_output: options.on_bad_output,
             fixed_windows: options.fixed_windows,
+            faults: options.faults.clone(),
             peak: None,
             created_before: (0, 0.0),
         }
@@ -53,6 +56,7 @@ impl Runner for InProcess {
     /// message (a group of batched scenes is retried, as its culprit is unknown), and the session, whose state
     /// the panic may have broken, is dropped.
     fn scenes(&mut self, model: &str, tasks: &[SceneTask]) -> Vec<Result<SceneOutput, SceneFailure>> {
+        tasks.iter().for_each(|task| self.faults.crash_if_planned(&task.source));
         let output = (&self.post, self.output_format, self.on_bad_output);
         let sessions = &mut self.sessions;
         let results = match self.fixed_windows {

@@ -15,6 +15,7 @@ use scenequeue_core::ids::{BatchId, SceneId};
 use scenequeue_core::options::BatchOptions;
 use scenequeue_core::scenes::{self, JobWork, PendingScene, SceneResult};
 use scenequeue_core::states::RecoveryStep;
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use tokio_util::sync::CancellationToken;
 use tracing::warn;
@@ -85,6 +86,8 @@ pub async fn run(
     }
     // Scenes go to the inference thread one at a time, or in groups when windows are batched across scenes.
     let group_s = if isolate { 0.0 } else { ctx.config.fixed_windows.map_or(0.0, |f| f.group_seconds()) };
+    // Recordings that hung a scene: their other scenes would hang too (a stale mount), each costing a thread.
+    let mut hung: HashSet<String> = HashSet::new();
     let mut rest = pending.as_slice();
     while !rest.is_empty() {
         if at.lost.is_cancelled() {
@@ -96,6 +99,15 @@ pub async fn run(
         let take = group_len(rest, group_s);
         let (group, tail) = rest.split_at(take);
         rest = tail;
+        if let [scene] = group
+            && hung.contains(&scene.path)
+        {
+            let failure = SceneFailure::NotTried { path: PathBuf::from(&scene.path) };
+            if let Some(end) = fail(ctx, at, scene, &model, Path::new(&output_dir), failure, report).await? {
+                return Ok(end);
+            }
+            continue;
+        }
         let ids: Vec<SceneId> = group.iter().map(|s| s.id).collect();
         if !scenes::mark_running(ctx.pool, &at.fence, &ids).await? {
             return Ok(JobEnd::LeaseLost);
@@ -120,6 +132,7 @@ pub async fn run(
             Ok(results) => results,
             // One scene that hangs is failed alone; in a group the culprit is unknown, so the job is retried.
             Err(ThreadGone::Hung(seconds)) if tasks.len() == 1 => {
+                hung.insert(group[0].path.clone());
                 vec![Err(SceneFailure::Hung { path: tasks[0].source.clone(), seconds })]
             }
             Err(e @ (ThreadGone::Hung(_) | ThreadGone::Died)) => {
@@ -142,7 +155,10 @@ pub async fn run(
                     watchdog.observe(out.duration_s, out.processing_ms);
                     record(ctx, at, scene, task, &output_dir, attempt, out, report).await?
                 }
-                Err(e) => fail(ctx, at, scene, &model, &output_dir, e, report).await?,
+                Err(e) => {
+                    let dir = task.output.parent().unwrap_or(Path::new(&output_dir));
+                    fail(ctx, at, scene, &model, dir, e, report).await?
+                }
             };
             if let Some(end) = end {
                 return Ok(end);
@@ -224,13 +240,13 @@ async fn record(
     Ok(None)
 }
 
-/// Acts on a scene's failure as its disposition says.
+/// Acts on a scene's failure as its disposition says; `output_dir` is where its output was to be written.
 async fn fail(
     ctx: &Ctx<'_>,
     at: &Attempt<'_>,
     scene: &PendingScene,
     model: &str,
-    output_dir: &str,
+    output_dir: &Path,
     e: SceneFailure,
     report: &mut WorkerReport,
 ) -> Result<Option<JobEnd>, WorkerError> {
@@ -247,7 +263,7 @@ async fn fail(
         }
         Disposition::RetryJob | Disposition::Reconnect => JobEnd::Retry { reason, crashed: e.is_crash() },
         Disposition::Unhealthy => {
-            let check = SelfCheck { model: model.to_string(), output_dir: Some(PathBuf::from(output_dir)) };
+            let check = SelfCheck { model: model.to_string(), output_dir: Some(output_dir.to_path_buf()) };
             JobEnd::Unhealthy { reason, check }
         }
         Disposition::Fatal => return Err(WorkerError::Fatal(reason)),

@@ -121,6 +121,12 @@ pub enum SceneFailure {
         /// The bound that passed, seconds.
         seconds: f64,
     },
+    /// Not run: an earlier scene of the same recording hung in this job, and this one would hang as well.
+    #[error("{path}: not tried, as an earlier scene of this recording hung")]
+    NotTried {
+        /// The recording.
+        path: PathBuf,
+    },
     /// A group of scenes hung or panicked together, so the culprit is unknown: the job is retried, and runs
     /// scene by scene once this has happened twice.
     #[error("{reason}")]
