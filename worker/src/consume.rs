@@ -521,9 +521,3 @@ async fn record_costs(ctx: &Ctx<'_>, fence: &Fence, report: &mut WorkerReport) -
     report.session_create_time += Duration::from_secs_f64(telemetry.session_create_ms / 1000.0);
     Ok(())
 }
-
-impl From<SceneFailure> for WorkerError {
-    fn from(e: SceneFailure) -> Self {
-        Self::Startup(e)
-    }
-}
