@@ -246,9 +246,27 @@ pub struct WorkerArgs {
     /// Peak ceiling, dBFS: a scene that would pass it is scaled down as a whole.
     #[arg(long, env = "SCENEQUEUE_PEAK_CEILING_DBFS", default_value_t = PostProcess::default().peak_ceiling_dbfs, allow_negative_numbers = true)]
     pub peak_ceiling_dbfs: f32,
-    /// Job lease, seconds (renewed every third of it while the job runs).
+    /// Job lease, seconds: renewed every quarter of it (at most every 5 s) while the job progresses, so the job
+    /// of a worker that died is taken over within about this plus one reaper pass.
     #[arg(long, env = "SCENEQUEUE_LEASE_S", default_value_t = WorkerConfig::default().lease_ttl.as_secs())]
     pub lease_s: u64,
+    /// Least time a scene may run without an answer before it is abandoned and failed as hung, seconds; the
+    /// bound grows with the scene's length and the speed measured on this worker.
+    #[arg(long, env = "SCENEQUEUE_WATCHDOG_FLOOR_S", default_value_t = WorkerConfig::default().watchdog_floor.as_secs())]
+    pub watchdog_floor_s: u64,
+    /// Seconds between two self-checks of a worker that found itself unhealthy (model, device, output directory).
+    #[arg(long, env = "SCENEQUEUE_HEALTH_CHECK_S", default_value_t = WorkerConfig::default().health_check.as_secs())]
+    pub health_check_s: u64,
+    /// After SIGTERM, seconds the job in progress may take before it is handed back (a second signal hands it
+    /// back at once).
+    #[arg(long, env = "SCENEQUEUE_GRACE_S", default_value_t = WorkerConfig::default().grace.as_secs())]
+    pub grace_s: u64,
+    /// First back-off before a failed job is retried, seconds; doubled per attempt, with jitter.
+    #[arg(long, env = "SCENEQUEUE_RETRY_BACKOFF_S", default_value_t = WorkerConfig::default().retry_backoff.as_secs_f64())]
+    pub retry_backoff_s: f64,
+    /// The scenequeue binary started for isolated child processes (default: this one).
+    #[arg(long, env = "SCENEQUEUE_CHILD_PROGRAM")]
+    pub child_program: Option<PathBuf>,
     /// Exit after this many jobs.
     #[arg(long)]
     pub max_jobs: Option<u64>,

@@ -18,7 +18,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use tokio_util::sync::CancellationToken;
 
 async fn drain(env: &TestEnv, config: WorkerConfig) -> scenequeue_worker::WorkerReport {
-    scenequeue_worker::run(config, env.services.clone(), CancellationToken::new()).await.expect("worker drains")
+    scenequeue_worker::run(config, env.services.clone(), CancellationToken::new().into()).await.expect("worker drains")
 }
 
 async fn media(env: &TestEnv, batch: BatchId) -> Vec<(String, MediaState, Option<String>)> {

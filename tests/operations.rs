@@ -30,7 +30,7 @@ use tokio_util::sync::CancellationToken;
 const NO_BROKER: &str = "amqp://guest:guest@127.0.0.1:1/%2f";
 
 async fn drain(env: &TestEnv) -> scenequeue_worker::WorkerReport {
-    scenequeue_worker::run(env.worker_config(), env.services.clone(), CancellationToken::new())
+    scenequeue_worker::run(env.worker_config(), env.services.clone(), CancellationToken::new().into())
         .await
         .expect("worker runs until the queue is empty")
 }
@@ -278,16 +278,12 @@ async fn workers_that_stopped_heartbeating_are_lost_and_shown_with_their_health(
         ids.push(id);
     }
     let [fresh, silent, sick, gone] = ids[..] else { unreachable!() };
-    workers::set_state(&env.pool, sick, WorkerState::Unhealthy, false).await.unwrap();
-    workers::set_state(&env.pool, gone, WorkerState::Stopped, false).await.unwrap();
-    // As two minutes later: the three others stopped heartbeating, the sick one with what its self-check found.
+    let health = Some("model directory unreadable: permission denied");
+    workers::beat(&env.pool, sick, WorkerState::Unhealthy, None, health).await.unwrap();
+    workers::beat(&env.pool, gone, WorkerState::Stopped, None, None).await.unwrap();
+    // As two minutes later: the three others stopped heartbeating.
     sqlx::query("UPDATE workers SET last_seen = now() - interval '2 minutes' WHERE id <> $1")
         .bind(fresh)
-        .execute(&env.pool)
-        .await
-        .unwrap();
-    sqlx::query("UPDATE workers SET health = 'model directory unreadable: permission denied' WHERE id = $1")
-        .bind(sick)
         .execute(&env.pool)
         .await
         .unwrap();

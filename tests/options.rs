@@ -57,7 +57,7 @@ async fn enhancement_options_travel_with_the_batch_to_the_worker() {
     assert_eq!(BatchOptions::load(&env.pool, b).await.unwrap(), loud);
 
     // The worker's own defaults: 70 Hz high-pass, no loudness normalisation, no limit.
-    scenequeue_worker::run(env.worker_config(), env.services.clone(), CancellationToken::new()).await.unwrap();
+    scenequeue_worker::run(env.worker_config(), env.services.clone(), CancellationToken::new().into()).await.unwrap();
 
     let (limited_scenes, loud_scenes) = (scenes(&env, a).await, scenes(&env, b).await);
     assert!(!limited_scenes.is_empty() && limited_scenes.len() == loud_scenes.len());

@@ -13,7 +13,7 @@ use scenequeue_worker::FixedWindows;
 use tokio_util::sync::CancellationToken;
 
 async fn drain(env: &TestEnv) -> scenequeue_worker::WorkerReport {
-    scenequeue_worker::run(env.worker_config(), env.services.clone(), CancellationToken::new())
+    scenequeue_worker::run(env.worker_config(), env.services.clone(), CancellationToken::new().into())
         .await
         .expect("worker runs until the queue is empty")
 }
@@ -241,8 +241,9 @@ async fn a_dead_lettered_job_is_buried_with_its_reason() {
     let ghost = scenequeue_core::ids::WorkerId::new();
     for _ in 0..3 {
         let lease = scenequeue_core::jobs::lease(&env.pool, dead, ghost, std::time::Duration::from_secs(600)).await;
-        assert!(matches!(lease.unwrap(), scenequeue_core::jobs::Lease::Granted { .. }));
-        scenequeue_core::jobs::release(&env.pool, dead, ghost, "the model could not be loaded").await.unwrap();
+        let scenequeue_core::jobs::Lease::Granted { fence, .. } = lease.unwrap() else { panic!("not granted") };
+        let error = "the model could not be loaded";
+        scenequeue_core::jobs::release(&env.pool, &fence, error, std::time::Duration::ZERO, false).await.unwrap();
     }
 
     let (pconn, publisher) = env.publisher().await;
@@ -303,7 +304,7 @@ async fn a_consuming_worker_finishes_the_batch_and_notifies_waiters() {
     let batch = small_batch(&env).await;
     let shutdown = CancellationToken::new();
     let config = scenequeue_worker::WorkerConfig { drain: false, ..env.worker_config() };
-    let worker = tokio::spawn(scenequeue_worker::run(config, env.services.clone(), shutdown.clone()));
+    let worker = tokio::spawn(scenequeue_worker::run(config, env.services.clone(), shutdown.clone().into()));
     scenequeue_core::db::wait_for_batch(&env.pool, batch, std::time::Duration::from_secs(300))
         .await
         .expect("batch finishes");
@@ -320,8 +321,10 @@ async fn a_consuming_worker_finishes_the_batch_and_notifies_waiters() {
 async fn a_worker_with_an_unknown_model_refuses_to_start_and_says_why() {
     let env = TestEnv::new().await;
     let config = scenequeue_worker::WorkerConfig { default_model: "no-such-model".into(), ..env.worker_config() };
-    let err =
-        scenequeue_worker::run(config, env.services.clone(), CancellationToken::new()).await.unwrap_err().to_string();
+    let err = scenequeue_worker::run(config, env.services.clone(), CancellationToken::new().into())
+        .await
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("no-such-model") && err.contains("nsnet2-48k"), "{err}");
     env.cleanup().await;
 }
@@ -334,7 +337,7 @@ async fn recovery_and_memory_telemetry_are_recorded() {
         faults: scenequeue_worker::FaultPlan { oom_first_runs: 1, ..Default::default() },
         ..env.worker_config()
     };
-    let report = scenequeue_worker::run(config, env.services.clone(), CancellationToken::new()).await.unwrap();
+    let report = scenequeue_worker::run(config, env.services.clone(), CancellationToken::new().into()).await.unwrap();
     assert_eq!((report.ooms, report.scenes_recovered), (1, 1));
     let recovered: Vec<(String, i32)> = sqlx::query_as(
         "SELECT r.recovery::text, r.oom_count FROM results r JOIN scenes s ON s.id = r.scene_id
@@ -452,8 +455,8 @@ async fn a_worker_that_cannot_reach_the_broker_gives_up_after_bounded_retries() 
         amqp_url: "amqp://guest:guest@127.0.0.1:1/%2f".into(),
         ..env.services.clone()
     };
-    let config = scenequeue_worker::WorkerConfig { max_reconnects: 1, ..env.worker_config() };
-    let err = scenequeue_worker::run(config, services, CancellationToken::new()).await.unwrap_err().to_string();
+    let config = scenequeue_worker::WorkerConfig { max_reconnects: Some(1), ..env.worker_config() };
+    let err = scenequeue_worker::run(config, services, CancellationToken::new().into()).await.unwrap_err().to_string();
     assert!(err.contains("giving up after 2 failed connections") && err.contains("127.0.0.1:1"), "{err}");
     let stopped: String = sqlx::query_scalar("SELECT state::text FROM workers").fetch_one(&env.pool).await.unwrap();
     assert_eq!(stopped, "stopped", "the worker row says it stopped");
@@ -484,7 +487,7 @@ async fn fixed_window_batches_enhance_a_job_to_flac_and_an_unreadable_scene_fail
         output_format: scenequeue_audio::encode::OutputFormat::Flac,
         ..env.worker_config()
     };
-    let worker = scenequeue_worker::run(config, env.services.clone(), CancellationToken::new()).await.unwrap();
+    let worker = scenequeue_worker::run(config, env.services.clone(), CancellationToken::new().into()).await.unwrap();
     assert_eq!(worker.jobs_done, 1);
 
     let scenes: Vec<FixedWindowRow> = sqlx::query_as(

@@ -115,7 +115,7 @@ fn without_fallback_the_scene_fails_naming_every_step_and_the_runner_goes_on() {
     let mut r =
         runner(FaultPlan { oom_always: true, ..Default::default() }, RecoveryConfig::default(), SessionPolicy::PerJob);
     let err = r.scene("nsnet2-48k", &f.task(0, 0.0, 3.0)).unwrap_err();
-    assert!(!err.is_job_level(), "an unrecoverable scene fails alone, the job goes on");
+    assert!(!err.ends_job(), "an unrecoverable scene fails alone, the job goes on");
     let text = err.to_string();
     assert!(
         text.contains("fresh session") && text.contains("windows") && text.contains("CPU fallback is off"),
@@ -164,7 +164,7 @@ fn an_isolated_child_reports_scene_errors_without_dying() {
     let mut r = runner(FaultPlan::default(), RecoveryConfig::default(), SessionPolicy::Process);
     let err = r.scene("nsnet2-48k", &f.task(0, 10.0, 12.0)).unwrap_err();
     assert!(err.to_string().contains("outside the recording"), "{err}");
-    assert!(!err.is_job_level());
+    assert!(!err.ends_job());
     assert!(r.scene("nsnet2-48k", &f.task(1, 0.0, 2.0)).is_ok(), "the same child serves the next scene");
     assert_eq!(r.job_done().sessions_created, 1);
 }

@@ -1,25 +1,33 @@
 //! Job state transitions in Postgres, shared by workers and the reaper. Ownership is a lease: a worker holds a
-//! job until `lease_expires`, extends it while working, and only the holder may complete it. A job whose lease
-//! runs out is taken back by the reaper, so a vanished worker delays a job but never loses it.
+//! job until `lease_expires`, extends it while working, and only the holder of the lease's token (its
+//! [`Fence`]) may complete, release or hand back the job. A job whose lease runs out is taken back by the
+//! reaper, so a vanished worker delays a job but never loses it. Every transition that ends a job locks its
+//! batch row first, so two jobs ending at once cannot both miss that they were the last.
 //!
 //! Every function is named for the transition it makes; states are bound as the Rust enums of `states`, never
 //! written as strings.
 
 use crate::db::notify_job_event;
+use crate::fence::Fence;
 use crate::ids::{BatchId, JobId, WorkerId};
 use crate::states::{BatchState, JobState, SceneState};
 use sqlx::PgPool;
 use std::time::Duration;
+use uuid::Uuid;
 
 /// What a worker learns when it asks for a job.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Lease {
-    /// The job is ours until the lease expires; `attempt` counts from 1.
+    /// The job is ours until the lease expires.
     Granted {
         /// The job's batch.
         batch: BatchId,
-        /// This attempt's number.
+        /// This attempt's number, from 1.
         attempt: i32,
+        /// The token every write of this attempt is conditional on.
+        fence: Fence,
+        /// Leases of this job that expired before (its workers died or hung).
+        crashes: i32,
     },
     /// Already finished (a duplicate message): acknowledge and move on.
     Finished,
@@ -29,21 +37,25 @@ pub enum Lease {
     Missing,
     /// Every attempt was used: the job is now dead.
     Exhausted,
+    /// Released for a retry that is not due yet (its back-off): the message is a stray duplicate.
+    NotDue,
 }
 
 fn secs(d: Duration) -> f64 {
     d.as_secs_f64()
 }
 
-/// running: takes the lease on `job` for `ttl` if it is waiting (pending or queued), or running under an
-/// expired lease.
+/// running: takes the lease on `job` for `ttl` if it is waiting (pending or queued, and its back-off over), or
+/// running under an expired lease. The lease gets a fresh token.
 pub async fn lease(pool: &PgPool, job: JobId, worker: WorkerId, ttl: Duration) -> Result<Lease, sqlx::Error> {
-    let granted: Option<(BatchId, i32)> = sqlx::query_as(
+    let token = Uuid::new_v4();
+    let granted: Option<(BatchId, i32, i32)> = sqlx::query_as(
         "UPDATE jobs SET state = $4, lease_owner = $2, lease_expires = now() + make_interval(secs => $3),
-                attempts = attempts + 1, started_at = coalesce(started_at, now())
+                lease_token = $7, attempts = attempts + 1, started_at = coalesce(started_at, now()), not_before = NULL
          WHERE id = $1 AND attempts < max_attempts
-           AND (state IN ($5, $6) OR (state = $4 AND lease_expires < now()))
-         RETURNING batch_id, attempts",
+           AND ((state IN ($5, $6) AND (not_before IS NULL OR not_before <= now()))
+                OR (state = $4 AND lease_expires < now()))
+         RETURNING batch_id, attempts, crashes",
     )
     .bind(job)
     .bind(worker)
@@ -51,13 +63,16 @@ pub async fn lease(pool: &PgPool, job: JobId, worker: WorkerId, ttl: Duration) -
     .bind(JobState::Running)
     .bind(JobState::Pending)
     .bind(JobState::Queued)
+    .bind(token)
     .fetch_optional(pool)
     .await?;
-    if let Some((batch, attempt)) = granted {
-        return Ok(Lease::Granted { batch, attempt });
+    if let Some((batch, attempt, crashes)) = granted {
+        return Ok(Lease::Granted { batch, attempt, fence: Fence { job, token }, crashes });
     }
-    let row: Option<(JobState, bool, bool)> = sqlx::query_as(
-        "SELECT state, attempts >= max_attempts, state = $2 AND lease_expires >= now() FROM jobs WHERE id = $1",
+    let row: Option<(JobState, bool, bool, bool)> = sqlx::query_as(
+        "SELECT state, attempts >= max_attempts, state = $2 AND lease_expires >= now(),
+                coalesce(not_before > now(), false)
+         FROM jobs WHERE id = $1",
     )
     .bind(job)
     .bind(JobState::Running)
@@ -65,24 +80,25 @@ pub async fn lease(pool: &PgPool, job: JobId, worker: WorkerId, ttl: Duration) -
     .await?;
     Ok(match row {
         None => Lease::Missing,
-        Some((state, _, _)) if state.is_terminal() => Lease::Finished,
-        Some((_, _, true)) => Lease::HeldElsewhere,
-        Some((_, true, _)) => {
+        Some((state, _, _, _)) if state.is_terminal() => Lease::Finished,
+        Some((_, _, true, _)) => Lease::HeldElsewhere,
+        Some((_, true, _, _)) => {
             bury(pool, job, "every attempt was used").await?;
             Lease::Exhausted
         }
+        Some((_, _, _, true)) => Lease::NotDue,
         Some(_) => Lease::HeldElsewhere,
     })
 }
 
-/// Extends a held lease; false if the lease was lost (taken back by the reaper).
-pub async fn extend_lease(pool: &PgPool, job: JobId, worker: WorkerId, ttl: Duration) -> Result<bool, sqlx::Error> {
+/// Extends a held lease; false if the lease was lost (taken back by the reaper, or by another worker).
+pub async fn extend_lease(pool: &PgPool, fence: &Fence, ttl: Duration) -> Result<bool, sqlx::Error> {
     let r = sqlx::query(
         "UPDATE jobs SET lease_expires = now() + make_interval(secs => $3)
-         WHERE id = $1 AND lease_owner = $2 AND state = $4",
+         WHERE id = $1 AND lease_token = $2 AND state = $4",
     )
-    .bind(job)
-    .bind(worker)
+    .bind(fence.job)
+    .bind(fence.token)
     .bind(secs(ttl))
     .bind(JobState::Running)
     .execute(pool)
@@ -90,72 +106,158 @@ pub async fn extend_lease(pool: &PgPool, job: JobId, worker: WorkerId, ttl: Dura
     Ok(r.rows_affected() == 1)
 }
 
+/// Locks the job's batch row, so the transactions that end jobs of one batch run one after the other and the
+/// last of them sees every other's outcome when it decides whether the batch is finished.
+async fn lock_batch_of(tx: &mut sqlx::PgConnection, job: JobId) -> Result<Option<BatchId>, sqlx::Error> {
+    sqlx::query_scalar("SELECT b.id FROM batches b JOIN jobs j ON j.batch_id = b.id WHERE j.id = $1 FOR UPDATE OF b")
+        .bind(job)
+        .fetch_optional(tx)
+        .await
+}
+
 /// succeeded: marks a held job done (every scene has its own terminal state) and finishes the batch if this was
 /// its last open job. Returns false if the lease had been lost.
-pub async fn complete(pool: &PgPool, job: JobId, worker: WorkerId) -> Result<bool, sqlx::Error> {
+pub async fn complete(pool: &PgPool, fence: &Fence) -> Result<bool, sqlx::Error> {
     let mut tx = pool.begin().await?;
-    let batch: Option<BatchId> = sqlx::query_scalar(
-        "UPDATE jobs SET state = $3, finished_at = now(), lease_owner = NULL, lease_expires = NULL, error = NULL
-         WHERE id = $1 AND lease_owner = $2 AND state = $4 RETURNING batch_id",
-    )
-    .bind(job)
-    .bind(worker)
-    .bind(JobState::Succeeded)
-    .bind(JobState::Running)
-    .fetch_optional(&mut *tx)
-    .await?;
-    let Some(batch) = batch else {
+    let Some(batch) = lock_batch_of(&mut tx, fence.job).await? else {
         return Ok(false);
     };
+    let done = sqlx::query(
+        "UPDATE jobs SET state = $3, finished_at = now(), lease_owner = NULL, lease_expires = NULL,
+                lease_token = NULL, error = NULL
+         WHERE id = $1 AND lease_token = $2 AND state = $4",
+    )
+    .bind(fence.job)
+    .bind(fence.token)
+    .bind(JobState::Succeeded)
+    .bind(JobState::Running)
+    .execute(&mut *tx)
+    .await?;
+    if done.rows_affected() == 0 {
+        return Ok(false);
+    }
     finish_batch_if_done(&mut tx, batch).await?;
     notify_job_event(&mut *tx, batch).await?;
     tx.commit().await?;
     Ok(true)
 }
 
-/// queued: gives a held job back after a failure that another attempt may fix (the message is requeued by the
-/// caller).
-pub async fn release(pool: &PgPool, job: JobId, worker: WorkerId, error: &str) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "UPDATE jobs SET state = $4, lease_owner = NULL, lease_expires = NULL, error = $3
-         WHERE id = $1 AND lease_owner = $2 AND state = $5",
+/// pending: gives a held job back after a failure that another attempt may fix; it is dispatched again once
+/// `backoff` has passed. `crashed` counts the failure as a crash (a hang or a panic of a group of scenes), which
+/// moves the job towards running scene by scene. Its unfinished scenes go back to pending. False if the lease
+/// had been lost.
+pub async fn release(
+    pool: &PgPool,
+    fence: &Fence,
+    error: &str,
+    backoff: Duration,
+    crashed: bool,
+) -> Result<bool, sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    let released = sqlx::query(
+        "UPDATE jobs SET state = $4, lease_owner = NULL, lease_expires = NULL, lease_token = NULL, error = $3,
+                not_before = now() + make_interval(secs => $6), crashes = crashes + CASE WHEN $7 THEN 1 ELSE 0 END
+         WHERE id = $1 AND lease_token = $2 AND state = $5",
     )
-    .bind(job)
-    .bind(worker)
+    .bind(fence.job)
+    .bind(fence.token)
     .bind(error)
+    .bind(JobState::Pending)
+    .bind(JobState::Running)
+    .bind(secs(backoff))
+    .bind(crashed)
+    .execute(&mut *tx)
+    .await?;
+    if released.rows_affected() == 0 {
+        return Ok(false);
+    }
+    reset_running_scenes(&mut tx, fence.job, SceneState::Pending).await?;
+    tx.commit().await?;
+    Ok(true)
+}
+
+/// queued: gives a held job back because of this worker (its environment failed, or it is shutting down); the
+/// caller requeues the message. The attempt is not spent, unless the job was already handed back
+/// `max_handbacks` times (so a job that every worker hands back still runs out of attempts). Its unfinished
+/// scenes go back to queued. False if the lease had been lost.
+pub async fn hand_back(pool: &PgPool, fence: &Fence, reason: &str, max_handbacks: i32) -> Result<bool, sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    let given = sqlx::query(
+        "UPDATE jobs SET state = $4, lease_owner = NULL, lease_expires = NULL, lease_token = NULL, error = $3,
+                attempts = CASE WHEN handbacks < $6 THEN greatest(attempts - 1, 0) ELSE attempts END,
+                handbacks = handbacks + 1
+         WHERE id = $1 AND lease_token = $2 AND state = $5",
+    )
+    .bind(fence.job)
+    .bind(fence.token)
+    .bind(reason)
     .bind(JobState::Queued)
     .bind(JobState::Running)
-    .execute(pool)
+    .bind(max_handbacks)
+    .execute(&mut *tx)
     .await?;
+    if given.rows_affected() == 0 {
+        return Ok(false);
+    }
+    reset_running_scenes(&mut tx, fence.job, SceneState::Queued).await?;
+    tx.commit().await?;
+    Ok(true)
+}
+
+/// Scenes of `job` left `running` by an attempt that ended without them go back to `to`.
+async fn reset_running_scenes(tx: &mut sqlx::PgConnection, job: JobId, to: SceneState) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE scenes SET state = $2 WHERE job_id = $1 AND state = $3")
+        .bind(job)
+        .bind(to)
+        .bind(SceneState::Running)
+        .execute(tx)
+        .await?;
     Ok(())
 }
 
 /// dead: marks a job dead with its reason, fails its unfinished scenes with the same reason, and finishes the
-/// batch if nothing else is open.
+/// batch if nothing else is open. A job whose scenes all reached a terminal state is not dead: it is marked
+/// succeeded instead (its failed scenes keep their own causes).
 pub async fn bury(pool: &PgPool, job: JobId, reason: &str) -> Result<(), sqlx::Error> {
     let mut tx = pool.begin().await?;
-    let batch: Option<BatchId> = sqlx::query_scalar(
+    let Some(batch) = lock_batch_of(&mut tx, job).await? else {
+        return Ok(());
+    };
+    let open: bool =
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM scenes WHERE job_id = $1 AND state NOT IN ($2, $3))")
+            .bind(job)
+            .bind(SceneState::Succeeded)
+            .bind(SceneState::Failed)
+            .fetch_one(&mut *tx)
+            .await?;
+    let state = if open { JobState::Dead } else { JobState::Succeeded };
+    let ended = sqlx::query(
         "UPDATE jobs SET state = $3, finished_at = now(), lease_owner = NULL, lease_expires = NULL,
-                error = CASE WHEN error IS NULL THEN $2 ELSE $2 || ' (last error: ' || error || ')' END
-         WHERE id = $1 AND state NOT IN ($4, $3) RETURNING batch_id",
+                lease_token = NULL,
+                error = CASE WHEN $3 = $5 THEN error WHEN error IS NULL THEN $2
+                             ELSE $2 || ' (last error: ' || error || ')' END
+         WHERE id = $1 AND state NOT IN ($4, $5)",
     )
     .bind(job)
     .bind(reason)
+    .bind(state)
     .bind(JobState::Dead)
     .bind(JobState::Succeeded)
-    .fetch_optional(&mut *tx)
+    .execute(&mut *tx)
     .await?;
-    if let Some(batch) = batch {
-        sqlx::query(
-            "UPDATE scenes SET state = $3, error = 'job dead: ' || $2
-             WHERE job_id = $1 AND state NOT IN ($4, $3)",
-        )
-        .bind(job)
-        .bind(reason)
-        .bind(SceneState::Failed)
-        .bind(SceneState::Succeeded)
-        .execute(&mut *tx)
-        .await?;
+    if ended.rows_affected() > 0 {
+        if open {
+            sqlx::query(
+                "UPDATE scenes SET state = $3, error = 'job dead: ' || $2
+                 WHERE job_id = $1 AND state NOT IN ($4, $3)",
+            )
+            .bind(job)
+            .bind(reason)
+            .bind(SceneState::Failed)
+            .bind(SceneState::Succeeded)
+            .execute(&mut *tx)
+            .await?;
+        }
         finish_batch_if_done(&mut tx, batch).await?;
         notify_job_event(&mut *tx, batch).await?;
     }
@@ -163,17 +265,29 @@ pub async fn bury(pool: &PgPool, job: JobId, reason: &str) -> Result<(), sqlx::E
 }
 
 /// pending: running jobs whose lease expired with attempts left go back to wait for dispatch, with the reason
-/// recorded. Returns them.
+/// recorded and one more crash counted; their scenes left running go back to pending. Returns them.
 pub async fn requeue_expired(pool: &PgPool) -> Result<Vec<JobId>, sqlx::Error> {
-    sqlx::query_scalar(
-        "UPDATE jobs SET state = $1, lease_owner = NULL, lease_expires = NULL,
-                error = 'lease expired: the worker stopped answering'
+    let mut tx = pool.begin().await?;
+    let jobs: Vec<JobId> = sqlx::query_scalar(
+        "UPDATE jobs SET state = $1, lease_owner = NULL, lease_expires = NULL, lease_token = NULL,
+                crashes = crashes + 1,
+                error = 'lease expired: the worker stopped answering' ||
+                        coalesce(' (last error: ' || error || ')', '')
          WHERE state = $2 AND lease_expires < now() AND attempts < max_attempts RETURNING id",
     )
     .bind(JobState::Pending)
     .bind(JobState::Running)
-    .fetch_all(pool)
-    .await
+    .fetch_all(&mut *tx)
+    .await?;
+    let ids: Vec<Uuid> = jobs.iter().map(|j| j.0).collect();
+    sqlx::query("UPDATE scenes SET state = $2 WHERE job_id = ANY($1) AND state = $3")
+        .bind(&ids)
+        .bind(SceneState::Pending)
+        .bind(SceneState::Running)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(jobs)
 }
 
 /// dead: running jobs whose lease expired on their last attempt are buried. Returns how many.

@@ -11,6 +11,7 @@
 //! # Layout
 //! - [`batches`]: batch creation and activation.
 //! - [`dispatch`]: releasing pending jobs to the broker by priority, with a bounded number queued there.
+//! - [`fence`]: the lease token every write of a worker is conditional on.
 //! - [`ids`]: newtype ids over UUIDs, one per table.
 //! - [`states`]: lifecycle enums, mirrored one to one by Postgres enums.
 //! - [`config`]: typed service settings shared by every process.
@@ -31,6 +32,7 @@ pub mod batches;
 pub mod config;
 pub mod db;
 pub mod dispatch;
+pub mod fence;
 pub mod ids;
 pub mod jobs;
 pub mod liveness;

@@ -1,10 +1,13 @@
 //! Scene state transitions and result rows. A worker reads what a leased job still has to do, marks scenes
 //! running, then records each one's outcome: a result row (one per scene, whatever the attempt: a retry
-//! overwrites, never duplicates) with the scene `succeeded`, or the scene `failed` with its cause.
+//! overwrites, never duplicates) with the scene `succeeded`, or the scene `failed` with its cause. Every write
+//! of a worker is fenced by its lease (see `fence`).
 
+use crate::fence::Fence;
 use crate::ids::{BatchId, JobId, MediaId, SceneId, WorkerId};
 use crate::states::{OutputFlag, RecoveryStep, SceneState};
 use sqlx::PgPool;
+use std::path::Path;
 
 /// What a leased job has to do: its batch's settings and the scenes no earlier attempt finished.
 #[derive(Debug, Clone)]
@@ -56,14 +59,20 @@ pub async fn job_work(pool: &PgPool, job: JobId, batch: BatchId) -> Result<JobWo
     Ok(JobWork { model, output_dir, attempt, scenes })
 }
 
-/// Marks `scenes` running (handed to the model).
-pub async fn mark_running(pool: &PgPool, scenes: &[SceneId]) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE scenes SET state = $2 WHERE id = ANY($1)")
+/// Marks `scenes` running (handed to the model). False, and nothing written, if the lease was lost.
+pub async fn mark_running(pool: &PgPool, fence: &Fence, scenes: &[SceneId]) -> Result<bool, sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    if !fence.hold(&mut tx).await? {
+        return Ok(false);
+    }
+    sqlx::query("UPDATE scenes SET state = $2 WHERE id = ANY($1) AND job_id = $3")
         .bind(scenes)
         .bind(SceneState::Running)
-        .execute(pool)
+        .bind(fence.job)
+        .execute(&mut *tx)
         .await?;
-    Ok(())
+    tx.commit().await?;
+    Ok(true)
 }
 
 /// Everything a result row records about one enhanced scene.
@@ -103,9 +112,29 @@ pub struct SceneResult {
     pub speech_out_db: f32,
 }
 
-/// Records a scene's result and marks it succeeded, in one transaction.
-pub async fn record_success(pool: &PgPool, r: &SceneResult) -> Result<(), sqlx::Error> {
+/// Records a scene's result and marks it succeeded, in one transaction, after moving the attempt's file
+/// (`attempt_file`, written under a name of its own) to the result's `output_path`, all while the lease is held.
+/// False if the lease was lost: nothing is recorded and the attempt's file is removed.
+pub async fn record_success(
+    pool: &PgPool,
+    fence: &Fence,
+    r: &SceneResult,
+    attempt_file: &Path,
+) -> Result<bool, sqlx::Error> {
     let mut tx = pool.begin().await?;
+    if !fence.hold(&mut tx).await? {
+        drop(tx);
+        let _ = tokio::fs::remove_file(attempt_file).await;
+        return Ok(false);
+    }
+    if attempt_file != Path::new(&r.output_path) {
+        tokio::fs::rename(attempt_file, &r.output_path).await.map_err(|e| {
+            sqlx::Error::Io(std::io::Error::new(
+                e.kind(),
+                format!("cannot move {} into place: {e}", attempt_file.display()),
+            ))
+        })?;
+    }
     sqlx::query(
         "INSERT INTO results (scene_id, job_id, worker_id, attempt, output_path, sample_rate, duration_s,
                               rms_in_db, rms_out_db, processing_ms, recovery, oom_count, gpu_mem_mb,
@@ -141,16 +170,24 @@ pub async fn record_success(pool: &PgPool, r: &SceneResult) -> Result<(), sqlx::
         .bind(SceneState::Succeeded)
         .execute(&mut *tx)
         .await?;
-    tx.commit().await
+    tx.commit().await?;
+    Ok(true)
 }
 
-/// Marks a scene failed with its cause; the rest of its job goes on.
-pub async fn mark_failed(pool: &PgPool, scene: SceneId, error: &str) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE scenes SET state = $2, error = $3 WHERE id = $1")
+/// Marks a scene failed with its cause; the rest of its job goes on. False, and nothing written, if the lease
+/// was lost.
+pub async fn mark_failed(pool: &PgPool, fence: &Fence, scene: SceneId, error: &str) -> Result<bool, sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    if !fence.hold(&mut tx).await? {
+        return Ok(false);
+    }
+    sqlx::query("UPDATE scenes SET state = $2, error = $3 WHERE id = $1 AND job_id = $4")
         .bind(scene)
         .bind(SceneState::Failed)
         .bind(error)
-        .execute(pool)
+        .bind(fence.job)
+        .execute(&mut *tx)
         .await?;
-    Ok(())
+    tx.commit().await?;
+    Ok(true)
 }

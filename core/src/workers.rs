@@ -1,6 +1,6 @@
 //! Worker rows in `workers`: who each worker is, where it runs, what it is doing, when it was last seen.
 
-use crate::ids::WorkerId;
+use crate::ids::{JobId, WorkerId};
 use crate::states::WorkerState;
 use sqlx::PgPool;
 
@@ -40,16 +40,27 @@ pub async fn register(pool: &PgPool, info: &WorkerInfo) -> Result<(), sqlx::Erro
     Ok(())
 }
 
-/// Records a worker's new state (and one more job done when `job_finished`).
-pub async fn set_state(pool: &PgPool, id: WorkerId, state: WorkerState, job_finished: bool) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "UPDATE workers SET state = $2, last_seen = now(), jobs_done = jobs_done + CASE WHEN $3 THEN 1 ELSE 0 END
-         WHERE id = $1",
-    )
-    .bind(id)
-    .bind(state)
-    .bind(job_finished)
-    .execute(pool)
-    .await?;
+/// Counts one more job done by the worker.
+pub async fn count_job(pool: &PgPool, id: WorkerId) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE workers SET jobs_done = jobs_done + 1 WHERE id = $1").bind(id).execute(pool).await?;
+    Ok(())
+}
+
+/// A worker's heartbeat: it is alive, in `state` (a worker the reaper marked lost comes back), running `job`,
+/// with `health` saying why it is unhealthy (None when it is not).
+pub async fn beat(
+    pool: &PgPool,
+    id: WorkerId,
+    state: WorkerState,
+    job: Option<JobId>,
+    health: Option<&str>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE workers SET state = $2, current_job = $3, health = $4, last_seen = now() WHERE id = $1")
+        .bind(id)
+        .bind(state)
+        .bind(job)
+        .bind(health)
+        .execute(pool)
+        .await?;
     Ok(())
 }

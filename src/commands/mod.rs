@@ -80,3 +80,26 @@ pub fn shutdown_on_signal() -> CancellationToken {
     });
     token
 }
+
+/// For workers: the first SIGTERM or Ctrl-C stops taking jobs and gives the job in progress its grace period; a
+/// second one hands it back at once.
+pub fn shutdown_twice() -> scenequeue_worker::Shutdown {
+    let shutdown = scenequeue_worker::Shutdown::default();
+    let (stop, now) = (shutdown.stop.clone(), shutdown.now.clone());
+    tokio::spawn(async move {
+        let Ok(mut term) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) else {
+            return;
+        };
+        for (token, what) in
+            [(stop, "finishing the current job within the grace period"), (now, "handing the job back now")]
+        {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            tracing::info!("shutdown requested: {what}");
+            token.cancel();
+        }
+    });
+    shutdown
+}

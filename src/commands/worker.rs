@@ -43,6 +43,12 @@ pub fn config(args: &WorkerArgs) -> anyhow::Result<WorkerConfig> {
         },
         fixed_windows,
         lease_ttl: Duration::from_secs(args.lease_s),
+        watchdog_floor: Duration::from_secs(args.watchdog_floor_s),
+        health_check: Duration::from_secs(args.health_check_s),
+        grace: Duration::from_secs(args.grace_s),
+        retry_backoff: Duration::try_from_secs_f64(args.retry_backoff_s)
+            .map_err(|e| anyhow::anyhow!("--retry-backoff-s {}: {e}", args.retry_backoff_s))?,
+        child_program: args.child_program.clone().or(defaults.child_program.clone()),
         max_jobs: args.max_jobs,
         drain: args.drain,
         ..defaults
@@ -52,7 +58,7 @@ pub fn config(args: &WorkerArgs) -> anyhow::Result<WorkerConfig> {
 }
 
 pub async fn run(services: &Services, args: &WorkerArgs) -> anyhow::Result<()> {
-    let report = scenequeue_worker::run(config(args)?, services.clone(), super::shutdown_on_signal()).await?;
+    let report = scenequeue_worker::run(config(args)?, services.clone(), super::shutdown_twice()).await?;
     eprintln!(
         "worker done: {} jobs, {} scenes succeeded, {} failed ({} recovered from {} out-of-memory errors), \
          {} sessions created",

@@ -62,12 +62,23 @@ pub struct WorkerConfig {
     pub faults: FaultPlan,
     /// The `scenequeue` binary started for the `process` policy (default: this executable).
     pub child_program: Option<PathBuf>,
-    /// How long a job lease lasts without renewal; renewed every third of it.
+    /// How long a job lease lasts without renewal; renewed every quarter of it while the job progresses, so a
+    /// dead worker's job is taken over within about this plus one reaper pass.
     pub lease_ttl: Duration,
+    /// The least time a scene may run without an answer before the watchdog abandons it as hung; the bound grows
+    /// with the scene's length and the measured speed (`watchdog`).
+    pub watchdog_floor: Duration,
+    /// How often an unhealthy worker runs its self-check.
+    pub health_check: Duration,
+    /// After SIGTERM, how long the job in progress may take to finish before it is handed back.
+    pub grace: Duration,
+    /// First retry back-off of a failed job; doubled per attempt, with jitter, capped at 32 times this.
+    pub retry_backoff: Duration,
     /// Unacknowledged jobs held from the broker.
     pub prefetch: u16,
-    /// Reconnection attempts to RabbitMQ before giving up (with capped exponential back-off).
-    pub max_reconnects: u32,
+    /// Failed connections to RabbitMQ in a row before giving up (capped exponential back-off between them);
+    /// None: never give up, however long the broker is away.
+    pub max_reconnects: Option<u32>,
     /// Stop once this many jobs are done (None: run until shut down).
     pub max_jobs: Option<u64>,
     /// Take messages one at a time and stop when the queue is empty (batch runs and tests), instead of
@@ -93,16 +104,20 @@ impl Default for WorkerConfig {
             fixed_windows: None,
             faults: FaultPlan::default(),
             child_program: None,
-            lease_ttl: Duration::from_secs(600),
+            lease_ttl: Duration::from_secs(20),
+            watchdog_floor: Duration::from_secs(60),
+            health_check: Duration::from_secs(10),
+            grace: Duration::from_secs(25),
+            retry_backoff: Duration::from_secs(5),
             prefetch: 1,
-            max_reconnects: 10,
+            max_reconnects: None,
             max_jobs: None,
             drain: false,
         }
     }
 }
 
-/// The shortest lease a worker takes: it is renewed every third of it.
+/// The shortest lease a worker takes: it is renewed every quarter of it.
 pub const MIN_LEASE: Duration = Duration::from_secs(3);
 
 impl WorkerConfig {
@@ -124,11 +139,22 @@ impl WorkerConfig {
         if self.lease_ttl < MIN_LEASE {
             return Err(format!("the job lease must be at least {} s, not {:?}", MIN_LEASE.as_secs(), self.lease_ttl));
         }
+        if self.watchdog_floor < Duration::from_secs(1) {
+            return Err(format!("the watchdog floor must be at least 1 s, not {:?}", self.watchdog_floor));
+        }
+        if self.health_check.is_zero() {
+            return Err("the self-check interval must be more than 0 s".into());
+        }
         if self.prefetch == 0 {
             return Err("the prefetch must be at least 1".into());
         }
         self.recovery.validate()?;
         self.post.validate()
+    }
+
+    /// How often the worker heartbeats (its row, and its job's lease while the job progresses).
+    pub fn heartbeat(&self) -> Duration {
+        (self.lease_ttl / 4).min(Duration::from_secs(5))
     }
 
     /// The settings the inference side (thread or child process) runs with.

@@ -14,6 +14,22 @@ pub struct FaultPlan {
     pub oom_above_samples: Option<usize>,
     /// Every run on the primary device fails (only the CPU fallback can succeed).
     pub oom_always: bool,
+    /// The process aborts (as a native crash in a codec or a driver would end it) when it starts a scene of a
+    /// recording whose path contains this text.
+    #[serde(default)]
+    pub abort_on_source: Option<String>,
+}
+
+impl FaultPlan {
+    /// Aborts the process if the plan says `source` crashes it.
+    pub fn crash_if_planned(&self, source: &std::path::Path) {
+        if let Some(needle) = &self.abort_on_source
+            && source.to_string_lossy().contains(needle.as_str())
+        {
+            tracing::error!(source = %source.display(), "injected crash");
+            std::process::abort();
+        }
+    }
 }
 
 /// A plan and how many primary-device runs it has seen.

@@ -1,6 +1,7 @@
 //! The in-process runner: the worker's own sessions, managed by the session policy, run every scene.
 
 use crate::batching::FixedWindows;
+use crate::faults::FaultPlan;
 use crate::memory::MemoryProbe;
 use crate::output_check::OnBadOutput;
 use crate::recovery::RecoveryConfig;
@@ -10,6 +11,8 @@ use crate::scene::{self, SceneFailure, SceneOutput, SceneTask};
 use crate::sessions::{SessionPolicy, Sessions};
 use scenequeue_audio::dsp::PostProcess;
 use scenequeue_audio::encode::OutputFormat;
+use scenequeue_core::panics;
+use std::panic::{AssertUnwindSafe, catch_unwind};
 
 /// Sessions in this process.
 pub struct InProcess {
@@ -20,6 +23,7 @@ pub struct InProcess {
     output_format: OutputFormat,
     on_bad_output: OnBadOutput,
     fixed_windows: Option<FixedWindows>,
+    faults: FaultPlan,
     peak: Option<f32>,
     created_before: (u64, f64),
 }
@@ -36,6 +40,7 @@ impl InProcess {
             output_format: options.output_format,
             on_bad_output: options.on_bad_output,
             fixed_windows: options.fixed_windows,
+            faults: options.faults.clone(),
             peak: None,
             created_before: (0, 0.0),
         }
@@ -47,14 +52,33 @@ impl Runner for InProcess {
         self.sessions.get(model).map(|_| ()).map_err(SceneFailure::Model)
     }
 
+    /// A panic in decoding, DSP or inference is caught at the scene boundary: the scene fails with the panic's
+    /// message (a group of batched scenes is retried, as its culprit is unknown), and the session, whose state
+    /// the panic may have broken, is dropped.
     fn scenes(&mut self, model: &str, tasks: &[SceneTask]) -> Vec<Result<SceneOutput, SceneFailure>> {
+        tasks.iter().for_each(|task| self.faults.crash_if_planned(&task.source));
         let output = (&self.post, self.output_format, self.on_bad_output);
+        let sessions = &mut self.sessions;
         let results = match self.fixed_windows {
             Some(fixed) => {
-                scene::process_group(&mut self.sessions, model, tasks, (&fixed, &self.recovery), output, &self.probe)
+                let run =
+                    || scene::process_group(sessions, model, tasks, (&fixed, &self.recovery), output, &self.probe);
+                match catch_unwind(AssertUnwindSafe(run)) {
+                    Ok(results) => results,
+                    Err(panic) => {
+                        let message = panics::message(panic.as_ref());
+                        sessions.reset();
+                        let reason = format!("a batched group of {} scenes panicked: {message}", tasks.len());
+                        vec![Err(SceneFailure::Stuck { reason })]
+                    }
+                }
             }
             None => one_by_one(tasks, |task| {
-                scene::process(&mut self.sessions, model, task, &self.recovery, output, &self.probe)
+                let run = || scene::process(sessions, model, task, &self.recovery, output, &self.probe);
+                catch_unwind(AssertUnwindSafe(run)).unwrap_or_else(|panic| {
+                    sessions.reset();
+                    Err(SceneFailure::Panicked { path: task.source.clone(), message: panics::message(panic.as_ref()) })
+                })
             }),
         };
         for out in results.iter().flatten() {

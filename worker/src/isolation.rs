@@ -5,16 +5,17 @@
 //! Protocol: one JSON request per line on the child's stdin, one JSON response per line on its stdout; the
 //! settings travel in the `SCENEQUEUE_CHILD_SPEC` environment variable. Closing stdin ends the child.
 
+use crate::disposition::Disposition;
 use crate::in_process::InProcess;
 use crate::memory::MemoryProbe;
-use crate::runner::{InferenceOptions, JobTelemetry, Runner, max_opt, one_by_one};
+use crate::runner::{InferenceOptions, JobTelemetry, KillSwitch, Runner, max_opt, one_by_one};
 use crate::runtime::Runtime;
 use crate::scene::{SceneFailure, SceneOutput, SceneTask};
 use crate::sessions::SessionPolicy;
 use serde::{Deserialize, Serialize};
 use std::io::{BufRead, BufReader, Write};
 use std::path::PathBuf;
-use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::process::{ChildStdin, ChildStdout, Command, Stdio};
 use std::time::{Duration, Instant};
 
 pub const SPEC_ENV: &str = "SCENEQUEUE_CHILD_SPEC";
@@ -31,11 +32,11 @@ enum Request {
 enum Response {
     Warmed,
     Done(SceneOutput),
-    Failed { message: String, job_level: bool },
+    Failed { message: String, disposition: Disposition },
 }
 
+/// The pipes of the running child; the child itself sits in the kill switch, where the watchdog can reach it.
 struct ChildProc {
-    child: Child,
     stdin: ChildStdin,
     stdout: BufReader<ChildStdout>,
 }
@@ -49,22 +50,36 @@ pub struct Isolated {
     created: u64,
     create_ms: f64,
     peak: Option<f32>,
+    kill: KillSwitch,
 }
 
 impl Isolated {
     /// A runner that starts `program` (default: this executable) as `scenequeue inference-child` per job.
     pub fn new(options: InferenceOptions, program: Option<PathBuf>) -> Self {
-        let probe = MemoryProbe::new(options.runtime.device);
-        Self { options, program, child: None, probe, created: 0, create_ms: 0.0, peak: None }
+        Self::with_kill_switch(options, program, KillSwitch::default())
     }
 
-    fn spawn(&mut self, model: &str) -> Result<(), String> {
+    /// The same, with the children it starts placed in `kill`, where a watchdog can kill them.
+    pub fn with_kill_switch(options: InferenceOptions, program: Option<PathBuf>, kill: KillSwitch) -> Self {
+        let probe = MemoryProbe::new(options.runtime.device);
+        Self { options, program, child: None, probe, created: 0, create_ms: 0.0, peak: None, kill }
+    }
+
+    /// Starts a child and warms `model` in it; a failure comes with its disposition (the child's own, or
+    /// `Unhealthy` when no child could be started at all).
+    fn spawn(&mut self, model: &str) -> Result<(), (String, Disposition)> {
+        let unhealthy = |message: String| (message, Disposition::Unhealthy);
+        if self.kill.fired() {
+            return Err(("the runner was abandoned by the watchdog".into(), Disposition::RetryJob));
+        }
         let started = Instant::now();
         let program = match &self.program {
             Some(p) => p.clone(),
-            None => std::env::current_exe().map_err(|e| format!("cannot find the scenequeue binary: {e}"))?,
+            None => {
+                std::env::current_exe().map_err(|e| unhealthy(format!("cannot find the scenequeue binary: {e}")))?
+            }
         };
-        let spec = serde_json::to_string(&self.options).map_err(|e| e.to_string())?;
+        let spec = serde_json::to_string(&self.options).map_err(|e| unhealthy(e.to_string()))?;
         let mut child = Command::new(&program)
             .arg("inference-child")
             .env(SPEC_ENV, spec)
@@ -72,16 +87,17 @@ impl Isolated {
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
-            .map_err(|e| format!("cannot start {}: {e}", program.display()))?;
+            .map_err(|e| unhealthy(format!("cannot start {}: {e}", program.display())))?;
         let (Some(stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
             let _ = child.kill();
-            return Err("child process has no pipes".into());
+            return Err(unhealthy("child process has no pipes".into()));
         };
-        self.child = Some(ChildProc { child, stdin, stdout: BufReader::new(stdout) });
-        match self.exchange(&Request::Warm { model: model.to_string() })? {
+        *self.kill.child() = Some(child);
+        self.child = Some(ChildProc { stdin, stdout: BufReader::new(stdout) });
+        match self.exchange(&Request::Warm { model: model.to_string() }).map_err(unhealthy)? {
             Response::Warmed => {}
-            Response::Failed { message, .. } => return Err(message),
-            Response::Done(_) => return Err("child answered a warm-up with a scene".into()),
+            Response::Failed { message, disposition } => return Err((message, disposition)),
+            Response::Done(_) => return Err(("child answered a warm-up with a scene".into(), Disposition::RetryJob)),
         }
         self.created += 1;
         self.create_ms += started.elapsed().as_secs_f64() * 1000.0;
@@ -118,9 +134,10 @@ impl Isolated {
         let Some(proc_) = self.child.take() else {
             return "not running".into();
         };
-        let ChildProc { mut child, stdin, stdout } = proc_;
-        drop(stdin);
-        drop(stdout);
+        drop(proc_);
+        let Some(mut child) = self.kill.child().take() else {
+            return "killed by the watchdog".into();
+        };
         let deadline = Instant::now() + EXIT_GRACE;
         loop {
             match child.try_wait() {
@@ -134,37 +151,40 @@ impl Isolated {
         }
     }
 
-    /// One scene in the child; a child that dies mid-scene is replaced once, a second death fails the scene.
+    /// One scene in the child; a child that dies mid-scene is replaced once, a second death fails the scene
+    /// with how the child ended (exit code or signal): that scene is what kills it.
     fn one(&mut self, model: &str, task: &SceneTask) -> Result<SceneOutput, SceneFailure> {
         let mut last = String::new();
         for _ in 0..2 {
             if self.child.is_none()
-                && let Err(message) = self.spawn(model)
+                && let Err((message, disposition)) = self.spawn(model)
             {
-                return Err(SceneFailure::Isolated { message, job_level: true });
+                return Err(SceneFailure::Isolated { message, disposition });
             }
             match self.exchange(&Request::Scene { model: model.to_string(), task: task.clone() }) {
                 Ok(Response::Done(out)) => {
                     self.peak = max_opt(self.peak, out.gpu_mem_mb);
                     return Ok(out);
                 }
-                Ok(Response::Failed { message, job_level }) => {
-                    return Err(SceneFailure::Isolated { message, job_level });
+                Ok(Response::Failed { message, disposition }) => {
+                    return Err(SceneFailure::Isolated { message, disposition });
                 }
                 Ok(Response::Warmed) => {
-                    return Err(SceneFailure::Isolated { message: "unexpected answer".into(), job_level: true });
+                    let message = "unexpected answer from the inference process".into();
+                    return Err(SceneFailure::Isolated { message, disposition: Disposition::RetryJob });
                 }
                 Err(e) => last = e,
             }
         }
-        Err(SceneFailure::Isolated { message: last, job_level: false })
+        let message = format!("{}: the scene killed its inference process twice: {last}", task.source.display());
+        Err(SceneFailure::Isolated { message, disposition: Disposition::FailScene })
     }
 }
 
 impl Runner for Isolated {
     fn warm(&mut self, model: &str) -> Result<(), SceneFailure> {
         if self.child.is_none() {
-            self.spawn(model).map_err(|message| SceneFailure::Isolated { message, job_level: true })?;
+            self.spawn(model).map_err(|(message, disposition)| SceneFailure::Isolated { message, disposition })?;
         }
         Ok(())
     }
@@ -187,6 +207,10 @@ impl Runner for Isolated {
         self.create_ms = 0.0;
         telemetry
     }
+
+    fn kill_switch(&self) -> KillSwitch {
+        self.kill.clone()
+    }
 }
 
 /// The child's side: serves requests until stdin closes. Returns an error only if the settings are unusable.
@@ -203,13 +227,13 @@ pub fn child_main() -> Result<(), String> {
         let response = match serde_json::from_str::<Request>(&line) {
             Ok(Request::Warm { model }) => match runner.warm(&model) {
                 Ok(()) => Response::Warmed,
-                Err(e) => Response::Failed { message: e.to_string(), job_level: e.is_job_level() },
+                Err(e) => Response::Failed { message: e.to_string(), disposition: e.disposition() },
             },
             Ok(Request::Scene { model, task }) => match runner.scene(&model, &task) {
                 Ok(out) => Response::Done(out),
-                Err(e) => Response::Failed { message: e.to_string(), job_level: e.is_job_level() },
+                Err(e) => Response::Failed { message: e.to_string(), disposition: e.disposition() },
             },
-            Err(e) => Response::Failed { message: format!("bad request: {e}"), job_level: true },
+            Err(e) => Response::Failed { message: format!("bad request: {e}"), disposition: Disposition::Fatal },
         };
         let text = serde_json::to_string(&response).map_err(|e| e.to_string())?;
         writeln!(stdout, "{text}").and_then(|()| stdout.flush()).map_err(|e| e.to_string())?;

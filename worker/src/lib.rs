@@ -6,7 +6,14 @@
 //!
 //! # Layout
 //! - `config`: worker settings (device, threads, session policy, lease), with their defaults.
-//! - `consume`: the consume loop, job leases and acks; state changes go through `scenequeue_core`.
+//! - `consume`: the consume loop, job leases and acks, reconnection, unhealthy pauses; state changes go through
+//!   `scenequeue_core`.
+//! - `job`: one leased job, group by group under the watchdog, every write fenced by the lease.
+//! - `disposition`: the one place a failure is given what becomes of it (fail the scene, retry the job,
+//!   reconnect, unhealthy worker, fatal).
+//! - `heartbeat`: the worker's row and the job's lease, refreshed every few seconds while the job progresses.
+//! - `watchdog`: how long a scene may run without an answer, from its length and the measured speed.
+//! - `health`: the self-check an unhealthy worker runs before it takes jobs again.
 //! - `runner`: the runner contract (trait, options, per-job telemetry).
 //! - `in_process`: the runner over this process's sessions.
 //! - `isolation`: the process-per-job runner and the child process's side.
@@ -28,10 +35,14 @@
 mod batching;
 mod config;
 mod consume;
+mod disposition;
 mod faults;
+mod health;
+mod heartbeat;
 mod in_process;
 mod inference;
 mod isolation;
+mod job;
 mod memory;
 mod model;
 mod output_check;
@@ -43,10 +54,12 @@ mod scene;
 mod sessions;
 mod tuning;
 mod vad;
+mod watchdog;
 
 pub use batching::FixedWindows;
 pub use config::{MIN_LEASE, ModelFiles, WorkerConfig};
-pub use consume::{WorkerError, WorkerReport, run};
+pub use consume::{Shutdown, WorkerError, WorkerReport, run};
+pub use disposition::Disposition;
 pub use faults::FaultPlan;
 pub use isolation::child_main;
 pub use model::{AdapterKind, Manifest, ModelError, manifest};

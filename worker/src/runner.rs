@@ -13,6 +13,9 @@ use scenequeue_audio::dsp::PostProcess;
 use scenequeue_audio::encode::OutputFormat;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
+use std::process::Child;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 
 /// Everything the inference side needs; serializable so an isolated child gets the same settings.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -61,6 +64,11 @@ pub trait Runner {
     fn scenes(&mut self, model: &str, tasks: &[SceneTask]) -> Vec<Result<SceneOutput, SceneFailure>>;
     /// Applies the session policy after a job and reports what the job cost.
     fn job_done(&mut self) -> JobTelemetry;
+    /// What the watchdog fires when this runner hangs: it kills the runner's child process, if any, and
+    /// tells the runner to start nothing more.
+    fn kill_switch(&self) -> KillSwitch {
+        KillSwitch::default()
+    }
 
     /// One scene: a group of one.
     fn scene(&mut self, model: &str, task: &SceneTask) -> Result<SceneOutput, SceneFailure> {
@@ -68,7 +76,7 @@ pub trait Runner {
     }
 }
 
-/// Runs `tasks` one at a time through `run`, stopping after a job-level failure.
+/// Runs `tasks` one at a time through `run`, stopping after a failure that ends the job.
 pub(crate) fn one_by_one(
     tasks: &[SceneTask],
     mut run: impl FnMut(&SceneTask) -> Result<SceneOutput, SceneFailure>,
@@ -76,9 +84,9 @@ pub(crate) fn one_by_one(
     let mut results = Vec::with_capacity(tasks.len());
     for task in tasks {
         let result = run(task);
-        let job_level = matches!(&result, Err(e) if e.is_job_level());
+        let ends_job = matches!(&result, Err(e) if e.ends_job());
         results.push(result);
-        if job_level {
+        if ends_job {
             break;
         }
     }
@@ -90,5 +98,32 @@ pub(crate) fn max_opt(a: Option<f32>, b: Option<f32>) -> Option<f32> {
     match (a, b) {
         (Some(a), Some(b)) => Some(a.max(b)),
         (a, b) => a.or(b),
+    }
+}
+
+/// Shared between a runner and the watchdog: fired when the runner is abandoned.
+#[derive(Debug, Clone, Default)]
+pub struct KillSwitch {
+    fired: Arc<AtomicBool>,
+    child: Arc<Mutex<Option<Child>>>,
+}
+
+impl KillSwitch {
+    /// Abandons the runner: kills its child process (if one is running) and marks it fired.
+    pub fn fire(&self) {
+        self.fired.store(true, Ordering::SeqCst);
+        if let Some(child) = self.child.lock().unwrap_or_else(PoisonError::into_inner).as_mut() {
+            let _ = child.kill();
+        }
+    }
+
+    /// Whether the runner was abandoned: it must start nothing more.
+    pub fn fired(&self) -> bool {
+        self.fired.load(Ordering::SeqCst)
+    }
+
+    /// The slot holding the runner's child process, so the watchdog can kill it.
+    pub(crate) fn child(&self) -> std::sync::MutexGuard<'_, Option<Child>> {
+        self.child.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }

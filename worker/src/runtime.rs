@@ -173,6 +173,9 @@ pub enum RuntimeError {
     /// ONNX Runtime failed while creating its environment, a session or run options.
     #[error("ONNX Runtime: {0}")]
     Ort(#[from] ort::Error),
+    /// The inference thread could not be started.
+    #[error("cannot start the inference thread: {0}")]
+    Thread(std::io::Error),
 }
 
 static ENV: OnceLock<(PathBuf, Environment)> = OnceLock::new();

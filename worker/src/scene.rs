@@ -96,37 +96,55 @@ pub enum SceneError {
     },
 }
 
-/// Why a scene produced no output.
+/// Why a scene produced no output. What becomes of it is decided in one place: [`SceneFailure::disposition`].
 #[derive(Debug, thiserror::Error)]
 pub enum SceneFailure {
-    /// The model could not be loaded: a problem of this worker, not of the scene; the job is retried.
+    /// The model could not be loaded or its session created: a problem of this worker, not of the scene.
     #[error(transparent)]
     Model(#[from] ModelError),
-    /// The scene itself failed (unreadable span, inference error): recorded on the scene.
+    /// The scene itself failed (unreadable span, inference error, bad output), or its output could not be written.
     #[error(transparent)]
     Scene(#[from] SceneError),
-    /// Reported by an isolated inference process.
+    /// The scene panicked in decoding, DSP or inference; the panic was caught at the scene boundary.
+    #[error("{path}: processing crashed (panic: {message})")]
+    Panicked {
+        /// The recording.
+        path: PathBuf,
+        /// The panic's message.
+        message: String,
+    },
+    /// The scene made no progress within its bound (the watchdog); its session or child was abandoned.
+    #[error("{path}: no progress for {seconds:.0} s (the scene hung); abandoned")]
+    Hung {
+        /// The recording.
+        path: PathBuf,
+        /// The bound that passed, seconds.
+        seconds: f64,
+    },
+    /// Not run: an earlier scene of the same recording hung in this job, and this one would hang as well.
+    #[error("{path}: not tried, as an earlier scene of this recording hung")]
+    NotTried {
+        /// The recording.
+        path: PathBuf,
+    },
+    /// A group of scenes hung or panicked together, so the culprit is unknown: the job is retried, and runs
+    /// scene by scene once this has happened twice.
+    #[error("{reason}")]
+    Stuck {
+        /// What happened.
+        reason: String,
+    },
+    /// Reported by an isolated inference process, with the disposition it decided.
     #[error("{message}")]
     Isolated {
         /// The child's message.
         message: String,
-        /// Whether the whole job should be retried.
-        job_level: bool,
+        /// What the child decided becomes of it.
+        disposition: crate::disposition::Disposition,
     },
     /// The inference side returned no outcome for the scene (a bug; the job is retried).
     #[error("no outcome was returned for the scene")]
     NoResult,
-}
-
-impl SceneFailure {
-    /// Whether the whole job should be retried (rather than this scene marked failed).
-    pub fn is_job_level(&self) -> bool {
-        match self {
-            Self::Model(_) | Self::NoResult => true,
-            Self::Scene(_) => false,
-            Self::Isolated { job_level, .. } => *job_level,
-        }
-    }
 }
 
 impl From<EnhanceError> for SceneFailure {
@@ -309,9 +327,9 @@ pub fn process_group(
                 finish(task, &input, out, model_rate, output, probe, read_time + started.elapsed())
             }
         });
-        let job_level = matches!(&result, Err(e) if e.is_job_level());
+        let ends_job = matches!(&result, Err(e) if e.ends_job());
         results.push(result);
-        if job_level {
+        if ends_job {
             break;
         }
     }

@@ -47,7 +47,7 @@ pub async fn run(services: &Services, args: &DemoArgs) -> anyhow::Result<()> {
     eprintln!("3/4 running a worker until the batch is done");
     let shutdown = CancellationToken::new();
     let config = crate::commands::worker::config(&args.worker)?;
-    let mut worker = tokio::spawn(scenequeue_worker::run(config, services.clone(), shutdown.clone()));
+    let mut worker = tokio::spawn(scenequeue_worker::run(config, services.clone(), shutdown.clone().into()));
     let pool = db::connect(&services.database_url, 2).await?;
     let wait = db::wait_for_batch(&pool, report.batch, Duration::from_secs(3600));
     tokio::pin!(wait);

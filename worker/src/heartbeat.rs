@@ -1,0 +1,108 @@
+//! Heartbeats. The worker's row is refreshed every few seconds whatever it is doing, so a worker that dies is
+//! seen as lost within seconds; the lease of the job in progress is extended on the same beat, but only while
+//! the job makes progress (the watchdog's deadline has not passed), so a job stuck beyond its bound is taken
+//! over rather than held forever.
+
+use scenequeue_core::fence::Fence;
+use scenequeue_core::ids::{JobId, WorkerId};
+use scenequeue_core::jobs;
+use scenequeue_core::states::WorkerState;
+use scenequeue_core::workers;
+use sqlx::PgPool;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, warn};
+
+/// The deadline by which the job in progress must answer.
+#[derive(Debug, Clone)]
+pub struct Progress(Arc<Mutex<Instant>>);
+
+impl Progress {
+    /// A deadline `within` from now.
+    pub fn new(within: Duration) -> Self {
+        Self(Arc::new(Mutex::new(Instant::now() + within)))
+    }
+
+    /// Moves the deadline to `within` from now (a new group of scenes started, or one finished).
+    pub fn expect_within(&self, within: Duration) {
+        *self.0.lock().unwrap_or_else(PoisonError::into_inner) = Instant::now() + within;
+    }
+
+    fn overdue(&self) -> bool {
+        Instant::now() > *self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// Extends `fence`'s lease every `every` while the job progresses; cancels `lost` when the lease is gone.
+pub async fn lease(
+    pool: PgPool,
+    fence: Fence,
+    ttl: Duration,
+    every: Duration,
+    progress: Progress,
+    lost: CancellationToken,
+) {
+    let mut tick = tokio::time::interval(every);
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        if progress.overdue() {
+            warn!(job.id = %fence.job, "no progress within the watchdog's bound; the lease is no longer renewed");
+            continue;
+        }
+        match jobs::extend_lease(&pool, &fence, ttl).await {
+            Ok(true) => {}
+            Ok(false) => {
+                lost.cancel();
+                return;
+            }
+            Err(e) => warn!(error = %e, "could not extend the job lease"),
+        }
+    }
+}
+
+/// A worker's state, its job and its health note.
+type Row = (WorkerState, Option<JobId>, Option<String>);
+
+/// What the worker's row says about it.
+#[derive(Debug, Clone)]
+pub struct Status {
+    inner: Arc<Mutex<Row>>,
+}
+
+impl Status {
+    /// Idle, no job.
+    pub fn new() -> Self {
+        Self { inner: Arc::new(Mutex::new((WorkerState::Idle, None, None))) }
+    }
+
+    /// Changes what the row says and writes it now.
+    pub async fn set(
+        &self,
+        pool: &PgPool,
+        id: WorkerId,
+        state: WorkerState,
+        job: Option<JobId>,
+        health: Option<String>,
+    ) -> Result<(), sqlx::Error> {
+        *self.inner.lock().unwrap_or_else(PoisonError::into_inner) = (state, job, health.clone());
+        workers::beat(pool, id, state, job, health.as_deref()).await
+    }
+
+    fn get(&self) -> Row {
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+}
+
+/// Refreshes the worker's row every `every` until the task is aborted.
+pub async fn worker(pool: PgPool, id: WorkerId, status: Status, every: Duration) {
+    let mut tick = tokio::time::interval(every);
+    loop {
+        tick.tick().await;
+        let (state, job, health) = status.get();
+        if let Err(e) = workers::beat(&pool, id, state, job, health.as_deref()).await {
+            debug!(error = %e, "heartbeat not written");
+        }
+    }
+}
