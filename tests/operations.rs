@@ -246,6 +246,16 @@ async fn queued_jobs_whose_messages_the_broker_lost_are_published_again() {
     // Every message is in the queue: nothing to do.
     let reaped = reap_with(&env.pool, &publisher, &connection, &env.topology, &now).await.unwrap();
     assert_eq!((reaped.reconciled, reaped.published), (0, 0));
+    // A consumer holds one unacknowledged (its prefetch): the queue counts one fewer, and nothing is lost.
+    let (holder, channel) = env.channel().await;
+    scenequeue_core::mq::set_prefetch(&channel, 1).await.unwrap();
+    let mut consumer =
+        channel.basic_consume(&env.topology.queue, "holder", Default::default(), Default::default()).await.unwrap();
+    futures_util::StreamExt::next(&mut consumer).await.unwrap().unwrap();
+    let reaped = reap_with(&env.pool, &publisher, &connection, &env.topology, &now).await.unwrap();
+    assert_eq!(reaped.reconciled, 0, "a message held by a consumer is not missing");
+    // Closing the channel gives the message back.
+    holder.close(200, "ok").await.ok();
 
     // The broker loses every message.
     let (c, channel) = env.channel().await;
