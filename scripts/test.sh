@@ -12,8 +12,16 @@ scripts/services.sh
 scripts/fetch-models.sh
 export SCENEQUEUE_ORT_LIBRARY="$PWD/.scenequeue/ort/libonnxruntime.so"
 export SCENEQUEUE_MODEL_DIR="$PWD/models"
+# The chaos suite (tests/chaos.rs) restarts PostgreSQL and RabbitMQ, so it never runs beside other tests: first
+# everything else, then the chaos tests alone, one at a time.
 if cargo nextest --version >/dev/null 2>&1; then
-  cargo nextest run --workspace --locked --no-fail-fast "$@"
+  cargo nextest run --workspace --locked --no-fail-fast -E 'not binary(chaos)' "$@"
+  cargo nextest run --workspace --locked --no-fail-fast -E 'binary(chaos)' --test-threads 1 "$@"
 else
-  cargo test --workspace --locked --no-fail-fast "$@"
+  cargo test --workspace --locked --no-fail-fast --lib --bins --benches "$@"
+  for t in tests/*.rs; do
+    name=$(basename "$t" .rs)
+    [ "$name" = chaos ] || cargo test --workspace --locked --no-fail-fast --test "$name" "$@"
+  done
+  cargo test --locked --no-fail-fast --test chaos "$@" -- --test-threads 1
 fi

@@ -3,6 +3,9 @@
 //! wait in Postgres, released highest batch priority first (then oldest batch first). So a huge low-priority
 //! batch occupies at most `max_queued` places ahead of an urgent one, whatever its size.
 //!
+//! Within a priority, jobs that ran before (taken back from a worker that died, or released for a retry) go
+//! first, so a takeover does not wait behind the whole backlog.
+//!
 //! Submissions, workers (after every job) and the scheduler loop all dispatch; row locks (`SKIP LOCKED`) keep
 //! two dispatchers from publishing the same job, and a duplicate would be harmless anyway (see `jobs`).
 //! Whatever a crash left pending is dispatched by the next of them. A job released for a retry waits until its
@@ -47,7 +50,7 @@ pub async fn dispatch(pool: &PgPool, publisher: &Publisher, max_queued: i64) -> 
         let ids: Vec<JobId> = sqlx::query_scalar(
             "SELECT j.id FROM jobs j JOIN batches b ON b.id = j.batch_id
              WHERE j.state = $2 AND (j.not_before IS NULL OR j.not_before <= now())
-             ORDER BY b.priority DESC, b.created_at, j.id
+             ORDER BY b.priority DESC, j.attempts > 0 DESC, b.created_at, j.id
              LIMIT $1 FOR UPDATE OF j SKIP LOCKED",
         )
         .bind(room)

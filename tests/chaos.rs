@@ -1,0 +1,338 @@
+//! The chaos suite: a farm of real processes (the scheduler and three supervised workers) on the real services
+//! enhances a few hundred scenes while workers are killed at random moments, RabbitMQ restarts and stays down
+//! for a minute, PostgreSQL restarts, one scene panics the decoder, one hangs, and one worker cannot write its
+//! output. At the end every good scene has exactly one result and a valid file, the bad ones are failed with
+//! their causes, nothing is left unfinished, and the workers are alive.
+//!
+//! It restarts shared services, so `scripts/test.sh` runs this binary alone, after the other tests.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+#[path = "chaos/farm.rs"]
+mod farm;
+
+use common::{TestEnv, speech_like, write_wav};
+use farm::{Farm, since};
+use scenequeue_core::ids::BatchId;
+use scenequeue_core::states::{BatchState, SceneState};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+const RECORDINGS: usize = 56;
+const WORKERS: usize = 3;
+/// Jobs held by the broker: a few per worker, as a farm would set it, so a job taken back does not queue behind
+/// the whole backlog.
+const MAX_QUEUED: &str = "6";
+
+fn scenequeue(env: &TestEnv) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_scenequeue"));
+    cmd.env("SCENEQUEUE_DATABASE_URL", &env.services.database_url)
+        .env("SCENEQUEUE_AMQP_URL", &env.services.amqp_url)
+        .env("SCENEQUEUE_QUEUE", &env.services.queue)
+        .env("SCENEQUEUE_MAX_QUEUED", MAX_QUEUED)
+        .env("SCENEQUEUE_ORT_LIBRARY", common::ort_library())
+        .env("SCENEQUEUE_MODEL_DIR", common::model_dir())
+        .env("RUST_LOG", "info");
+    cmd
+}
+
+const WORKER_ARGS: &[&str] = &[
+    "worker",
+    "--model",
+    "nsnet2-48k",
+    "--threads",
+    "1",
+    "--lease-s",
+    "6",
+    "--watchdog-floor-s",
+    "8",
+    "--health-check-s",
+    "2",
+    "--grace-s",
+    "2",
+    "--retry-backoff-s",
+    "1",
+];
+
+/// Scenes in each state for the batch.
+async fn progress(env: &TestEnv, batch: BatchId) -> (i64, i64) {
+    loop {
+        let row: Result<(i64, i64), _> = sqlx::query_as(
+            "SELECT count(*) FILTER (WHERE state = 'succeeded'), count(*) FILTER (WHERE state IN ('succeeded', 'failed'))
+             FROM scenes WHERE batch_id = $1",
+        )
+        .bind(batch)
+        .fetch_one(&env.pool)
+        .await;
+        match row {
+            Ok(r) => return r,
+            // Postgres is restarting: ask again.
+            Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+        }
+    }
+}
+
+/// Waits until at least `done` scenes ended, failing with diagnostics after `limit`.
+async fn until_done(env: &TestEnv, farm: &Farm, batch: BatchId, done: i64, limit: Duration) -> f64 {
+    let started = Instant::now();
+    loop {
+        if progress(env, batch).await.1 >= done {
+            return since(started);
+        }
+        if started.elapsed() > limit {
+            let states: Vec<(String, i64)> =
+                sqlx::query_as("SELECT state::text, count(*) FROM jobs WHERE batch_id = $1 GROUP BY 1")
+                    .bind(batch)
+                    .fetch_all(&env.pool)
+                    .await
+                    .unwrap_or_default();
+            panic!("{done} scenes not ended after {limit:?}; jobs: {states:?}\n{}", farm.log_tails(30));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Seconds until one more scene than now ends (the farm is flowing again).
+async fn until_flowing(env: &TestEnv, farm: &Farm, batch: BatchId, total: i64) -> f64 {
+    let now = progress(env, batch).await.1;
+    if now >= total {
+        return 0.0;
+    }
+    until_done(env, farm, batch, now + 1, Duration::from_secs(180)).await
+}
+
+/// Kills a random busy worker; returns the seconds until its job was taken back from it (its lease expired and
+/// it was requeued) and until it ran again (leased by another worker, or finished).
+async fn kill_a_busy_worker(env: &TestEnv, farm: &Farm, seed: &mut u64) -> Option<(f64, f64)> {
+    *seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    let slot = (*seed >> 33) as usize % WORKERS;
+    let pid = farm.pid(slot + 1);
+    let job: Option<(uuid::Uuid, uuid::Uuid)> = sqlx::query_as(
+        "SELECT j.id, j.lease_token FROM workers w JOIN jobs j ON j.id = w.current_job
+         WHERE w.pid = $1 AND w.state = 'busy' AND j.state = 'running' ORDER BY w.started_at DESC LIMIT 1",
+    )
+    .bind(pid as i32)
+    .fetch_optional(&env.pool)
+    .await
+    .ok()
+    .flatten();
+    if !farm.kill(slot + 1) {
+        return None;
+    }
+    let killed = Instant::now();
+    let (job, token) = job?;
+    let mut reclaimed = None;
+    loop {
+        let row: Option<(bool, bool)> = sqlx::query_as(
+            "SELECT NOT (state = 'running' AND lease_token = $2),
+                    state IN ('succeeded', 'dead') OR (state = 'running' AND lease_token IS DISTINCT FROM $2)
+             FROM jobs WHERE id = $1",
+        )
+        .bind(job)
+        .bind(token)
+        .fetch_optional(&env.pool)
+        .await
+        .ok()
+        .flatten();
+        if let Some((back, again)) = row {
+            if back && reclaimed.is_none() {
+                reclaimed = Some(since(killed));
+            }
+            if again {
+                return Some((reclaimed.unwrap_or_default(), since(killed)));
+            }
+        }
+        assert!(killed.elapsed() < Duration::from_secs(120), "job {job} not taken over\n{}", farm.log_tails(30));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// A scene's recording, state, error, output file, output length, and span.
+type SceneRow = (String, SceneState, Option<String>, Option<String>, Option<f64>, f64, f64);
+
+fn make_recordings(dir: &Path) -> (PathBuf, PathBuf) {
+    std::fs::create_dir_all(dir).unwrap();
+    for i in 0..RECORDINGS {
+        write_wav(&dir.join(format!("talk-{i:03}.wav")), &speech_like(48_000, 20.0, 100 + i as u64), 48_000, 1);
+    }
+    (dir.join("talk-007.wav"), dir.join("talk-023.wav"))
+}
+
+/// After submission the poison recording gets a header that says 0 Hz (its decoder panics on it), and the hung
+/// one becomes a FIFO nobody writes to (opening it blocks, like a read from a stale mount).
+fn spoil(poison: &Path, hang: &Path) {
+    let mut bytes = std::fs::read(poison).unwrap();
+    bytes[24..28].copy_from_slice(&0u32.to_le_bytes());
+    std::fs::write(poison, bytes).unwrap();
+    std::fs::remove_file(hang).unwrap();
+    common::run(Command::new("mkfifo").arg(hang));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_farm_survives_kills_outages_and_poison() {
+    let env = TestEnv::new().await;
+    let (input, out, logs) = (env.dir.join("in"), env.dir.join("out"), env.dir.join("logs"));
+    std::fs::create_dir_all(&logs).unwrap();
+    std::fs::create_dir_all(&out).unwrap();
+    let (poison, hang) = make_recordings(&input);
+    let status = scenequeue(&env)
+        .args(["submit", "--model", "nsnet2-48k", "--job-seconds", "10", "--max-attempts", "10", "--out"])
+        .arg(&out)
+        .arg(&input)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let batch: BatchId = sqlx::query_scalar("SELECT id FROM batches").fetch_one(&env.pool).await.unwrap();
+    spoil(&poison, &hang);
+    let scenes: i64 = env.count("SELECT count(*) FROM scenes WHERE batch_id = $1", batch).await;
+    assert!(scenes >= 300, "{scenes} scenes");
+
+    let farm = Farm::new();
+    let e = env.services.clone();
+    let scheduler = move || {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_scenequeue"));
+        c.env("SCENEQUEUE_DATABASE_URL", &e.database_url)
+            .env("SCENEQUEUE_AMQP_URL", &e.amqp_url)
+            .env("SCENEQUEUE_QUEUE", &e.queue)
+            .env("SCENEQUEUE_MAX_QUEUED", MAX_QUEUED)
+            .env("RUST_LOG", "info")
+            .args(["scheduler", "--interval-s", "2", "--lost-after-s", "10", "--reconcile-grace-s", "10"]);
+        c
+    };
+    farm.add("scheduler", &logs, scheduler);
+    for w in 0..WORKERS {
+        let mut base = scenequeue(&env);
+        base.args(WORKER_ARGS);
+        let (program, args, envs) = (
+            base.get_program().to_owned(),
+            base.get_args().map(|a| a.to_owned()).collect::<Vec<_>>(),
+            base.get_envs().map(|(k, v)| (k.to_owned(), v.map(|v| v.to_owned()))).collect::<Vec<_>>(),
+        );
+        let out = out.clone();
+        farm.add(&format!("worker-{w}"), &logs, move || {
+            // The last worker runs where the output directory is mounted read-only: it cannot write a scene.
+            let mut c = if w == WORKERS - 1 {
+                let mut c = Command::new("unshare");
+                c.args(["-m", "sh", "-c", r#"mount --bind -o ro "$0" "$0" && exec "$@""#]).arg(&out).arg(&program);
+                c
+            } else {
+                Command::new(&program)
+            };
+            c.args(&args);
+            for (k, v) in &envs {
+                if let Some(v) = v {
+                    c.env(k, v);
+                }
+            }
+            c
+        });
+    }
+
+    let started = Instant::now();
+    let mut seed = 42u64;
+    let mut report: Vec<String> = Vec::new();
+    let mut kills = 0;
+    let mut kill = async |report: &mut Vec<String>, seed: &mut u64| {
+        kills += 1;
+        if let Some((back, again)) = kill_a_busy_worker(&env, &farm, seed).await {
+            report.push(format!("kill -9 #{kills}: its job taken back after {back} s, running again after {again} s"));
+        }
+    };
+    until_done(&env, &farm, batch, scenes / 20, Duration::from_secs(180)).await;
+    kill(&mut report, &mut seed).await;
+    farm::rabbit_stop();
+    let down = Instant::now();
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    let down = since(down);
+    farm::rabbit_start();
+    let flowing = until_flowing(&env, &farm, batch, scenes).await;
+    report.push(format!("RabbitMQ down {down} s: scenes flowing again {flowing} s after it was back up"));
+    farm::postgres_restart();
+    let flowing = until_flowing(&env, &farm, batch, scenes).await;
+    report.push(format!("PostgreSQL restarted: scenes flowing again after {flowing} s"));
+    kill(&mut report, &mut seed).await;
+    kill(&mut report, &mut seed).await;
+    farm::rabbit_stop();
+    farm::rabbit_start();
+    let flowing = until_flowing(&env, &farm, batch, scenes).await;
+    report.push(format!("RabbitMQ restarted: scenes flowing again after {flowing} s"));
+    for _ in 0..4 {
+        kill(&mut report, &mut seed).await;
+    }
+    until_done(&env, &farm, batch, scenes, Duration::from_secs(300)).await;
+    // The last job ends, then the batch: wait for the batch too.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while scenequeue_core::db::batch_state(&env.pool, batch).await.ok().flatten() != Some(BatchState::Finished) {
+        assert!(Instant::now() < deadline, "batch not finished\n{}", farm.log_tails(30));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let elapsed = since(started);
+    // Killed processes are started again by their supervisor; none may have stopped by itself.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let processes = loop {
+        let processes = farm.report();
+        if processes.iter().all(|(_, _, _, alive)| *alive) || Instant::now() > deadline {
+            break processes;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let tails = farm.log_tails(40);
+    farm.shutdown();
+    assert!(processes.iter().all(|(_, starts, kills, alive)| *alive && *starts == kills + 1), "{processes:?}\n{tails}");
+
+    // Every job and scene ended; only the poison and the hung recordings' scenes failed, with their causes.
+    let open: i64 =
+        env.count("SELECT count(*) FROM jobs WHERE batch_id = $1 AND state NOT IN ('succeeded', 'dead')", batch).await;
+    assert_eq!(open, 0);
+    let dead: i64 = env.count("SELECT count(*) FROM jobs WHERE batch_id = $1 AND state = 'dead'", batch).await;
+    assert_eq!(dead, 0, "no job ran out of attempts");
+    let rows: Vec<SceneRow> = sqlx::query_as(
+        "SELECT m.path, s.state, s.error, r.output_path, r.duration_s, s.start_s, s.end_s
+         FROM scenes s JOIN media m ON m.id = s.media_id LEFT JOIN results r ON r.scene_id = s.id
+         WHERE s.batch_id = $1",
+    )
+    .bind(batch)
+    .fetch_all(&env.pool)
+    .await
+    .unwrap();
+    assert_eq!(rows.len() as i64, scenes, "one row per scene: no result is duplicated");
+    let (mut good, mut poisoned, mut hung) = (0, 0, 0);
+    for (path, state, error, output, duration, start, end) in &rows {
+        let error = error.clone().unwrap_or_default();
+        if Path::new(path) == poison {
+            assert_eq!(*state, SceneState::Failed, "{path}");
+            assert!(error.contains("crashed"), "{error}");
+            poisoned += 1;
+        } else if Path::new(path) == hang {
+            assert_eq!(*state, SceneState::Failed, "{path}");
+            assert!(error.contains("no progress") || error.contains("not tried"), "{error}");
+            hung += 1;
+        } else {
+            assert_eq!(*state, SceneState::Succeeded, "{path}: {error}");
+            let output = output.as_deref().expect("a result row");
+            let wav = hound::WavReader::open(output).expect(output);
+            let seconds = f64::from(wav.duration()) / f64::from(wav.spec().sample_rate);
+            assert!((seconds - (end - start)).abs() < 0.05, "{output}: {seconds} s for a {} s scene", end - start);
+            assert!((seconds - duration.unwrap_or_default()).abs() < 0.01);
+            good += 1;
+        }
+    }
+    assert!(poisoned >= 1 && hung >= 1);
+    let results: i64 = env
+        .count("SELECT count(*) FROM results r JOIN scenes s ON s.id = r.scene_id WHERE s.batch_id = $1", batch)
+        .await;
+    assert_eq!(results, good);
+    let unhealthy: i64 =
+        env.count("SELECT count(*) FROM workers WHERE state = 'unhealthy' AND $1::uuid IS NOT NULL", batch).await;
+
+    println!(
+        "chaos: {scenes} scenes in {elapsed} s: {good} succeeded with one result and a valid file each, {poisoned} poison and {hung} hung scenes failed with their causes, 0 jobs dead, 0 left open"
+    );
+    println!("chaos: processes (name, starts, kills, alive): {processes:?}; workers unhealthy at the end: {unhealthy}");
+    for line in report {
+        println!("chaos: {line}");
+    }
+    env.cleanup().await;
+}
