@@ -11,6 +11,8 @@
 mod common;
 #[path = "chaos/farm.rs"]
 mod farm;
+#[path = "chaos/hosts.rs"]
+mod hosts;
 
 use common::{TestEnv, speech_like, write_wav};
 use farm::{Farm, since};
@@ -335,4 +337,180 @@ async fn the_farm_survives_kills_outages_and_poison() {
         println!("chaos: {line}");
     }
     env.cleanup().await;
+}
+
+/// `url` with its host (and port) replaced by `gateway:port`.
+fn via(url: &str, gateway: std::net::Ipv4Addr, port: u16) -> String {
+    let (scheme, rest) = url.split_once("://").expect("a URL");
+    let (userinfo, rest) = rest.rsplit_once('@').map_or(("", rest), |(u, r)| (u, r));
+    let path = rest.find(['/', '?']).map_or("", |i| &rest[i..]);
+    let at = if userinfo.is_empty() { String::new() } else { format!("{userinfo}@") };
+    format!("{scheme}://{at}{gateway}:{port}{path}")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_host_cut_off_mid_job_is_fenced_out() {
+    let env = TestEnv::new().await;
+    let (input, out, logs) = (env.dir.join("in"), env.dir.join("out"), env.dir.join("logs"));
+    std::fs::create_dir_all(&logs).unwrap();
+    std::fs::create_dir_all(&input).unwrap();
+    for i in 0..4 {
+        write_wav(&input.join(format!("long-{i}.wav")), &speech_like(48_000, 60.0, 300 + i), 48_000, 1);
+    }
+    let status = scenequeue(&env)
+        .args(["submit", "--model", "nsnet2-48k", "--job-seconds", "15", "--out"])
+        .arg(&out)
+        .arg(&input)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let batch: BatchId = sqlx::query_scalar("SELECT id FROM batches").fetch_one(&env.pool).await.unwrap();
+    let scenes: i64 = env.count("SELECT count(*) FROM scenes WHERE batch_id = $1", batch).await;
+
+    let (a, b) = (hosts::Host::new(1, &[5432, 5672]).await, hosts::Host::new(2, &[5432, 5672]).await);
+    let farm = Farm::new();
+    let e = env.services.clone();
+    farm.add("scheduler", &logs, move || {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_scenequeue"));
+        c.env("SCENEQUEUE_DATABASE_URL", &e.database_url)
+            .env("SCENEQUEUE_AMQP_URL", &e.amqp_url)
+            .env("SCENEQUEUE_QUEUE", &e.queue)
+            .env("SCENEQUEUE_MAX_QUEUED", "1")
+            .env("RUST_LOG", "info")
+            .args(["scheduler", "--interval-s", "1"]);
+        c
+    });
+    let worker_on = |host: &hosts::Host| {
+        let mut c = host.command(std::ffi::OsStr::new(env!("CARGO_BIN_EXE_scenequeue")));
+        c.env("SCENEQUEUE_DATABASE_URL", via(&env.services.database_url, host.gateway, 5432))
+            .env("SCENEQUEUE_AMQP_URL", via(&env.services.amqp_url, host.gateway, 5672))
+            .env("SCENEQUEUE_QUEUE", &env.services.queue)
+            // One job in the broker at a time, so the job taken back is the next one the other host gets, well
+            // within the 10 s a worker waits for a database connection.
+            .env("SCENEQUEUE_MAX_QUEUED", "1")
+            .env("SCENEQUEUE_ORT_LIBRARY", common::ort_library())
+            .env("SCENEQUEUE_MODEL_DIR", common::model_dir())
+            .env("RUST_LOG", "info")
+            .args(["worker", "--model", "nsnet2-48k", "--threads", "1", "--lease-s", "4"]);
+        let (program, args, envs) = (
+            c.get_program().to_owned(),
+            c.get_args().map(|a| a.to_owned()).collect::<Vec<_>>(),
+            c.get_envs().filter_map(|(k, v)| Some((k.to_owned(), v?.to_owned()))).collect::<Vec<_>>(),
+        );
+        move || {
+            let mut c = Command::new(&program);
+            c.args(&args).envs(envs.iter().map(|(k, v)| (k, v)));
+            c
+        }
+    };
+    // Host A starts alone, so it takes the first job; once it is working on it, it is cut off.
+    farm.add("worker-a", &logs, worker_on(&a));
+    let (job, token, scene_a): (uuid::Uuid, uuid::Uuid, uuid::Uuid) = {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let row = sqlx::query_as(
+                "SELECT j.id, j.lease_token, s.id FROM jobs j JOIN scenes s ON s.job_id = j.id
+                 WHERE j.batch_id = $1 AND j.state = 'running' AND s.state = 'running' LIMIT 1",
+            )
+            .bind(batch)
+            .fetch_optional(&env.pool)
+            .await
+            .unwrap();
+            if let Some(row) = row {
+                break row;
+            }
+            assert!(Instant::now() < deadline, "host A never started a job\n{}", farm.log_tails(30));
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    a.set_link(false);
+    let cut = Instant::now();
+    let worker_a: uuid::Uuid =
+        sqlx::query_scalar("SELECT lease_owner FROM jobs WHERE id = $1").bind(job).fetch_one(&env.pool).await.unwrap();
+    farm.add("worker-b", &logs, worker_on(&b));
+
+    // B takes the job over once A's lease ran out; A stays cut off until then, longer than its lease.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let moved: bool = sqlx::query_scalar(
+            "SELECT state = 'succeeded' OR (state = 'running' AND lease_token <> $2) FROM jobs WHERE id = $1",
+        )
+        .bind(job)
+        .bind(token)
+        .fetch_one(&env.pool)
+        .await
+        .unwrap();
+        if moved {
+            break;
+        }
+        assert!(Instant::now() < deadline, "job not taken over\n{}", farm.log_tails(30));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let taken_over = since(cut);
+    let takeover_at: f64 =
+        sqlx::query_scalar("SELECT extract(epoch FROM now())::float8").fetch_one(&env.pool).await.unwrap();
+    assert!(cut.elapsed() > Duration::from_secs(4), "cut off longer than its lease");
+    a.set_link(true);
+
+    // A comes back; its late writes are refused and it says so; B (and A, afterwards) finish the batch.
+    let fenced = logs.join("worker-a.log");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let log = std::fs::read_to_string(&fenced).unwrap_or_default();
+        let finished = scenequeue_core::db::batch_state(&env.pool, batch).await.unwrap() == Some(BatchState::Finished);
+        if finished && (log.contains("fenced out") || log.contains("lease lost")) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "finished: {finished}\n{}", farm.log_tails(80));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let tails = farm.log_tails(20);
+    farm.shutdown();
+    let log = std::fs::read_to_string(&fenced).unwrap_or_default();
+    let refusal = log.lines().find(|l| l.contains("fenced out") || l.contains("lease lost")).unwrap_or_default();
+
+    let results: i64 = env
+        .count("SELECT count(*) FROM results r JOIN scenes s ON s.id = r.scene_id WHERE s.batch_id = $1", batch)
+        .await;
+    let succeeded: i64 =
+        env.count("SELECT count(*) FROM scenes WHERE batch_id = $1 AND state = 'succeeded'", batch).await;
+    assert_eq!((results, succeeded), (scenes, scenes), "every scene once\n{tails}");
+    let late: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM results WHERE job_id = $1 AND worker_id = $2 AND extract(epoch FROM created_at) > $3",
+    )
+    .bind(job)
+    .bind(worker_a)
+    .bind(takeover_at)
+    .fetch_one(&env.pool)
+    .await
+    .unwrap();
+    assert_eq!(late, 0, "no write of the cut-off host landed after the takeover");
+    let (writer, state): (uuid::Uuid, SceneState) =
+        sqlx::query_as("SELECT r.worker_id, s.state FROM results r JOIN scenes s ON s.id = r.scene_id WHERE s.id = $1")
+            .bind(scene_a)
+            .fetch_one(&env.pool)
+            .await
+            .unwrap();
+    assert_ne!(writer, worker_a, "the scene host A was working on when cut off was written by the other host");
+    assert_eq!(state, SceneState::Succeeded);
+    let attempt_files = walk(&out).into_iter().filter(|p| p.to_string_lossy().matches('.').count() > 1).count();
+    println!(
+        "hosts: {scenes} scenes, each with one result; host A cut off mid-job, its job running on host B {taken_over} s \
+         later; A's late writes refused by the fence; {attempt_files} attempt files left\nhosts: A said: {refusal}"
+    );
+    drop((a, b));
+    env.cleanup().await;
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            files.extend(walk(&path));
+        } else {
+            files.push(path);
+        }
+    }
+    files
 }
