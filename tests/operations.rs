@@ -9,7 +9,7 @@ mod common;
 #[path = "operations/proxy.rs"]
 mod proxy;
 
-use common::{TestEnv, speech_like, submit_request, write_wav};
+use common::{TestEnv, job_ids, small_batch, speech_like, submit_request, write_wav};
 use proxy::Proxy;
 use scenequeue_audio::vad::{SpeechDetector, SpeechStream};
 use scenequeue_core::ids::{BatchId, JobId, SceneId};
@@ -35,14 +35,6 @@ async fn drain(env: &TestEnv) -> scenequeue_worker::WorkerReport {
         .expect("worker runs until the queue is empty")
 }
 
-async fn job_ids(env: &TestEnv, batch: BatchId) -> Vec<JobId> {
-    sqlx::query_scalar("SELECT id FROM jobs WHERE batch_id = $1 ORDER BY id")
-        .bind(batch)
-        .fetch_all(&env.pool)
-        .await
-        .unwrap()
-}
-
 async fn jobs_in(env: &TestEnv, batch: BatchId, state: JobState) -> i64 {
     sqlx::query_scalar("SELECT count(*) FROM jobs WHERE batch_id = $1 AND state = $2")
         .bind(batch)
@@ -50,18 +42,6 @@ async fn jobs_in(env: &TestEnv, batch: BatchId, state: JobState) -> i64 {
         .fetch_one(&env.pool)
         .await
         .unwrap()
-}
-
-/// One 9 s recording in jobs of 4 s: a few jobs of one scene each.
-async fn small_batch(env: &TestEnv) -> BatchId {
-    let input = env.dir.join("in");
-    std::fs::create_dir_all(&input).unwrap();
-    write_wav(&input.join("talk.wav"), &speech_like(48_000, 9.0, 7), 48_000, 1);
-    let (connection, publisher) = env.publisher().await;
-    let report = submit(&env.pool, &publisher, &submit_request(env, vec![input], 4.0)).await.expect("submit");
-    connection.close(200, "ok").await.ok();
-    assert!(report.jobs >= 3, "{} jobs", report.jobs);
-    report.batch
 }
 
 /// Polls `done` until it holds, failing the test after a minute.

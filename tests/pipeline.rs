@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{TestEnv, speech_like, submit_request, write_wav};
+use common::{TestEnv, job_ids, small_batch, speech_like, submit_request, write_wav};
 use scenequeue_core::ids::{BatchId, JobId};
 use scenequeue_core::states::{BatchState, JobState, MediaState, OutputFlag, SceneState};
 use scenequeue_scheduler::{MediaOutcome, SubmitRequest, submit};
@@ -124,25 +124,6 @@ async fn every_job_succeeded_first_time_and_the_batch_finished(env: &TestEnv, ba
         .unwrap();
     assert!(jobs.iter().all(|&(s, a)| s == JobState::Succeeded && a == 1), "{jobs:?}");
     assert_eq!(scenequeue_core::db::batch_state(&env.pool, batch).await.unwrap(), Some(BatchState::Finished));
-}
-
-async fn job_ids(env: &TestEnv, batch: BatchId) -> Vec<JobId> {
-    sqlx::query_scalar("SELECT id FROM jobs WHERE batch_id = $1 ORDER BY id")
-        .bind(batch)
-        .fetch_all(&env.pool)
-        .await
-        .unwrap()
-}
-
-async fn small_batch(env: &TestEnv) -> BatchId {
-    let input = env.dir.join("in");
-    std::fs::create_dir_all(&input).unwrap();
-    write_wav(&input.join("talk.wav"), &speech_like(48_000, 9.0, 7), 48_000, 1);
-    let (connection, publisher) = env.publisher().await;
-    let report = submit(&env.pool, &publisher, &submit_request(env, vec![input], 4.0)).await.expect("submit");
-    connection.close(200, "ok").await.ok();
-    assert!(report.jobs >= 2);
-    report.batch
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -216,3 +216,26 @@ pub fn run(cmd: &mut std::process::Command) {
     let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e} (scripts/test.sh installs sox and ffmpeg)"));
     assert!(out.status.success(), "{cmd:?}: {}", String::from_utf8_lossy(&out.stderr));
 }
+
+/// One 9 s recording in jobs of 4 s: a few jobs of one scene each, submitted and published.
+pub async fn small_batch(env: &TestEnv) -> BatchId {
+    let input = env.dir.join("in");
+    std::fs::create_dir_all(&input).unwrap();
+    write_wav(&input.join("talk.wav"), &speech_like(48_000, 9.0, 7), 48_000, 1);
+    let (connection, publisher) = env.publisher().await;
+    let report = scenequeue_scheduler::submit(&env.pool, &publisher, &submit_request(env, vec![input], 4.0))
+        .await
+        .expect("submit");
+    connection.close(200, "ok").await.ok();
+    assert!(report.jobs >= 3, "{} jobs", report.jobs);
+    report.batch
+}
+
+/// The batch's jobs, by id.
+pub async fn job_ids(env: &TestEnv, batch: BatchId) -> Vec<scenequeue_core::ids::JobId> {
+    sqlx::query_scalar("SELECT id FROM jobs WHERE batch_id = $1 ORDER BY id")
+        .bind(batch)
+        .fetch_all(&env.pool)
+        .await
+        .unwrap()
+}
