@@ -30,7 +30,13 @@ fi
 if ! answers 5672; then
   if ! command -v rabbitmq-server >/dev/null; then apt_install rabbitmq-server; fi
   say "starting RabbitMQ"
-  out=$(as_root rabbitmq-server -detached 2>&1) || say "rabbitmq-server -detached failed: $out"
+  # A node that runs with its application stopped (as an interrupted chaos test leaves it) needs start_app; a
+  # node that is not running needs the server started.
+  if as_root rabbitmqctl -q ping >/dev/null 2>&1; then
+    out=$(as_root rabbitmqctl -q start_app 2>&1) || say "rabbitmqctl start_app failed: $out"
+  else
+    out=$(as_root rabbitmq-server -detached 2>&1) || say "rabbitmq-server -detached failed: $out"
+  fi
   wait_port 5672 RabbitMQ 120
 fi
 

@@ -333,3 +333,39 @@ async fn a_job_whose_scenes_all_ended_is_not_buried_dead() {
     assert_eq!(scenequeue_core::db::batch_state(&env.pool, batch).await.unwrap(), Some(BatchState::Finished));
     env.cleanup().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jobs_ending_at_the_same_moment_finish_their_batch() {
+    let env = TestEnv::new().await;
+    let batch = common::small_batch(&env).await;
+    let jobs = common::job_ids(&env, batch).await;
+    // Every job leased and its scenes ended, then all completed at once, each on its own task and connection:
+    // whichever commits last must see the others (the batch row is locked by each) and finish the batch.
+    let mut fences = Vec::new();
+    for &job in &jobs {
+        let Lease::Granted { fence, .. } =
+            jobs::lease(&env.pool, job, WorkerId::new(), Duration::from_secs(60)).await.unwrap()
+        else {
+            panic!("lease")
+        };
+        let ids: Vec<scenequeue_core::ids::SceneId> =
+            sqlx::query_scalar("SELECT id FROM scenes WHERE job_id = $1").bind(job).fetch_all(&env.pool).await.unwrap();
+        for id in ids {
+            assert!(scenes::mark_failed(&env.pool, &fence, id, "unreadable span").await.unwrap());
+        }
+        fences.push(fence);
+    }
+    let ends = fences.into_iter().map(|fence| {
+        let pool = env.pool.clone();
+        tokio::spawn(async move { jobs::complete(&pool, &fence).await })
+    });
+    let completed = futures_util::future::join_all(ends).await;
+    assert!(completed.into_iter().all(|c| c.unwrap().unwrap()));
+    assert_eq!(
+        scenequeue_core::db::batch_state(&env.pool, batch).await.unwrap(),
+        Some(BatchState::Finished),
+        "the last of {} jobs to commit saw the others and finished the batch",
+        jobs.len()
+    );
+    env.cleanup().await;
+}

@@ -2,9 +2,8 @@
 //! /30, and reaches PostgreSQL and RabbitMQ (which listen on 127.0.0.1 only) through a TCP forwarder this test
 //! runs on the host side of its link. Cutting a host off stops its forwarders relaying anything, both ways and
 //! on new connections too: its TCP connections stay open and stall, as on a real partition where packets are
-//! lost, with no reset and no error, so whatever the host was writing arrives late, after the cut. (A route or
-//! link change in the namespace makes the kernel fail the host's sends at once instead, which is not what a
-//! partition looks like.) Everything is removed when the host is dropped.
+//! lost, with no reset and no error, so whatever the host was writing arrives late, after the cut, and the test
+//! controls exactly when. Everything is removed when the host is dropped.
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::process::Command;
@@ -29,9 +28,10 @@ pub struct Host {
 
 impl Host {
     /// Host `n` (1..=250) of this test process: namespace `sq<pid>h<n>`, addresses 10.213.<n>.1 (this side) and
-    /// .2 (the namespace's side), forwarding `ports` to 127.0.0.1.
+    /// .2 (the namespace's side), forwarding `ports` to 127.0.0.1. Hosts a killed run left behind go first.
     pub async fn new(n: u8, ports: &[u16]) -> Self {
-        let tag = format!("sq{}h{n}", std::process::id() % 100_000);
+        remove_leftovers();
+        let tag = format!("sq{}h{n}", std::process::id());
         let (netns, link, peer) = (tag.clone(), format!("{tag}a"), format!("{tag}b"));
         let gateway = Ipv4Addr::new(10, 213, n, 1);
         let inside = format!("10.213.{n}.2/30");
@@ -78,6 +78,19 @@ impl Drop for Host {
         }
         let _ = Command::new("ip").args(["link", "del", &self.link]).status();
         let _ = Command::new("ip").args(["netns", "del", &self.netns]).status();
+    }
+}
+
+/// Removes the namespaces (and their links) of test processes that no longer run.
+fn remove_leftovers() {
+    let Ok(out) = Command::new("ip").args(["netns", "list"]).output() else { return };
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let name = line.split_whitespace().next().unwrap_or_default();
+        let Some(pid) = name.strip_prefix("sq").and_then(|r| r.split_once('h')).map(|(pid, _)| pid) else { continue };
+        if pid.parse::<u32>().is_ok() && !std::path::Path::new(&format!("/proc/{pid}")).exists() {
+            let _ = Command::new("ip").args(["link", "del", &format!("{name}a")]).status();
+            let _ = Command::new("ip").args(["netns", "del", name]).status();
+        }
     }
 }
 

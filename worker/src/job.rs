@@ -142,6 +142,9 @@ pub async fn run(
             Err(ThreadGone::Broken(reason)) => return Err(WorkerError::Fatal(reason)),
         };
         at.progress.expect_within(ctx.config.lease_ttl);
+        // Files the runner wrote for this group are removed unless recorded, whatever ends the attempt.
+        let mut unrecorded =
+            Unrecorded(results.iter().zip(&tasks).map(|(r, t)| r.as_ref().ok().map(|_| t.output.clone())).collect());
         if at.lost.is_cancelled() {
             return Ok(JobEnd::LeaseLost);
         }
@@ -149,10 +152,12 @@ pub async fn run(
             let reason = format!("{} outcomes for {} scenes", results.len(), tasks.len());
             return Ok(JobEnd::Retry { reason, crashed: false });
         }
-        for ((scene, task), result) in group.iter().zip(&tasks).zip(results) {
+        for (i, ((scene, task), result)) in group.iter().zip(&tasks).zip(results).enumerate() {
             let end = match result {
                 Ok(out) => {
                     watchdog.observe(out.duration_s, out.processing_ms);
+                    // Moved into place, or removed when fenced out: no longer this guard's to remove.
+                    unrecorded.forget(i);
                     record(ctx, at, scene, task, &output_dir, attempt, out, report).await?
                 }
                 Err(e) => {
@@ -166,6 +171,25 @@ pub async fn run(
         }
     }
     Ok(JobEnd::Done)
+}
+
+/// Attempt files of a group not yet recorded; removed when the guard is dropped.
+struct Unrecorded(Vec<Option<PathBuf>>);
+
+impl Unrecorded {
+    fn forget(&mut self, i: usize) {
+        if let Some(slot) = self.0.get_mut(i) {
+            *slot = None;
+        }
+    }
+}
+
+impl Drop for Unrecorded {
+    fn drop(&mut self) {
+        for path in self.0.iter().flatten() {
+            let _ = std::fs::remove_file(path);
+        }
+    }
 }
 
 /// How many of `rest`'s scenes form the next group: at least one, then up to `group_s` seconds of audio.
@@ -230,7 +254,12 @@ async fn record(
         speech_in_db: out.speech_in_db,
         speech_out_db: out.speech_out_db,
     };
-    if !scenes::record_success(ctx.pool, &at.fence, &result, &task.output).await? {
+    let recorded = scenes::record_success(ctx.pool, &at.fence, &result, &task.output).await;
+    if recorded.is_err() {
+        // Not recorded: the attempt's file must not outlive it (once moved into place, there is none to remove).
+        let _ = tokio::fs::remove_file(&task.output).await;
+    }
+    if !recorded? {
         warn!(scene.id = %scene.id, "lease lost: the result was fenced out and its file removed");
         return Ok(Some(JobEnd::LeaseLost));
     }
