@@ -4,6 +4,7 @@ mod demo;
 mod enhance_options;
 mod retry;
 mod scheduler;
+mod serve;
 mod status;
 mod submit;
 mod worker;
@@ -20,6 +21,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Submit(args) => submit::run(&services, &args).await,
         Command::Worker(args) => worker::run(&services, &args).await,
         Command::Scheduler(args) => scheduler::run(&services, &args).await,
+        Command::Serve(args) => serve::run(&services, &args).await,
         Command::Retry { id, json } => retry::run(&services, id, json).await,
         Command::Status { batch } => status::run(&services, batch).await,
         Command::Scenes { batch, format } => status::scenes(&services, batch, format).await,
