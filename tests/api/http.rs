@@ -1,4 +1,6 @@
-//! A minimal HTTP/1.1 client for the API tests: one request per connection, the whole answer read.
+//! A minimal HTTP/1.1 client for the API tests: one request per connection, the answer read by its length (or to
+//! the end), within a deadline.
+#![allow(dead_code)]
 
 use std::net::SocketAddr;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -26,14 +28,34 @@ pub async fn request(addr: SocketAddr, method: &str, path: &str, token: Option<&
         head.push_str(&format!("Authorization: Bearer {token}\r\n"));
     }
     let body = body.unwrap_or("");
-    if method == "POST" {
+    if method != "GET" {
         head.push_str(&format!("Content-Type: application/json\r\nContent-Length: {}\r\n", body.len()));
     }
     head.push_str("\r\n");
     head.push_str(body);
     stream.write_all(head.as_bytes()).await.unwrap();
-    let mut raw = Vec::new();
-    stream.read_to_end(&mut raw).await.unwrap();
+    let read = async {
+        let mut raw = Vec::new();
+        let mut buf = [0u8; 8192];
+        loop {
+            let n = stream.read(&mut buf).await.unwrap();
+            raw.extend_from_slice(&buf[..n]);
+            let text = String::from_utf8_lossy(&raw);
+            if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                let length = head
+                    .lines()
+                    .find_map(|l| l.to_lowercase().strip_prefix("content-length:").map(|v| v.trim().to_string()))
+                    .and_then(|v| v.parse::<usize>().ok());
+                if length.is_some_and(|len| body.len() >= len) {
+                    return raw;
+                }
+            }
+            if n == 0 {
+                return raw;
+            }
+        }
+    };
+    let raw = tokio::time::timeout(std::time::Duration::from_secs(60), read).await.expect("an answer within a minute");
     let raw = String::from_utf8_lossy(&raw).to_string();
     let (head, body) = raw.split_once("\r\n\r\n").expect("a complete answer");
     let mut lines = head.lines();
