@@ -66,6 +66,18 @@ pub enum Command {
     Status {
         /// Only this batch.
         batch: Option<BatchId>,
+        /// Print the overview (kept counts per state, progress in audio hours, throughput, ETA) as JSON.
+        #[arg(long)]
+        json: bool,
+        /// Keep a live progress bar on screen, refreshed every 2 s, until Ctrl-C.
+        #[arg(long, conflicts_with = "json")]
+        watch: bool,
+    },
+    /// Workers seen in the last day: device, state, last heartbeat, current job, jobs done.
+    Workers {
+        /// Print a JSON array instead of a table.
+        #[arg(long)]
+        json: bool,
     },
     /// Print a batch's scenes: as JSON, every recording with its scenes' start and end in the source, their
     /// states, enhanced files and check flags; as a JSON Lines or CSV manifest, one line per enhanced scene

@@ -286,3 +286,32 @@ async fn metrics_parse_as_prometheus_text_with_zeros_for_empty_states() {
     drop(server);
     env.cleanup().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_reads_print_json_for_scripts_and_sentences_for_people() {
+    let env = TestEnv::new().await;
+    let batch = queued_batch(&env).await;
+    let worker = WorkerId::new();
+    let info = WorkerInfo { id: worker, device: "cpu".into(), session_policy: "per-job".into(), gpu: None };
+    workers::register(&env.pool, &info).await.unwrap();
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_scenequeue"))
+            .env("SCENEQUEUE_DATABASE_URL", &env.services.database_url)
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let status: serde_json::Value = serde_json::from_str(&run(&["status", &batch.to_string(), "--json"])).unwrap();
+    let scenes = env.count("SELECT count(*) FROM scenes WHERE batch_id = $1", batch).await;
+    let queued = status["counts"]["scenes"].as_array().unwrap().iter().find(|t| t["state"] == "queued").unwrap();
+    assert_eq!(queued["count"], scenes, "{status}");
+    assert_eq!(status["progress"], 0.0);
+    let list: serde_json::Value = serde_json::from_str(&run(&["workers", "--json"])).unwrap();
+    assert_eq!(list[0]["id"], worker.to_string());
+    let text = run(&["workers"]);
+    assert!(text.starts_with("1 worker seen in the last day\n"), "{text}");
+    assert!(text.contains("0 jobs done"), "{text}");
+    env.cleanup().await;
+}

@@ -182,7 +182,9 @@ pub async fn render(pool: &PgPool) -> Result<String, sqlx::Error> {
     );
 
     let (ooms, recoveries): (i64, Vec<(String, i64)>) = (
-        sqlx::query_scalar("SELECT coalesce(sum(oom_count), 0)::int8 FROM results").fetch_one(pool).await?,
+        sqlx::query_scalar("SELECT coalesce(sum(oom_count), 0)::int8 FROM results WHERE oom_count > 0")
+            .fetch_one(pool)
+            .await?,
         sqlx::query_as("SELECT recovery::text, count(*) FROM results WHERE recovery <> 'none' GROUP BY 1")
             .fetch_all(pool)
             .await?,
@@ -230,9 +232,9 @@ pub async fn render(pool: &PgPool) -> Result<String, sqlx::Error> {
     }
     let after: Vec<(String, f64)> = sqlx::query_as(
         "SELECT DISTINCT ON (w.device) w.device, j.gpu_after_mb::float8 * 1048576
-         FROM jobs j JOIN results r ON r.job_id = j.id JOIN workers w ON w.id = r.worker_id
-         WHERE j.gpu_after_mb IS NOT NULL AND r.created_at > now() - interval '1 day'
-         ORDER BY w.device, j.finished_at DESC NULLS LAST",
+         FROM jobs j JOIN workers w ON w.id = j.finished_by
+         WHERE j.gpu_after_mb IS NOT NULL AND j.finished_at > now() - interval '1 day'
+         ORDER BY w.device, j.finished_at DESC",
     )
     .fetch_all(pool)
     .await?;

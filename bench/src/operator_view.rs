@@ -66,6 +66,12 @@ async fn seed(pool: &PgPool, args: &Args) -> anyhow::Result<()> {
             b = args.batches,
             jobs = args.jobs
         ),
+        "INSERT INTO workers (id, hostname, pid, device, state, jobs_done, last_seen, gpu_name, gpu_total_mb)
+         SELECT gen_random_uuid(), 'gpu-' || w, 1000 + w, 'cuda:0', CASE WHEN w < 18 THEN 'busy' ELSE 'idle' END::worker_state,
+                300 + w, now() - make_interval(secs => w % 5), 'NVIDIA L4', 23034
+         FROM generate_series(1, 20) w"
+            .into(),
+        "CREATE UNLOGGED TABLE seed_workers AS SELECT id, row_number() OVER (ORDER BY hostname) - 1 AS n FROM workers".into(),
         format!(
             "INSERT INTO media (id, batch_id, path, state, sample_rate, channels, duration_s, decoder)
              SELECT media, batch, '/archive/' || (j % {b}) || '/recording-' || j || '.wav', 'split', 48000, 1,
@@ -75,19 +81,20 @@ async fn seed(pool: &PgPool, args: &Args) -> anyhow::Result<()> {
         ),
         format!(
             "INSERT INTO jobs (id, batch_id, state, audio_s, attempts, created_at, started_at, finished_at, error,
-                               gpu_after_mb, gpu_peak_mb, session_create_ms, lease_expires)
+                               gpu_after_mb, gpu_peak_mb, session_create_ms, lease_expires, finished_by)
              SELECT job, batch, state, {per_job} * 5.5, CASE WHEN state = 'pending' THEN 0 ELSE 1 END,
                     now() - interval '3 hours', CASE WHEN state IN ('succeeded', 'dead', 'running')
                     THEN now() - interval '2 hours' + make_interval(secs => j % 3600) END,
-                    CASE WHEN state IN ('succeeded', 'dead') THEN now() - interval '2 hours'
-                         + make_interval(secs => j % 3600 + 60 + j % 200) END,
+                    CASE WHEN state IN ('succeeded', 'dead') THEN now() - interval '1 hour'
+                         + make_interval(secs => j % 3500 + 60) END,
                     CASE WHEN state = 'dead' THEN
                          (ARRAY['the model crashed on every attempt', 'lease expired on the last attempt',
                                 'dead-lettered too often'])[1 + j % 3] END,
                     CASE WHEN state IN ('succeeded', 'dead') THEN 900 + j % 50 END,
                     CASE WHEN state IN ('succeeded', 'dead') THEN 2400 + j % 300 END,
                     CASE WHEN state IN ('succeeded', 'dead') THEN 150 + j % 90 END,
-                    CASE WHEN state = 'running' THEN now() + interval '1 hour' END
+                    CASE WHEN state = 'running' THEN now() + interval '1 hour' END,
+                    CASE WHEN state IN ('succeeded', 'dead') THEN (SELECT id FROM seed_workers WHERE n = j % 20) END
              FROM seed_jobs"
         ),
         format!(
@@ -101,12 +108,6 @@ async fn seed(pool: &PgPool, args: &Args) -> anyhow::Result<()> {
                          WHEN state = 'dead' THEN 'job dead: the model crashed on every attempt' END
              FROM seed_jobs, generate_series(0, {per_job} - 1) i"
         ),
-        "INSERT INTO workers (id, hostname, pid, device, state, jobs_done, last_seen, gpu_name, gpu_total_mb)
-         SELECT gen_random_uuid(), 'gpu-' || w, 1000 + w, 'cuda:0', CASE WHEN w < 18 THEN 'busy' ELSE 'idle' END::worker_state,
-                300 + w, now() - make_interval(secs => w % 5), 'NVIDIA L4', 23034
-         FROM generate_series(1, 20) w"
-            .into(),
-        "CREATE UNLOGGED TABLE seed_workers AS SELECT id, row_number() OVER (ORDER BY hostname) - 1 AS n FROM workers".into(),
         "INSERT INTO results (scene_id, job_id, worker_id, attempt, output_path, sample_rate, duration_s, rms_in_db,
                               rms_out_db, processing_ms, created_at)
          SELECT s.id, s.job_id, (SELECT id FROM seed_workers WHERE n = abs(hashtext(s.job_id::text)) % 20), 1,

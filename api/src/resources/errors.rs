@@ -29,32 +29,66 @@ pub const GROUPS_SHOWN: i64 = 50;
 /// Recordings listed per reason.
 pub const PATHS_SHOWN: i64 = 5;
 
-/// Failures of `batch` (or of every batch) grouped by reason.
+/// Rows read per reason to find the recordings it hit.
+const PATH_ROWS: i64 = 200;
+
+/// Failures of `batch` (or of every batch) grouped by reason: counts first (from the failed rows' indexes), then
+/// a few recordings for each of the reasons shown.
 pub async fn read(pool: &PgPool, batch: Option<BatchId>) -> Result<Vec<ErrorGroup>, sqlx::Error> {
-    sqlx::query_as(
+    let mut groups: Vec<ErrorGroup> = sqlx::query_as(
         "SELECT * FROM (
-            SELECT 'scene' AS kind, coalesce(s.error, '') AS reason, count(*) AS count,
-                   (array_agg(DISTINCT m.path))[1:$2] AS recordings
-            FROM scenes s JOIN media m ON m.id = s.media_id
-            WHERE s.state = $3 AND ($1::uuid IS NULL OR s.batch_id = $1) GROUP BY 2
+            SELECT 'scene' AS kind, coalesce(error, '') AS reason, count(*) AS count, '{}'::text[] AS recordings
+            FROM scenes WHERE state = $2 AND ($1::uuid IS NULL OR batch_id = $1) GROUP BY 2
             UNION ALL
-            SELECT 'job', coalesce(j.error, ''), count(*),
-                   (SELECT (array_agg(DISTINCT m.path))[1:$2] FROM scenes s JOIN media m ON m.id = s.media_id
-                    WHERE s.job_id = ANY(array_agg(j.id)))
-            FROM jobs j WHERE j.state = $4 AND ($1::uuid IS NULL OR j.batch_id = $1) GROUP BY 2
+            SELECT 'job', coalesce(error, ''), count(*), '{}'
+            FROM jobs WHERE state = $3 AND ($1::uuid IS NULL OR batch_id = $1) GROUP BY 2
             UNION ALL
-            SELECT 'recording', coalesce(error, ''), count(*), (array_agg(path ORDER BY path))[1:$2]
-            FROM media WHERE state = $5 AND ($1::uuid IS NULL OR batch_id = $1) GROUP BY 2
-         ) g ORDER BY count DESC, kind, reason LIMIT $6",
+            SELECT 'recording', coalesce(error, ''), count(*), '{}'
+            FROM media WHERE state = $4 AND ($1::uuid IS NULL OR batch_id = $1) GROUP BY 2
+         ) g ORDER BY count DESC, kind, reason LIMIT $5",
     )
     .bind(batch)
-    .bind(PATHS_SHOWN as i32)
     .bind(SceneState::Failed)
     .bind(JobState::Dead)
     .bind(MediaState::Failed)
     .bind(GROUPS_SHOWN)
     .fetch_all(pool)
-    .await
+    .await?;
+    for g in &mut groups {
+        let sql = match g.kind.as_str() {
+            "scene" => {
+                "SELECT m.path FROM scenes s JOIN media m ON m.id = s.media_id
+                 WHERE s.state = $2 AND coalesce(s.error, '') = $3 AND ($1::uuid IS NULL OR s.batch_id = $1) LIMIT $4"
+            }
+            "job" => {
+                "SELECT m.path FROM jobs j JOIN LATERAL (SELECT media_id FROM scenes WHERE job_id = j.id LIMIT 1) s ON true
+                 JOIN media m ON m.id = s.media_id
+                 WHERE j.state = $5 AND coalesce(j.error, '') = $3 AND ($1::uuid IS NULL OR j.batch_id = $1) LIMIT $4"
+            }
+            _ => {
+                "SELECT path FROM media WHERE state = $6 AND coalesce(error, '') = $3
+                 AND ($1::uuid IS NULL OR batch_id = $1) ORDER BY path LIMIT $4"
+            }
+        };
+        let paths: Vec<String> = sqlx::query_scalar(sql)
+            .bind(batch)
+            .bind(SceneState::Failed)
+            .bind(&g.reason)
+            .bind(PATH_ROWS)
+            .bind(JobState::Dead)
+            .bind(MediaState::Failed)
+            .fetch_all(pool)
+            .await?;
+        for p in paths {
+            if g.recordings.len() as i64 >= PATHS_SHOWN {
+                break;
+            }
+            if !g.recordings.contains(&p) {
+                g.recordings.push(p);
+            }
+        }
+    }
+    Ok(groups)
 }
 
 /// `GET /api/v1/errors[?batch=<id>]`

@@ -24,9 +24,9 @@ pub struct Overview {
     pub audio_h_done: f64,
     /// Share of the audio done, 0 to 1 (1 when there is none).
     pub progress: f64,
-    /// Audio enhanced in the last hour, hours per hour, in all.
+    /// Audio of the jobs that succeeded in the last hour, hours per hour, in all.
     pub throughput_h_per_h: f64,
-    /// Audio enhanced in the last hour per worker.
+    /// Audio of the jobs each worker finished in the last hour.
     pub throughput_by_worker: Vec<WorkerThroughput>,
     /// Seconds until the audio left is done at the last hour's pace; `None` when nothing ran in the last hour or
     /// nothing is left.
@@ -42,7 +42,7 @@ pub struct WorkerThroughput {
     pub worker_id: uuid::Uuid,
     /// Its host.
     pub hostname: Option<String>,
-    /// Audio it enhanced in the last hour, hours per hour.
+    /// Audio of the jobs it finished in the last hour, hours per hour.
     pub h_per_h: f64,
 }
 
@@ -58,11 +58,14 @@ pub async fn read(pool: &PgPool, batch: Option<BatchId>) -> Result<Overview, sql
     let counts = counts::read(pool, batch).await?;
     let total = counts.scenes_total().audio_s;
     let done = counts.scenes_in(SceneState::Succeeded).audio_s + counts.scenes_in(SceneState::Failed).audio_s;
+    // Jobs that succeeded in the last hour, by the worker that finished them: a few thousand rows of `jobs`
+    // rather than every result of the hour.
     let by_worker: Vec<WorkerThroughput> = sqlx::query_as(
-        "SELECT r.worker_id, w.hostname, sum(r.duration_s)::float8 / 3600 AS h_per_h
-         FROM results r JOIN scenes s ON s.id = r.scene_id LEFT JOIN workers w ON w.id = r.worker_id
-         WHERE r.created_at > now() - interval '1 hour' AND ($1::uuid IS NULL OR s.batch_id = $1)
-         GROUP BY r.worker_id, w.hostname ORDER BY h_per_h DESC LIMIT 100",
+        "SELECT j.finished_by AS worker_id, w.hostname, sum(j.audio_s)::float8 / 3600 AS h_per_h
+         FROM jobs j LEFT JOIN workers w ON w.id = j.finished_by
+         WHERE j.finished_at > now() - interval '1 hour' AND j.finished_by IS NOT NULL
+           AND ($1::uuid IS NULL OR j.batch_id = $1)
+         GROUP BY j.finished_by, w.hostname ORDER BY h_per_h DESC LIMIT 100",
     )
     .bind(batch)
     .fetch_all(pool)

@@ -84,11 +84,9 @@ pub const GPU_POINTS: i64 = 100;
 pub async fn gpu_series(pool: &PgPool, worker: WorkerId) -> Result<Vec<GpuPoint>, sqlx::Error> {
     sqlx::query_as(
         "SELECT * FROM (
-            SELECT j.id AS job_id, j.finished_at, j.gpu_after_mb, j.gpu_peak_mb FROM jobs j
-            WHERE j.id IN (SELECT DISTINCT job_id FROM results WHERE worker_id = $1
-                           AND created_at > now() - interval '7 days')
-            ORDER BY j.finished_at DESC NULLS LAST LIMIT $2) recent
-         ORDER BY finished_at NULLS FIRST",
+            SELECT id AS job_id, finished_at, gpu_after_mb, gpu_peak_mb FROM jobs
+            WHERE finished_by = $1 ORDER BY finished_at DESC LIMIT $2) recent
+         ORDER BY finished_at",
     )
     .bind(worker)
     .bind(GPU_POINTS)
