@@ -199,7 +199,8 @@ pub async fn render(pool: &PgPool) -> Result<String, sqlx::Error> {
 
     let failures = Family::<Labels, F64Gauge>::default();
     let reasons: Vec<(String, i64)> = sqlx::query_as(
-        "SELECT coalesce(error, ''), count(*) FROM scenes WHERE state = $1 GROUP BY 1 ORDER BY 2 DESC LIMIT 1000",
+        "SELECT coalesce(error, ''), n FROM (SELECT error, count(*) AS n FROM scenes WHERE state = $1 GROUP BY error) g
+         ORDER BY n DESC LIMIT 1000",
     )
     .bind(SceneState::Failed)
     .fetch_all(pool)

@@ -37,8 +37,10 @@ const PATH_ROWS: i64 = 200;
 pub async fn read(pool: &PgPool, batch: Option<BatchId>) -> Result<Vec<ErrorGroup>, sqlx::Error> {
     let mut groups: Vec<ErrorGroup> = sqlx::query_as(
         "SELECT * FROM (
-            SELECT 'scene' AS kind, coalesce(error, '') AS reason, count(*) AS count, '{}'::text[] AS recordings
-            FROM scenes WHERE state = $2 AND ($1::uuid IS NULL OR batch_id = $1) GROUP BY 2
+            -- Grouped by the raw column, so the partial index on failed scenes' reasons gives them in order.
+            SELECT 'scene' AS kind, coalesce(error, '') AS reason, n AS count, '{}'::text[] AS recordings
+            FROM (SELECT error, count(*) AS n FROM scenes WHERE state = $2 AND ($1::uuid IS NULL OR batch_id = $1)
+                  GROUP BY error) s
             UNION ALL
             SELECT 'job', coalesce(error, ''), count(*), '{}'
             FROM jobs WHERE state = $3 AND ($1::uuid IS NULL OR batch_id = $1) GROUP BY 2
