@@ -50,6 +50,9 @@ pub enum Command {
     /// Keep jobs moving: requeue jobs of vanished workers, mark lost workers, release pending jobs by priority,
     /// publish again jobs whose message the broker lost or dead-lettered. Waits out Postgres and RabbitMQ outages.
     Scheduler(SchedulerArgs),
+    /// Serve the operator's view alone (dashboard, JSON API, actions, /metrics), without reaping; the scheduler
+    /// serves it too.
+    Serve(HttpArgs),
     /// Run the dead jobs and failed scenes of a batch, or of one job, again, keeping what already succeeded; prints
     /// what was reset.
     Retry {
@@ -63,6 +66,18 @@ pub enum Command {
     Status {
         /// Only this batch.
         batch: Option<BatchId>,
+        /// Print the overview (kept counts per state, progress in audio hours, throughput, ETA) as JSON.
+        #[arg(long)]
+        json: bool,
+        /// Keep a live progress bar on screen, refreshed every 2 s, until Ctrl-C.
+        #[arg(long, conflicts_with = "json")]
+        watch: bool,
+    },
+    /// Workers seen in the last day: device, state, last heartbeat, current job, jobs done.
+    Workers {
+        /// Print a JSON array instead of a table.
+        #[arg(long)]
+        json: bool,
     },
     /// Print a batch's scenes: as JSON, every recording with its scenes' start and end in the source, their
     /// states, enhanced files and check flags; as a JSON Lines or CSV manifest, one line per enhanced scene
@@ -276,7 +291,29 @@ pub struct WorkerArgs {
 }
 
 #[derive(Args, Debug, Clone)]
+pub struct HttpArgs {
+    /// Where the operator's view (dashboard, JSON API, /metrics) listens.
+    #[arg(long, env = "SCENEQUEUE_HTTP_ADDR", default_value = scenequeue_api::config::DEFAULT_ADDR)]
+    pub http_addr: std::net::SocketAddr,
+    /// The token every action of the API needs (Authorization: Bearer <token>); without one, actions are off.
+    #[arg(long, env = "SCENEQUEUE_API_TOKEN", hide_env_values = true)]
+    pub api_token: Option<String>,
+    /// A file whose first line is the API token (instead of --api-token).
+    #[arg(long, env = "SCENEQUEUE_API_TOKEN_FILE")]
+    pub api_token_file: Option<PathBuf>,
+}
+
+impl HttpArgs {
+    /// The server's settings.
+    pub fn config(&self) -> Result<scenequeue_api::ApiConfig, scenequeue_api::config::ConfigError> {
+        scenequeue_api::ApiConfig::new(self.http_addr, self.api_token.as_deref(), self.api_token_file.as_deref())
+    }
+}
+
+#[derive(Args, Debug, Clone)]
 pub struct SchedulerArgs {
+    #[command(flatten)]
+    pub http: HttpArgs,
     /// Seconds between two passes of the reaper.
     #[arg(long, env = "SCENEQUEUE_REAP_INTERVAL_S", default_value_t = DEFAULT_REAP_INTERVAL.as_secs())]
     pub interval_s: u64,

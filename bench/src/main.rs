@@ -11,10 +11,12 @@
 //! `reading` measures a worker's reading of its scenes per container (WAV, FLAC, MP3, AAC/MP4, Matroska) for
 //! long recordings with hundreds of scenes, as a ratio to WAV.
 //! `ingest` measures a submission's decoding and hashing of a tree of recordings, and the bytes it reads.
+//! `operator-view` measures the dashboard, the JSON API and /metrics over a seeded backlog of a million scenes.
 
 mod adapters;
 mod corpus;
 mod ingest;
+mod operator_view;
 mod plan;
 mod reading;
 mod sessions;
@@ -47,6 +49,8 @@ enum Command {
     Reading(reading::Args),
     /// A submission's decoding and hashing of a tree of recordings: time and bytes read per byte of input.
     Ingest(ingest::Args),
+    /// Latency of the dashboard, the JSON API and /metrics at backlog scale, and one dashboard's database load.
+    OperatorView(operator_view::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -58,5 +62,6 @@ fn main() -> anyhow::Result<()> {
         Command::Plan(args) => tokio::runtime::Runtime::new()?.block_on(plan::run(&args)),
         Command::Reading(args) => reading::run(&args),
         Command::Ingest(args) => ingest::run(&args),
+        Command::OperatorView(args) => tokio::runtime::Runtime::new()?.block_on(operator_view::run(&args)),
     }
 }

@@ -1,5 +1,5 @@
 //! Dispatch: releasing stored jobs to the broker. A job is `pending` in Postgres until dispatched, then
-//! `queued` once the broker confirms its message. The broker holds at most `max_queued` queued jobs; the rest
+//! `queued` once the broker confirms its message. A paused batch's pending jobs wait. The broker holds at most `max_queued` queued jobs; the rest
 //! wait in Postgres, released highest batch priority first (then oldest batch first). So a huge low-priority
 //! batch occupies at most `max_queued` places ahead of an urgent one, whatever its size.
 //!
@@ -49,7 +49,7 @@ pub async fn dispatch(pool: &PgPool, publisher: &Publisher, max_queued: i64) -> 
         }
         let ids: Vec<JobId> = sqlx::query_scalar(
             "SELECT j.id FROM jobs j JOIN batches b ON b.id = j.batch_id
-             WHERE j.state = $2 AND (j.not_before IS NULL OR j.not_before <= now())
+             WHERE j.state = $2 AND NOT b.paused AND (j.not_before IS NULL OR j.not_before <= now())
              ORDER BY b.priority DESC, j.attempts > 0 DESC, b.created_at, j.id
              LIMIT $1 FOR UPDATE OF j SKIP LOCKED",
         )

@@ -123,8 +123,8 @@ pub async fn complete(pool: &PgPool, fence: &Fence) -> Result<bool, sqlx::Error>
         return Ok(false);
     };
     let done = sqlx::query(
-        "UPDATE jobs SET state = $3, finished_at = now(), lease_owner = NULL, lease_expires = NULL,
-                lease_token = NULL, error = NULL
+        "UPDATE jobs SET state = $3, finished_at = now(), finished_by = lease_owner, lease_owner = NULL,
+                lease_expires = NULL, lease_token = NULL, error = NULL
          WHERE id = $1 AND lease_token = $2 AND state = $4",
     )
     .bind(fence.job)

@@ -10,6 +10,8 @@
 //!
 //! # Layout
 //! - [`batches`]: batch creation and activation.
+//! - [`controls`]: an operator's pause, resume, priority and cancel of a batch, and drain of a worker.
+//! - [`counts`]: jobs and scenes per state, kept by triggers as states change.
 //! - [`dispatch`]: releasing pending jobs to the broker by priority, with a bounded number queued there.
 //! - [`fence`]: the lease token every write of a worker is conditional on.
 //! - [`ids`]: newtype ids over UUIDs, one per table.
@@ -30,6 +32,8 @@
 
 pub mod batches;
 pub mod config;
+pub mod controls;
+pub mod counts;
 pub mod db;
 pub mod dispatch;
 pub mod fence;

@@ -47,20 +47,24 @@ pub async fn count_job(pool: &PgPool, id: WorkerId) -> Result<(), sqlx::Error> {
 }
 
 /// A worker's heartbeat: it is alive, in `state` (a worker the reaper marked lost comes back), running `job`,
-/// with `health` saying why it is unhealthy (None when it is not).
+/// with `health` saying why it is unhealthy (None when it is not). Returns whether an operator asked the worker
+/// to drain (finish its job and stop; see `controls::drain_worker`).
 pub async fn beat(
     pool: &PgPool,
     id: WorkerId,
     state: WorkerState,
     job: Option<JobId>,
     health: Option<&str>,
-) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE workers SET state = $2, current_job = $3, health = $4, last_seen = now() WHERE id = $1")
-        .bind(id)
-        .bind(state)
-        .bind(job)
-        .bind(health)
-        .execute(pool)
-        .await?;
-    Ok(())
+) -> Result<bool, sqlx::Error> {
+    let drain: Option<bool> = sqlx::query_scalar(
+        "UPDATE workers SET state = $2, current_job = $3, health = $4, last_seen = now() WHERE id = $1
+         RETURNING drain_requested",
+    )
+    .bind(id)
+    .bind(state)
+    .bind(job)
+    .bind(health)
+    .fetch_optional(pool)
+    .await?;
+    Ok(drain.unwrap_or(false))
 }

@@ -6,7 +6,8 @@
 //! 4. dead-lettered messages are drained (see `dead_letters`): a job with attempts left is published again, one
 //!    out of attempts is buried, a finished one is only acknowledged;
 //! 5. queued jobs whose message the broker lost go back to `pending` (see `reconcile`);
-//! 6. pending jobs are dispatched (see `core::dispatch`), those of steps 3 to 5 included.
+//! 6. pending jobs are dispatched (see `core::dispatch`), those of steps 3 to 5 included;
+//! 7. the delta rows of the kept counts per state are folded (see `core::counts`).
 
 use crate::SchedulerError;
 use crate::dead_letters::{DeadLetterCounts, drain_dead_letters};
@@ -15,7 +16,7 @@ use lapin::Connection;
 use scenequeue_core::dispatch::{DEFAULT_MAX_QUEUED, dispatch};
 use scenequeue_core::liveness::{DEFAULT_LOST_AFTER, mark_lost};
 use scenequeue_core::mq::{Publisher, Topology};
-use scenequeue_core::{batches, jobs};
+use scenequeue_core::{batches, counts, jobs};
 use sqlx::PgPool;
 use std::time::Duration;
 
@@ -98,6 +99,8 @@ pub async fn reap_with(
         drain_dead_letters(pool, connection, topology).await?;
     let reconciled = reconcile(pool, connection, topology, settings).await?;
     let published = dispatch(pool, publisher, settings.max_queued).await?;
+    // Fold the delta rows of the kept counts, so reading them stays a few rows per batch.
+    counts::compact(pool).await?;
     Ok(ReapReport {
         interrupted,
         lost_workers,

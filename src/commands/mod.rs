@@ -4,8 +4,10 @@ mod demo;
 mod enhance_options;
 mod retry;
 mod scheduler;
+mod serve;
 mod status;
 mod submit;
+mod watch;
 mod worker;
 
 use crate::args::{Cli, Command, ServiceArgs};
@@ -20,8 +22,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Submit(args) => submit::run(&services, &args).await,
         Command::Worker(args) => worker::run(&services, &args).await,
         Command::Scheduler(args) => scheduler::run(&services, &args).await,
+        Command::Serve(args) => serve::run(&services, &args).await,
         Command::Retry { id, json } => retry::run(&services, id, json).await,
-        Command::Status { batch } => status::run(&services, batch).await,
+        Command::Status { batch, json: false, watch: false } => status::run(&services, batch).await,
+        Command::Status { batch, json, watch } => watch::run(&services, batch, json, watch).await,
+        Command::Workers { json } => watch::workers(&services, json).await,
         Command::Scenes { batch, format } => status::scenes(&services, batch, format).await,
         Command::Migrate => scheduler::migrate(&services).await,
         Command::Demo(args) => demo::run(&services, &args).await,

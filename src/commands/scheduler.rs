@@ -1,4 +1,4 @@
-//! `scenequeue scheduler` and `scenequeue migrate`
+//! `scenequeue scheduler` (the reaper loop and the operator's view) and `scenequeue migrate`
 
 use crate::args::SchedulerArgs;
 use scenequeue_core::config::Services;
@@ -76,8 +76,18 @@ fn migration_met_an_outage(e: &sqlx::migrate::MigrateError) -> bool {
 /// tried again at the next tick; the pool reconnects by itself.
 pub async fn run(services: &Services, args: &SchedulerArgs) -> anyhow::Result<()> {
     let shutdown = super::shutdown_on_signal();
+    let http = args.http.config()?;
     let Some(pool) = connect_db(&services.database_url, &shutdown).await? else { return Ok(()) };
     info!("Postgres connected");
+    // The operator's view runs beside the reaper; a server that cannot listen is logged and the reaper goes on.
+    let server = tokio::spawn({
+        let (pool, shutdown) = (pool.clone(), shutdown.clone());
+        async move {
+            if let Err(e) = scenequeue_api::serve(pool, http, shutdown, None).await {
+                warn!(error = %e, "the operator's view is not served; the scheduler goes on without it");
+            }
+        }
+    });
     let settings = ReapSettings {
         max_queued: services.max_queued,
         lost_after: Duration::from_secs(args.lost_after_s),
@@ -126,6 +136,7 @@ pub async fn run(services: &Services, args: &SchedulerArgs) -> anyhow::Result<()
     if let Some(b) = broker {
         let _ = b.connection.close(200, "done").await;
     }
+    let _ = server.await;
     pool.close().await;
     Ok(())
 }

@@ -165,7 +165,13 @@ pub async fn run(config: WorkerConfig, services: Services, shutdown: Shutdown) -
     workers::register(&pool, &info).await?;
     info!(worker.id = %worker, device = %config.device, policy = %config.session_policy, model = %config.default_model, "worker started");
     let status = Status::new();
-    let beat = tokio::spawn(heartbeat::worker(pool.clone(), worker, status.clone(), config.heartbeat()));
+    let beat = tokio::spawn(heartbeat::worker(
+        pool.clone(),
+        worker,
+        status.clone(),
+        config.heartbeat(),
+        shutdown.stop.clone(),
+    ));
 
     let ctx = Ctx {
         pool: &pool,

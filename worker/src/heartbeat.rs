@@ -87,7 +87,7 @@ impl Status {
         health: Option<String>,
     ) -> Result<(), sqlx::Error> {
         *self.inner.lock().unwrap_or_else(PoisonError::into_inner) = (state, job, health.clone());
-        workers::beat(pool, id, state, job, health.as_deref()).await
+        workers::beat(pool, id, state, job, health.as_deref()).await.map(|_| ())
     }
 
     fn get(&self) -> Row {
@@ -95,14 +95,20 @@ impl Status {
     }
 }
 
-/// Refreshes the worker's row every `every` until the task is aborted.
-pub async fn worker(pool: PgPool, id: WorkerId, status: Status, every: Duration) {
+/// Refreshes the worker's row every `every` until the task is aborted; cancels `drain` (the worker finishes its
+/// job and stops taking more) once an operator asked the worker to drain.
+pub async fn worker(pool: PgPool, id: WorkerId, status: Status, every: Duration, drain: CancellationToken) {
     let mut tick = tokio::time::interval(every);
     loop {
         tick.tick().await;
         let (state, job, health) = status.get();
-        if let Err(e) = workers::beat(&pool, id, state, job, health.as_deref()).await {
-            debug!(error = %e, "heartbeat not written");
+        match workers::beat(&pool, id, state, job, health.as_deref()).await {
+            Ok(true) if !drain.is_cancelled() => {
+                tracing::info!("an operator asked this worker to drain: finishing the current job, then stopping");
+                drain.cancel();
+            }
+            Ok(_) => {}
+            Err(e) => debug!(error = %e, "heartbeat not written"),
         }
     }
 }

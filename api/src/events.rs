@@ -1,0 +1,97 @@
+//! Live updates: one Postgres listener per server on the job-events channel (every terminal job state and every
+//! operator control notifies it, in the committing transaction), fanned out to the browsers over server-sent
+//! events. A browser gets a full snapshot when it connects (and so on every reconnect, since notices sent while
+//! it or the listener was away are lost), then a fresh one after each change, at most one per second, and one
+//! every few seconds anyway so progress inside a running job shows.
+
+use crate::AppState;
+use crate::resources::overview::{self, BatchFilter};
+use axum::extract::{Query, State};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use futures_util::Stream;
+use scenequeue_core::db::JOB_EVENTS_CHANNEL;
+use sqlx::PgPool;
+use sqlx::postgres::PgListener;
+use std::convert::Infallible;
+use std::time::Duration;
+use tokio::sync::broadcast;
+
+/// Notices kept for a slow browser before it skips ahead (it only needs the latest anyway).
+const NOTICES_BUFFERED: usize = 16;
+/// Least time between two snapshots sent to one browser.
+const MIN_GAP: Duration = Duration::from_secs(1);
+/// Longest time between two snapshots sent to one browser.
+const MAX_GAP: Duration = Duration::from_secs(5);
+
+/// The fan-out of change notices (the batch id each one named).
+#[derive(Debug, Clone)]
+pub struct Events {
+    sender: broadcast::Sender<String>,
+}
+
+impl Events {
+    /// Starts listening on `pool`'s database; reconnects (with a pause) while the pool is open.
+    pub fn start(pool: PgPool) -> Self {
+        let (sender, _) = broadcast::channel(NOTICES_BUFFERED);
+        let tx = sender.clone();
+        tokio::spawn(async move {
+            while !pool.is_closed() {
+                if let Err(e) = listen(&pool, &tx).await {
+                    tracing::debug!(error = %e, "job-events listener lost; reconnecting");
+                }
+                tokio::time::sleep(MAX_GAP).await;
+            }
+        });
+        Self { sender }
+    }
+
+    fn subscribe(&self) -> broadcast::Receiver<String> {
+        self.sender.subscribe()
+    }
+}
+
+async fn listen(pool: &PgPool, tx: &broadcast::Sender<String>) -> Result<(), sqlx::Error> {
+    let mut listener = PgListener::connect_with(pool).await?;
+    listener.listen(JOB_EVENTS_CHANNEL).await?;
+    // What changed while no listener was connected is covered by the snapshot each browser gets next.
+    let _ = tx.send(String::new());
+    loop {
+        let notice = listener.recv().await?;
+        let _ = tx.send(notice.payload().to_string());
+    }
+}
+
+async fn snapshot(pool: &PgPool, filter: BatchFilter) -> Event {
+    match overview::read(pool, filter.batch).await {
+        Ok(o) => Event::default().event("overview").json_data(&o).unwrap_or_else(|_| Event::default().event("error")),
+        Err(e) => {
+            tracing::debug!(error = %e, "no snapshot for a live view");
+            Event::default().event("error").data("database unavailable")
+        }
+    }
+}
+
+/// `GET /api/v1/events[?batch=<id>]`: `overview` events (the same body as `GET /api/v1/overview`).
+pub async fn stream(
+    State(state): State<AppState>,
+    Query(filter): Query<BatchFilter>,
+) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+    let start = (true, state.events.subscribe(), state.pool.clone());
+    let stream = futures_util::stream::unfold(start, move |(first, mut notices, pool)| async move {
+        if !first {
+            tokio::time::sleep(MIN_GAP).await;
+            let change = async {
+                loop {
+                    match notices.recv().await {
+                        Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => return,
+                        Err(broadcast::error::RecvError::Closed) => std::future::pending::<()>().await,
+                    }
+                }
+            };
+            let _ = tokio::time::timeout(MAX_GAP - MIN_GAP, change).await;
+        }
+        let event = snapshot(&pool, filter).await;
+        Some((Ok(event), (false, notices, pool)))
+    });
+    Sse::new(stream).keep_alive(KeepAlive::default())
+}

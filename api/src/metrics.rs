@@ -1,0 +1,269 @@
+//! `GET /metrics`: the farm in the Prometheus text format, read from Postgres at each scrape into a registry of
+//! its own (so several servers report the same figures and a restart loses nothing). Names follow Prometheus
+//! conventions: one `scenequeue_` prefix, base units (seconds, bytes), counters end in `_total`. Labels are
+//! bounded: model, device, state, reason class; never an id. Every state is reported, 0 when empty, so alert
+//! rules never see a series vanish.
+
+use crate::AppState;
+use crate::error::ApiResult;
+use axum::extract::State;
+use axum::http::header::CONTENT_TYPE;
+use axum::response::IntoResponse;
+use prometheus_client::encoding::{EncodeMetric, MetricEncoder, text::encode};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::{Registry, Unit};
+use scenequeue_core::states::{JobState, SceneState, WorkerState};
+use sqlx::PgPool;
+use std::sync::atomic::AtomicU64;
+
+type Labels = Vec<(String, String)>;
+type F64Gauge = Gauge<f64, AtomicU64>;
+
+/// A histogram whose buckets were counted by Postgres.
+#[derive(Debug, Default)]
+struct DbHistogram {
+    sum: f64,
+    count: u64,
+    /// (upper bound, count between it and the bound below), the last bound +Inf.
+    buckets: Vec<(f64, u64)>,
+}
+
+impl EncodeMetric for DbHistogram {
+    fn encode(&self, mut encoder: MetricEncoder) -> Result<(), std::fmt::Error> {
+        encoder.encode_histogram::<prometheus_client::encoding::NoLabelSet>(self.sum, self.count, &self.buckets, None)
+    }
+    fn metric_type(&self) -> MetricType {
+        MetricType::Histogram
+    }
+}
+
+/// A counter whose value Postgres holds.
+#[derive(Debug, Default)]
+struct DbCounter(f64);
+
+impl EncodeMetric for DbCounter {
+    fn encode(&self, mut encoder: MetricEncoder) -> Result<(), std::fmt::Error> {
+        encoder.encode_counter::<prometheus_client::encoding::NoLabelSet, f64, f64>(&self.0, None)
+    }
+    fn metric_type(&self) -> MetricType {
+        MetricType::Counter
+    }
+}
+
+/// Bucket bounds of job durations and queue waits, seconds.
+const DURATION_BUCKETS: [f64; 10] = [1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0];
+/// Bucket bounds of session creation, seconds.
+const SESSION_BUCKETS: [f64; 8] = [0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+
+/// Counts `expr` (seconds) over the rows `from_where` selects into `bounds`, cumulatively, in one scan.
+async fn histogram(pool: &PgPool, expr: &str, from_where: &str, bounds: &[f64]) -> Result<DbHistogram, sqlx::Error> {
+    // `expr`, `from_where` and the bounds are this module's constants, never input.
+    let per_bound: Vec<String> = bounds.iter().map(|b| format!("count(*) FILTER (WHERE v <= {b:?})::int8")).collect();
+    let sql = format!(
+        "SELECT coalesce(sum(v), 0)::float8, count(v)::int8, ARRAY[{}] FROM (SELECT {expr} AS v {from_where}) x",
+        per_bound.join(", ")
+    );
+    let (sum, count, per_bound): (f64, i64, Vec<i64>) = sqlx::query_as(&sql).fetch_one(pool).await?;
+    // The encoder adds the buckets up itself: each holds only what falls between its bound and the one below.
+    let count = u64::try_from(count).unwrap_or(0);
+    let mut below = 0;
+    let mut buckets: Vec<(f64, u64)> = Vec::with_capacity(bounds.len() + 1);
+    for (&bound, cumulative) in bounds.iter().zip(per_bound) {
+        let cumulative = u64::try_from(cumulative).unwrap_or(0);
+        buckets.push((bound, cumulative.saturating_sub(below)));
+        below = cumulative;
+    }
+    buckets.push((f64::INFINITY, count.saturating_sub(below)));
+    Ok(DbHistogram { sum, count, buckets })
+}
+
+fn labels(pairs: &[(&str, &str)]) -> Labels {
+    pairs.iter().map(|(k, v)| ((*k).to_string(), (*v).to_string())).collect()
+}
+
+/// The class of a failure's reason: its words before the first ':' or '(' (ids, paths and figures come later in
+/// the messages), cut to a few words, so the label stays bounded.
+pub fn reason_class(reason: &str) -> String {
+    let head = reason.split([':', '(']).next().unwrap_or("").trim().to_lowercase();
+    let words: Vec<&str> = head.split_whitespace().filter(|w| !w.chars().any(|c| c.is_ascii_digit())).take(5).collect();
+    if words.is_empty() { "unknown".into() } else { words.join(" ") }
+}
+
+/// Reads the farm's figures and encodes them in the Prometheus text format.
+pub async fn render(pool: &PgPool) -> Result<String, sqlx::Error> {
+    let mut registry = Registry::with_prefix("scenequeue");
+
+    let models: Vec<String> =
+        sqlx::query_scalar("SELECT DISTINCT model FROM batches ORDER BY 1").fetch_all(pool).await?;
+    let jobs = Family::<Labels, F64Gauge>::default();
+    let scenes = Family::<Labels, F64Gauge>::default();
+    for model in &models {
+        for s in JobState::ALL {
+            jobs.get_or_create(&labels(&[("model", model), ("state", s.as_str())])).set(0.0);
+        }
+        for s in SceneState::ALL {
+            scenes.get_or_create(&labels(&[("model", model), ("state", s.as_str())])).set(0.0);
+        }
+    }
+    let job_rows: Vec<(String, JobState, i64)> = sqlx::query_as(
+        "SELECT b.model, c.state, sum(c.jobs)::int8 FROM job_counts c JOIN batches b ON b.id = c.batch_id GROUP BY 1, 2",
+    )
+    .fetch_all(pool)
+    .await?;
+    for (model, state, n) in job_rows {
+        jobs.get_or_create(&labels(&[("model", &model), ("state", state.as_str())])).set(n as f64);
+    }
+    let scene_rows: Vec<(String, SceneState, i64, f64)> = sqlx::query_as(
+        "SELECT b.model, c.state, sum(c.scenes)::int8, sum(c.audio_s)::float8
+         FROM scene_counts c JOIN batches b ON b.id = c.batch_id GROUP BY 1, 2",
+    )
+    .fetch_all(pool)
+    .await?;
+    let (mut submitted, mut enhanced, mut backlog) = (0.0, 0.0, 0.0);
+    for (model, state, n, audio_s) in scene_rows {
+        scenes.get_or_create(&labels(&[("model", &model), ("state", state.as_str())])).set(n as f64);
+        submitted += audio_s;
+        match state {
+            SceneState::Succeeded => enhanced += audio_s,
+            SceneState::Pending | SceneState::Queued | SceneState::Running => backlog += audio_s,
+            SceneState::Failed => {}
+        }
+    }
+    registry.register("jobs", "Jobs per model and state", jobs);
+    registry.register("scenes", "Scenes per model and state", scenes);
+    registry.register_with_unit(
+        "audio_submitted",
+        "Audio submitted (scenes of every batch)",
+        Unit::Seconds,
+        DbCounter(submitted),
+    );
+    registry.register_with_unit("audio_enhanced", "Audio of enhanced scenes", Unit::Seconds, DbCounter(enhanced));
+    let backlog_gauge = F64Gauge::default();
+    backlog_gauge.set(backlog);
+    registry.register_with_unit("backlog_audio", "Audio of scenes not yet ended", Unit::Seconds, backlog_gauge);
+
+    registry.register_with_unit(
+        "job_duration",
+        "Time from a job's first lease to its end",
+        Unit::Seconds,
+        histogram(
+            pool,
+            "extract(epoch FROM finished_at - started_at)::float8",
+            "FROM jobs WHERE finished_at IS NOT NULL AND started_at IS NOT NULL",
+            &DURATION_BUCKETS,
+        )
+        .await?,
+    );
+    registry.register_with_unit(
+        "job_queue_wait",
+        "Time from a job's creation to its first lease",
+        Unit::Seconds,
+        histogram(
+            pool,
+            "extract(epoch FROM started_at - created_at)::float8",
+            "FROM jobs WHERE started_at IS NOT NULL",
+            &DURATION_BUCKETS,
+        )
+        .await?,
+    );
+    registry.register_with_unit(
+        "session_create",
+        "Time a job spent creating inference sessions",
+        Unit::Seconds,
+        histogram(
+            pool,
+            "session_create_ms / 1000.0",
+            "FROM jobs WHERE session_create_ms IS NOT NULL",
+            &SESSION_BUCKETS,
+        )
+        .await?,
+    );
+
+    let (ooms, recoveries): (i64, Vec<(String, i64)>) = (
+        sqlx::query_scalar("SELECT coalesce(sum(oom_count), 0)::int8 FROM results WHERE oom_count > 0")
+            .fetch_one(pool)
+            .await?,
+        sqlx::query_as("SELECT recovery::text, count(*) FROM results WHERE recovery <> 'none' GROUP BY 1")
+            .fetch_all(pool)
+            .await?,
+    );
+    registry.register("oom_errors", "Out-of-memory errors hit while enhancing scenes", DbCounter(ooms as f64));
+    let recovered = Family::<Labels, F64Gauge>::default();
+    for step in ["recreated", "windowed", "cpu"] {
+        let n = recoveries.iter().find(|r| r.0 == step).map_or(0, |r| r.1);
+        recovered.get_or_create(&labels(&[("step", step)])).set(n as f64);
+    }
+    registry.register("oom_recovered_scenes", "Scenes whose output needed an out-of-memory recovery step", recovered);
+
+    let failures = Family::<Labels, F64Gauge>::default();
+    let reasons: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT coalesce(error, ''), n FROM (SELECT error, count(*) AS n FROM scenes WHERE state = $1 GROUP BY error) g
+         ORDER BY n DESC LIMIT 1000",
+    )
+    .bind(SceneState::Failed)
+    .fetch_all(pool)
+    .await?;
+    for (reason, n) in reasons {
+        let gauge = failures.get_or_create(&labels(&[("reason", &reason_class(&reason))]));
+        gauge.set(gauge.get() + n as f64);
+    }
+    registry.register("failed_scenes", "Failed scenes per reason class", failures);
+
+    let workers = Family::<Labels, F64Gauge>::default();
+    let age = Family::<Labels, F64Gauge>::default();
+    let gpu_after = Family::<Labels, F64Gauge>::default();
+    let devices: Vec<(String, WorkerState, i64, f64)> = sqlx::query_as(
+        "SELECT device, state, count(*), max(extract(epoch FROM now() - last_seen))::float8 FROM workers
+         WHERE last_seen > now() - interval '1 day' GROUP BY 1, 2",
+    )
+    .fetch_all(pool)
+    .await?;
+    for s in WorkerState::ALL {
+        workers.get_or_create(&labels(&[("state", s.as_str())])).set(0.0);
+    }
+    for (device, state, n, oldest) in &devices {
+        let g = workers.get_or_create(&labels(&[("state", state.as_str())]));
+        g.set(g.get() + *n as f64);
+        if !matches!(state, WorkerState::Stopped) {
+            let g = age.get_or_create(&labels(&[("device", device)]));
+            g.set(g.get().max(*oldest));
+        }
+    }
+    let after: Vec<(String, f64)> = sqlx::query_as(
+        "SELECT DISTINCT ON (w.device) w.device, j.gpu_after_mb::float8 * 1048576
+         FROM jobs j JOIN workers w ON w.id = j.finished_by
+         WHERE j.gpu_after_mb IS NOT NULL AND j.finished_at > now() - interval '1 day'
+         ORDER BY w.device, j.finished_at DESC",
+    )
+    .fetch_all(pool)
+    .await?;
+    for (device, bytes) in after {
+        gpu_after.get_or_create(&labels(&[("device", &device)])).set(bytes);
+    }
+    registry.register("workers", "Workers seen in the last day per state", workers);
+    registry.register_with_unit(
+        "worker_heartbeat_age",
+        "Longest time since a running worker's last heartbeat, per device",
+        Unit::Seconds,
+        age,
+    );
+    registry.register_with_unit(
+        "gpu_memory_after_job",
+        "GPU memory held after the latest job, per device",
+        Unit::Bytes,
+        gpu_after,
+    );
+
+    let mut out = String::new();
+    // Writing into a String cannot fail.
+    let _ = encode(&mut out, &registry);
+    Ok(out)
+}
+
+/// `GET /metrics`
+pub async fn get(State(state): State<AppState>) -> ApiResult<impl IntoResponse> {
+    let body = render(&state.pool).await?;
+    Ok(([(CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], body))
+}
