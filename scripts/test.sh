@@ -5,8 +5,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
 
-# ffmpeg and sox's MP3 support make the format fixtures (AAC, Matroska, WebM/Opus, MP3).
-apt_install espeak-ng sox libsox-fmt-mp3 ffmpeg ca-certificates gcc libc6-dev pkg-config libopus-dev
+# ffmpeg and sox's MP3 support make the format fixtures (AAC, Matroska, WebM/Opus, MP3); chromium runs the
+# dashboard test headless; iproute2 and util-linux give the chaos suite its network namespaces and mounts.
+apt_install espeak-ng sox libsox-fmt-mp3 ffmpeg ca-certificates gcc libc6-dev pkg-config libopus-dev chromium \
+  iproute2 util-linux
 need_cargo
 scripts/services.sh
 scripts/fetch-models.sh
