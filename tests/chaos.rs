@@ -15,7 +15,7 @@ mod farm;
 mod hosts;
 
 use common::{TestEnv, speech_like, write_wav};
-use farm::{Farm, since};
+use farm::{Farm, Recipe, since};
 use scenequeue_core::ids::BatchId;
 use scenequeue_core::states::{BatchState, SceneState};
 use std::path::{Path, PathBuf};
@@ -192,43 +192,27 @@ async fn the_farm_survives_kills_outages_and_poison() {
     assert!(scenes >= 300, "{scenes} scenes");
 
     let farm = Farm::new();
-    let e = env.services.clone();
-    let scheduler = move || {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_scenequeue"));
-        c.env("SCENEQUEUE_DATABASE_URL", &e.database_url)
-            .env("SCENEQUEUE_AMQP_URL", &e.amqp_url)
-            .env("SCENEQUEUE_QUEUE", &e.queue)
-            .env("SCENEQUEUE_MAX_QUEUED", MAX_QUEUED)
-            .env("RUST_LOG", "info")
-            .args(["scheduler", "--interval-s", "2", "--lost-after-s", "10", "--reconcile-grace-s", "10"]);
-        c
-    };
-    farm.add("scheduler", &logs, scheduler);
+    let scheduler = Recipe::of(scenequeue(&env).args([
+        "scheduler",
+        "--interval-s",
+        "2",
+        "--lost-after-s",
+        "10",
+        "--reconcile-grace-s",
+        "10",
+    ]));
+    farm.add("scheduler", &logs, move || scheduler.command());
     for w in 0..WORKERS {
-        let mut base = scenequeue(&env);
-        base.args(WORKER_ARGS);
-        let (program, args, envs) = (
-            base.get_program().to_owned(),
-            base.get_args().map(|a| a.to_owned()).collect::<Vec<_>>(),
-            base.get_envs().map(|(k, v)| (k.to_owned(), v.map(|v| v.to_owned()))).collect::<Vec<_>>(),
-        );
+        let worker = Recipe::of(scenequeue(&env).args(WORKER_ARGS));
         let out = out.clone();
         farm.add(&format!("worker-{w}"), &logs, move || {
-            // The last worker runs where the output directory is mounted read-only: it cannot write a scene.
-            let mut c = if w == WORKERS - 1 {
-                let mut c = Command::new("unshare");
-                c.args(["-m", "sh", "-c", r#"mount --bind -o ro "$0" "$0" && exec "$@""#]).arg(&out).arg(&program);
-                c
-            } else {
-                Command::new(&program)
-            };
-            c.args(&args);
-            for (k, v) in &envs {
-                if let Some(v) = v {
-                    c.env(k, v);
-                }
+            if w < WORKERS - 1 {
+                return worker.command();
             }
-            c
+            // The last worker runs where the output directory is mounted read-only: it cannot write a scene.
+            let mut unshare = Command::new("unshare");
+            unshare.args(["-m", "sh", "-c", r#"mount --bind -o ro "$0" "$0" && exec "$@""#]).arg(&out);
+            worker.wrapped_in(unshare)
         });
     }
 
@@ -380,16 +364,8 @@ async fn a_host_cut_off_mid_job_is_fenced_out() {
 
     let (a, b) = (hosts::Host::new(1, &[5432, 5672]).await, hosts::Host::new(2, &[5432, 5672]).await);
     let farm = Farm::new();
-    let e = env.services.clone();
-    farm.add("scheduler", &logs, move || {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_scenequeue"));
-        c.env("SCENEQUEUE_DATABASE_URL", &e.database_url)
-            .env("SCENEQUEUE_AMQP_URL", &e.amqp_url)
-            .env("SCENEQUEUE_QUEUE", &e.queue)
-            .env("RUST_LOG", "info")
-            .args(["scheduler", "--interval-s", "1"]);
-        c
-    });
+    let scheduler = Recipe::of(scenequeue(&env).args(["scheduler", "--interval-s", "1"]));
+    farm.add("scheduler", &logs, move || scheduler.command());
     let worker_on = |host: &hosts::Host| {
         let mut c = host.command(std::ffi::OsStr::new(env!("CARGO_BIN_EXE_scenequeue")));
         c.env("SCENEQUEUE_DATABASE_URL", via(&env.services.database_url, host.gateway, 5432))
@@ -399,16 +375,8 @@ async fn a_host_cut_off_mid_job_is_fenced_out() {
             .env("SCENEQUEUE_MODEL_DIR", common::model_dir())
             .env("RUST_LOG", "info")
             .args(["worker", "--model", "nsnet2-48k", "--threads", "1", "--lease-s", "4"]);
-        let (program, args, envs) = (
-            c.get_program().to_owned(),
-            c.get_args().map(|a| a.to_owned()).collect::<Vec<_>>(),
-            c.get_envs().filter_map(|(k, v)| Some((k.to_owned(), v?.to_owned()))).collect::<Vec<_>>(),
-        );
-        move || {
-            let mut c = Command::new(&program);
-            c.args(&args).envs(envs.iter().map(|(k, v)| (k, v)));
-            c
-        }
+        let recipe = Recipe::of(&c);
+        move || recipe.command()
     };
     // Host A starts alone, so it takes the first job; once it is working on it, it is cut off.
     farm.add("worker-a", &logs, worker_on(&a));

@@ -31,6 +31,26 @@ impl PageParams {
     }
 }
 
+/// `?batch=&state=&after=&limit=`: the filters of a list of one batch's items in one state, and its page.
+#[derive(Debug, Clone, Copy, Deserialize)]
+pub struct ListQuery<S> {
+    /// Only this batch's items.
+    pub batch: Option<scenequeue_core::ids::BatchId>,
+    /// Only items in this state.
+    pub state: Option<S>,
+    /// The `next` of the previous page.
+    pub after: Option<Uuid>,
+    /// Items wanted.
+    pub limit: Option<i64>,
+}
+
+impl<S> ListQuery<S> {
+    /// The limit asked for, checked.
+    pub fn limit(&self) -> Result<i64, ApiError> {
+        PageParams { after: self.after, limit: self.limit }.limit()
+    }
+}
+
 /// One page of a list.
 #[derive(Debug, Clone, Serialize)]
 pub struct Page<T> {

@@ -2,10 +2,43 @@
 //! each in a supervised slot that starts it again whenever it exits (as systemd or Kubernetes would), with its
 //! log in a file; and the faults: kill -9, RabbitMQ and PostgreSQL restarts.
 
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+/// A command kept as its parts, so a supervisor can build it again for every start.
+#[derive(Debug, Clone)]
+pub struct Recipe {
+    program: OsString,
+    args: Vec<OsString>,
+    envs: Vec<(OsString, OsString)>,
+}
+
+impl Recipe {
+    /// The program, arguments and environment variables set on `cmd`.
+    pub fn of(cmd: &Command) -> Self {
+        Self {
+            program: cmd.get_program().to_owned(),
+            args: cmd.get_args().map(|a| a.to_owned()).collect(),
+            envs: cmd.get_envs().filter_map(|(k, v)| Some((k.to_owned(), v?.to_owned()))).collect(),
+        }
+    }
+
+    /// The command, afresh.
+    pub fn command(&self) -> Command {
+        let mut c = Command::new(&self.program);
+        c.args(&self.args).envs(self.envs.iter().map(|(k, v)| (k, v)));
+        c
+    }
+
+    /// `wrapper` (such as `unshare ... sh -c ...`) running the command: its program and arguments appended.
+    pub fn wrapped_in(&self, mut wrapper: Command) -> Command {
+        wrapper.arg(&self.program).args(&self.args).envs(self.envs.iter().map(|(k, v)| (k, v)));
+        wrapper
+    }
+}
 
 /// One supervised process.
 pub struct Slot {

@@ -2,13 +2,13 @@
 
 use crate::AppState;
 use crate::error::{ApiError, ApiResult};
-use crate::page::{Page, PageParams};
+use crate::page::{ListQuery, Page};
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use chrono::{DateTime, Utc};
 use scenequeue_core::ids::{BatchId, JobId};
 use scenequeue_core::states::JobState;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 /// A job as the API shows it.
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
@@ -41,25 +41,12 @@ pub struct Job {
     pub session_create_ms: Option<f32>,
 }
 
-/// `?batch=&state=&after=&limit=`.
-#[derive(Debug, Clone, Copy, Default, Deserialize)]
-pub struct JobQuery {
-    /// Only this batch's jobs.
-    pub batch: Option<BatchId>,
-    /// Only jobs in this state.
-    pub state: Option<JobState>,
-    /// The `next` of the previous page.
-    pub after: Option<uuid::Uuid>,
-    /// Items wanted.
-    pub limit: Option<i64>,
-}
-
 const COLUMNS: &str = "id, batch_id, state, audio_s, attempts, max_attempts, lease_owner, error, created_at,
     started_at, finished_at, gpu_after_mb, session_create_ms";
 
 /// `GET /api/v1/jobs`
-pub async fn list(State(state): State<AppState>, Query(q): Query<JobQuery>) -> ApiResult<Json<Page<Job>>> {
-    let limit = PageParams { after: q.after, limit: q.limit }.limit()?;
+pub async fn list(State(state): State<AppState>, Query(q): Query<ListQuery<JobState>>) -> ApiResult<Json<Page<Job>>> {
+    let limit = q.limit()?;
     let rows: Vec<Job> = sqlx::query_as(&format!(
         "SELECT {COLUMNS} FROM jobs
          WHERE ($1::uuid IS NULL OR batch_id = $1) AND ($2::job_state IS NULL OR state = $2)

@@ -3,12 +3,12 @@
 
 use crate::AppState;
 use crate::error::ApiResult;
-use crate::page::{Page, PageParams};
+use crate::page::{ListQuery, Page};
 use axum::Json;
 use axum::extract::{Query, State};
 use scenequeue_core::ids::{BatchId, MediaId};
 use scenequeue_core::states::MediaState;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 /// A recording as the API shows it.
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
@@ -31,22 +31,12 @@ pub struct Recording {
     pub warning: Option<String>,
 }
 
-/// `?batch=&state=&after=&limit=`.
-#[derive(Debug, Clone, Copy, Default, Deserialize)]
-pub struct RecordingQuery {
-    /// Only this batch's recordings.
-    pub batch: Option<BatchId>,
-    /// Only recordings in this state.
-    pub state: Option<MediaState>,
-    /// The `next` of the previous page.
-    pub after: Option<uuid::Uuid>,
-    /// Items wanted.
-    pub limit: Option<i64>,
-}
-
 /// `GET /api/v1/recordings`
-pub async fn list(State(state): State<AppState>, Query(q): Query<RecordingQuery>) -> ApiResult<Json<Page<Recording>>> {
-    let limit = PageParams { after: q.after, limit: q.limit }.limit()?;
+pub async fn list(
+    State(state): State<AppState>,
+    Query(q): Query<ListQuery<MediaState>>,
+) -> ApiResult<Json<Page<Recording>>> {
+    let limit = q.limit()?;
     let rows: Vec<Recording> = sqlx::query_as(
         "SELECT id, batch_id, path, state, duration_s, sample_rate, error, warning FROM media
          WHERE ($1::uuid IS NULL OR batch_id = $1) AND ($2::media_state IS NULL OR state = $2)
