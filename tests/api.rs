@@ -199,7 +199,8 @@ async fn actions_need_the_token_and_take_effect() {
     let errors = http::get(addr, &format!("/api/v1/errors?batch={batch}")).await.json();
     assert!(
         errors.as_array().unwrap().iter().any(|g| g["kind"] == "scene"
-            && g["reason"] == "cancelled by an operator"
+            && g["class"] == "cancelled by an operator"
+            && g["example"] == "cancelled by an operator"
             && g["recordings"][0].as_str().unwrap().ends_with("c.wav")),
         "{errors}"
     );
@@ -277,8 +278,30 @@ async fn metrics_parse_as_prometheus_text_with_zeros_for_empty_states() {
         }
         other => panic!("job duration is not a histogram: {other:?}"),
     }
+
+    // Two failures whose reasons differ only in a path are one reason class, in /metrics and in the errors list.
+    sqlx::query(
+        "UPDATE scenes SET state = 'failed', error = 'writing the output failed: ' || id || '.wav: disk full'
+         WHERE id IN (SELECT id FROM scenes WHERE batch_id = $1 ORDER BY id LIMIT 2)",
+    )
+    .bind(batch)
+    .execute(&env.pool)
+    .await
+    .unwrap();
+    let body = http::get(server.addr, "/metrics").await.body;
+    let failed = prometheus_parse::Scrape::parse(body.lines().map(|l| Ok(l.to_string()))).unwrap();
+    assert_eq!(value(&failed, "scenequeue_failed_scenes", Some(("reason", "writing the output failed"))), 2.0);
+    assert_eq!(value(&failed, "scenequeue_scenes", Some(("state", "failed"))), 2.0);
+    let groups = http::get(server.addr, &format!("/api/v1/errors?batch={batch}")).await.json();
+    let groups = groups.as_array().unwrap();
+    assert_eq!(groups.len(), 1, "{groups:?}");
+    assert_eq!(groups[0]["class"], "writing the output failed");
+    assert_eq!(groups[0]["count"], 2);
+    assert!(groups[0]["example"].as_str().unwrap().ends_with(".wav: disk full"), "{groups:?}");
+    assert!(groups[0]["recordings"][0].as_str().unwrap().ends_with(".wav"), "{groups:?}");
+
     // No label carries an id.
-    for sample in &scrape.samples {
+    for sample in &failed.samples {
         for (_, v) in sample.labels.iter() {
             assert!(uuid::Uuid::parse_str(v).is_err(), "{} has an id label", sample.metric);
         }

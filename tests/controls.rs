@@ -62,6 +62,31 @@ async fn assert_counts_true(env: &TestEnv, batch: BatchId) {
             assert_eq!(tally.count, n, "scenes {state}");
             assert!((tally.audio_s - audio).abs() < 1e-6, "scene audio {state}: {} vs {audio}", tally.audio_s);
         }
+        // Failures per reason class, kept by the same kind of triggers.
+        type Failures = Vec<(String, String, i64)>;
+        let (kept, real): (Failures, Failures) = (
+            sqlx::query_as(
+                "SELECT kind, class, sum(n)::int8 FROM failure_counts WHERE batch_id = $1
+                 GROUP BY 1, 2 HAVING sum(n) <> 0 ORDER BY 1, 2",
+            )
+            .bind(batch)
+            .fetch_all(&env.pool)
+            .await
+            .unwrap(),
+            sqlx::query_as(
+                "SELECT * FROM (
+                    SELECT 'job' AS kind, reason_class(error) AS class, count(*) FROM jobs
+                    WHERE batch_id = $1 AND state = 'dead' GROUP BY 2
+                    UNION ALL SELECT 'scene', reason_class(error), count(*) FROM scenes
+                    WHERE batch_id = $1 AND state = 'failed' GROUP BY 2
+                 ) f ORDER BY 1, 2",
+            )
+            .bind(batch)
+            .fetch_all(&env.pool)
+            .await
+            .unwrap(),
+        );
+        assert_eq!(kept, real, "failures per reason class");
         counts::compact(&env.pool).await.unwrap();
     }
 }
@@ -106,11 +131,13 @@ async fn kept_counts_equal_real_counts_through_a_run_a_cancel_and_a_retry() {
     // Deleting a batch takes its counts with it.
     sqlx::query("DELETE FROM batches WHERE id = $1").bind(batch).execute(&env.pool).await.unwrap();
     counts::compact(&env.pool).await.unwrap();
-    let rows: i64 =
-        sqlx::query_scalar("SELECT (SELECT count(*) FROM job_counts) + (SELECT count(*) FROM scene_counts)")
-            .fetch_one(&env.pool)
-            .await
-            .unwrap();
+    let rows: i64 = sqlx::query_scalar(
+        "SELECT (SELECT count(*) FROM job_counts) + (SELECT count(*) FROM scene_counts)
+             + (SELECT count(*) FROM failure_counts)",
+    )
+    .fetch_one(&env.pool)
+    .await
+    .unwrap();
     assert_eq!(rows, 0);
     env.cleanup().await;
 }

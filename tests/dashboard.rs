@@ -62,6 +62,18 @@ async fn the_dashboard_shows_live_progress_runs_actions_and_plays_scenes() {
     });
     tab.wait_for("Number(document.querySelector('[data-field=progress]').getAttribute('aria-valuenow')) > 0").await;
     tab.wait_for("document.querySelector('[data-field=progress]').getAttribute('aria-valuenow') === '100'").await;
+    // The batch's own row follows too: its bar, its audio done and its state.
+    let row = format!("batch-{running}");
+    tab.wait_for(&format!(
+        "document.querySelector('.bar[data-field=\"{row}\"]').getAttribute('aria-valuenow') === '100'"
+    ))
+    .await;
+    tab.wait_for(&format!("document.querySelector('[data-field=\"{row}-state\"]').textContent === 'finished'")).await;
+    assert_eq!(
+        tab.eval(&format!("document.querySelector('[data-field=\"{row}-done\"]').textContent")).await,
+        tab.eval("document.querySelector('[data-field=done]').textContent").await,
+        "the only batch's audio done is the farm's"
+    );
     assert!(
         tab.eval("window.__loaded === performance.timeOrigin").await.as_bool().unwrap(),
         "the page was not reloaded"

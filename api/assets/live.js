@@ -44,10 +44,23 @@
     });
     if (status) status.textContent = "live · updated " + new Date().toLocaleTimeString();
   }
+  function plural(n, one, many) { return n === 1 ? "1 " + one : n + " " + many; }
+  function applyBatches(list) {
+    list.forEach(function (b) {
+      var p = b.progress, key = "batch-" + b.id;
+      setBar(key, p.audio_h_total > 0 ? p.audio_h_done / p.audio_h_total : 1);
+      setField(key + "-done", hours(p.audio_h_done));
+      setField(key + "-scenes", plural(p.scenes, "scene", "scenes"));
+      setField(key + "-failed", String(p.failed));
+      setField(key + "-state", b.state + (b.paused ? " (paused)" : ""));
+    });
+    body.dataset.batchSnapshots = String(Number(body.dataset.batchSnapshots || 0) + 1);
+  }
   function connect() {
     if (!url || source) return;
     source = new EventSource(url);
     source.addEventListener("overview", function (e) { apply(JSON.parse(e.data)); });
+    source.addEventListener("batches", function (e) { applyBatches(JSON.parse(e.data)); });
     source.addEventListener("error", function () { if (status) status.textContent = "reconnecting…"; });
   }
   function disconnect() {

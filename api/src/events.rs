@@ -2,13 +2,15 @@
 //! operator control notifies it, in the committing transaction), fanned out to the browsers over server-sent
 //! events. A browser gets a full snapshot when it connects (and so on every reconnect, since notices sent while
 //! it or the listener was away are lost), then a fresh one after each change, at most one per second, and one
-//! every few seconds anyway so progress inside a running job shows.
+//! every few seconds anyway so progress inside a running job shows. The farm's stream (no `batch`) follows each
+//! snapshot with a `batches` event: the progress of the batches on the front page.
 
 use crate::AppState;
+use crate::resources::batches::{self, BatchQuery};
 use crate::resources::overview::{self, BatchFilter};
 use axum::extract::{Query, State};
 use axum::response::sse::{Event, KeepAlive, Sse};
-use futures_util::Stream;
+use futures_util::{Stream, StreamExt};
 use scenequeue_core::db::JOB_EVENTS_CHANNEL;
 use sqlx::PgPool;
 use sqlx::postgres::PgListener;
@@ -61,17 +63,33 @@ async fn listen(pool: &PgPool, tx: &broadcast::Sender<String>) -> Result<(), sql
     }
 }
 
-async fn snapshot(pool: &PgPool, filter: BatchFilter) -> Event {
-    match overview::read(pool, filter.batch).await {
-        Ok(o) => Event::default().event("overview").json_data(&o).unwrap_or_else(|_| Event::default().event("error")),
-        Err(e) => {
-            tracing::debug!(error = %e, "no snapshot for a live view");
-            Event::default().event("error").data("database unavailable")
-        }
+fn json_event<T: serde::Serialize>(name: &str, value: &T) -> Event {
+    Event::default().event(name).json_data(value).unwrap_or_else(|_| Event::default().event("error"))
+}
+
+fn unavailable(e: &dyn std::fmt::Display) -> Event {
+    tracing::debug!(error = %e, "no snapshot for a live view");
+    Event::default().event("error").data("database unavailable")
+}
+
+/// The overview of the filter, then, for the farm, the front page's batches.
+async fn snapshot(pool: &PgPool, filter: BatchFilter) -> Vec<Event> {
+    let overview = match overview::read(pool, filter.batch).await {
+        Ok(o) => json_event("overview", &o),
+        Err(e) => return vec![unavailable(&e)],
+    };
+    if filter.batch.is_some() {
+        return vec![overview];
+    }
+    let query = BatchQuery { limit: Some(batches::FRONT_PAGE), ..Default::default() };
+    match batches::list_page(pool, query).await {
+        Ok(page) => vec![overview, json_event("batches", &page.items)],
+        Err(e) => vec![overview, unavailable(&e)],
     }
 }
 
-/// `GET /api/v1/events[?batch=<id>]`: `overview` events (the same body as `GET /api/v1/overview`).
+/// `GET /api/v1/events[?batch=<id>]`: `overview` events (the same body as `GET /api/v1/overview`), and without
+/// `batch` also `batches` events (the items of `GET /api/v1/batches?limit=50`).
 pub async fn stream(
     State(state): State<AppState>,
     Query(filter): Query<BatchFilter>,
@@ -90,8 +108,9 @@ pub async fn stream(
             };
             let _ = tokio::time::timeout(MAX_GAP - MIN_GAP, change).await;
         }
-        let event = snapshot(&pool, filter).await;
-        Some((Ok(event), (false, notices, pool)))
-    });
+        let events = snapshot(&pool, filter).await;
+        Some((futures_util::stream::iter(events.into_iter().map(Ok)), (false, notices, pool)))
+    })
+    .flatten();
     Sse::new(stream).keep_alive(KeepAlive::default())
 }

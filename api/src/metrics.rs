@@ -83,14 +83,6 @@ fn labels(pairs: &[(&str, &str)]) -> Labels {
     pairs.iter().map(|(k, v)| ((*k).to_string(), (*v).to_string())).collect()
 }
 
-/// The class of a failure's reason: its words before the first ':' or '(' (ids, paths and figures come later in
-/// the messages), cut to a few words, so the label stays bounded.
-pub fn reason_class(reason: &str) -> String {
-    let head = reason.split([':', '(']).next().unwrap_or("").trim().to_lowercase();
-    let words: Vec<&str> = head.split_whitespace().filter(|w| !w.chars().any(|c| c.is_ascii_digit())).take(5).collect();
-    if words.is_empty() { "unknown".into() } else { words.join(" ") }
-}
-
 /// Reads the farm's figures and encodes them in the Prometheus text format.
 pub async fn render(pool: &PgPool) -> Result<String, sqlx::Error> {
     let mut registry = Registry::with_prefix("scenequeue");
@@ -198,16 +190,15 @@ pub async fn render(pool: &PgPool) -> Result<String, sqlx::Error> {
     registry.register("oom_recovered_scenes", "Scenes whose output needed an out-of-memory recovery step", recovered);
 
     let failures = Family::<Labels, F64Gauge>::default();
+    // Kept per reason class as scenes fail (migration `20261127000033_failure_counts.sql`).
     let reasons: Vec<(String, i64)> = sqlx::query_as(
-        "SELECT coalesce(error, ''), n FROM (SELECT error, count(*) AS n FROM scenes WHERE state = $1 GROUP BY error) g
-         ORDER BY n DESC LIMIT 1000",
+        "SELECT class, sum(n)::int8 FROM failure_counts WHERE kind = 'scene' GROUP BY 1 HAVING sum(n) > 0
+         ORDER BY 2 DESC LIMIT 100",
     )
-    .bind(SceneState::Failed)
     .fetch_all(pool)
     .await?;
-    for (reason, n) in reasons {
-        let gauge = failures.get_or_create(&labels(&[("reason", &reason_class(&reason))]));
-        gauge.set(gauge.get() + n as f64);
+    for (class, n) in reasons {
+        failures.get_or_create(&labels(&[("reason", &class)])).set(n as f64);
     }
     registry.register("failed_scenes", "Failed scenes per reason class", failures);
 

@@ -22,6 +22,7 @@ mod export;
 mod ingest;
 pub mod manifest;
 mod packing;
+mod progress;
 mod reaper;
 mod reconcile;
 mod retry;
@@ -30,6 +31,7 @@ mod submit;
 
 pub use export::{RecordingEntry, SceneEntry, SceneList, scene_list};
 pub use packing::PackMode;
+pub use progress::{ProgressSnapshot, SubmitProgress};
 pub use reaper::{DEFAULT_REAP_INTERVAL, ReapReport, ReapSettings, reap, reap_with};
 pub use retry::{RetryReport, retry};
 pub use status::{FlaggedScene, MemorySummary, StateCounts, WorkerRow, status};

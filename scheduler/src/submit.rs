@@ -19,6 +19,7 @@
 use crate::SchedulerError;
 use crate::ingest::{CutRecording, Entry, collect_inputs, content_hash, cut, cut_and_hash};
 use crate::packing::{PackMode, PackedJob, Packer};
+use crate::progress::SubmitProgress;
 use futures_util::{Stream, StreamExt, stream};
 use scenequeue_audio::scenes::{Span, SplitParams};
 use scenequeue_audio::vad::SpeechDetector;
@@ -77,6 +78,8 @@ pub struct SubmitRequest {
     pub options: BatchOptions,
     /// How long each database step waits for Postgres to come back before the submission stops.
     pub patience: Patience,
+    /// Counters the submission keeps up to date as it goes (a progress bar reads them).
+    pub progress: SubmitProgress,
 }
 
 impl Default for SubmitRequest {
@@ -97,6 +100,7 @@ impl Default for SubmitRequest {
             resume: None,
             options: BatchOptions::default(),
             patience: Patience::default(),
+            progress: SubmitProgress::default(),
         }
     }
 }
@@ -441,6 +445,7 @@ async fn submit_through(
             steps.run("opening the batch", || batches::stored_paths(pool, batch)).await?.into_iter().collect();
         entries.retain(|e| !stored.contains(e.path().to_string_lossy().as_ref()));
     }
+    req.progress.set_total(entries.len());
     let stop = stop.child_token();
     let heartbeat = tokio::spawn(ingest_heartbeat(pool.clone(), batch, owner, stop.clone()));
     let lookup = Lookup { pool: pool.clone(), model: req.model.clone(), skip_duplicates: req.skip_duplicates, steps };
@@ -543,7 +548,9 @@ async fn store(
         {
             item.outcome = Err(Rejected::Duplicate(batch));
         }
-        report.media.push(writer.add(item));
+        let media = writer.add(item);
+        req.progress.record(&media);
+        report.media.push(media);
         if writer.pending_scenes >= CHUNK_SCENES || writer.media.len() >= CHUNK_MEDIA {
             let (scenes, jobs) = writer.flush(pool, &steps).await?;
             report.scenes += scenes;

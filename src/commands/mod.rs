@@ -7,6 +7,7 @@ mod scheduler;
 mod serve;
 mod status;
 mod submit;
+mod terminal;
 mod watch;
 mod worker;
 

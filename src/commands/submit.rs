@@ -1,5 +1,6 @@
 //! `scenequeue submit`
 
+use super::terminal::{bar, plural, redraw};
 use crate::args::{DetectorKind, SplitArgs, SubmitArgs};
 use anyhow::Context;
 use scenequeue_audio::scenes::SplitParams;
@@ -7,9 +8,13 @@ use scenequeue_core::config::Services;
 use scenequeue_core::db;
 use scenequeue_scheduler::PackMode;
 use scenequeue_scheduler::{Detector, MediaOutcome, SubmitReport, SubmitRequest, submit_until, submit_without_broker};
+use scenequeue_scheduler::{ProgressSnapshot, SubmitProgress};
 use scenequeue_worker::SileroVad;
 use scenequeue_worker::{Device, Runtime};
+use std::io::IsTerminal;
 use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
 
 /// The submission from its flags; `--detector silero` loads the Silero model now, so a missing model is an error
 /// before anything is written.
@@ -66,6 +71,7 @@ pub async fn submit_and_report(services: &Services, req: &SubmitRequest) -> anyh
     let pool = db::connect(&services.database_url, 4).await?;
     let broker = super::open_publisher(services).await;
     let stop = super::shutdown_on_signal();
+    let bar = ProgressBar::start(&req.progress);
     let report = match &broker {
         Ok((_, publisher)) => submit_until(&pool, publisher, req, &stop).await,
         Err(e) => {
@@ -75,15 +81,16 @@ pub async fn submit_and_report(services: &Services, req: &SubmitRequest) -> anyh
             );
             submit_without_broker(&pool, req, &stop).await
         }
-    }
-    .context("submission failed")?;
+    };
+    bar.finish().await;
+    let report = report.context("submission failed")?;
     if report.resumed {
         eprintln!("resuming interrupted batch {}", report.batch);
     }
     for m in &report.media {
         match &m.outcome {
             MediaOutcome::Split { scenes, duration_s, warning } => {
-                let scenes = if *scenes == 1 { "1 scene".to_string() } else { format!("{scenes} scenes") };
+                let scenes = plural(*scenes as i64, "scene", "scenes");
                 eprintln!("  ok         {} ({duration_s:.1} s, {scenes})", m.path.display());
                 if let Some(warning) = warning {
                     eprintln!("  warning    {}: {warning}", m.path.display());
@@ -96,11 +103,11 @@ pub async fn submit_and_report(services: &Services, req: &SubmitRequest) -> anyh
         }
     }
     eprintln!(
-        "batch {}: {} recordings, {} scenes in {} jobs ({} published)",
+        "batch {}: {}, {} in {} ({} published)",
         report.batch,
-        report.media.len(),
-        report.scenes,
-        report.jobs,
+        plural(report.media.len() as i64, "recording", "recordings"),
+        plural(report.scenes as i64, "scene", "scenes"),
+        plural(report.jobs as i64, "job", "jobs"),
         report.published
     );
     if let Ok((connection, _)) = &broker {
@@ -115,6 +122,61 @@ pub async fn submit_and_report(services: &Services, req: &SubmitRequest) -> anyh
         );
     }
     Ok(report)
+}
+
+/// Time between two redraws of the submission's progress bar.
+const REDRAW: Duration = Duration::from_millis(250);
+
+/// One line: a bar of recordings examined, audio stored, scenes cut, recordings refused.
+fn progress_line(p: &ProgressSnapshot) -> String {
+    if p.total == 0 {
+        return "finding recordings…".into();
+    }
+    format!(
+        "{} {} of {}  {:.2} audio h  {}  {} refused",
+        bar(p.examined as f64 / p.total as f64),
+        p.examined,
+        plural(p.total as i64, "recording", "recordings"),
+        p.audio_s / 3600.0,
+        plural(p.scenes as i64, "scene", "scenes"),
+        p.refused
+    )
+}
+
+/// The submission's progress drawn on stderr while it runs, when stderr is a terminal (never into a log or a
+/// pipe).
+struct ProgressBar {
+    stop: CancellationToken,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl ProgressBar {
+    fn start(progress: &SubmitProgress) -> Self {
+        let stop = CancellationToken::new();
+        if !std::io::stderr().is_terminal() {
+            return Self { stop, task: None };
+        }
+        let (progress, stopped) = (progress.clone(), stop.clone());
+        let task = tokio::spawn(async move {
+            loop {
+                let _ = redraw(&mut std::io::stderr(), Some(&progress_line(&progress.snapshot())));
+                tokio::select! {
+                    _ = stopped.cancelled() => break,
+                    _ = tokio::time::sleep(REDRAW) => {}
+                }
+            }
+            let _ = redraw(&mut std::io::stderr(), None);
+        });
+        Self { stop, task: Some(task) }
+    }
+
+    /// Stops drawing and clears the line, before anything else is printed.
+    async fn finish(self) {
+        self.stop.cancel();
+        if let Some(task) = self.task {
+            let _ = task.await;
+        }
+    }
 }
 
 pub async fn run(services: &Services, args: &SubmitArgs) -> anyhow::Result<()> {

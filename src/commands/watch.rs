@@ -1,42 +1,24 @@
 //! `scenequeue status --json`, `scenequeue status --watch` and `scenequeue workers [--json]`: the operator's view
 //! (the same kept counts and figures as the dashboard) for people and scripts.
 
+use super::terminal::{bar, duration, plural, redraw};
 use scenequeue_api::resources::{overview, workers};
 use scenequeue_core::config::Services;
 use scenequeue_core::db;
 use scenequeue_core::ids::BatchId;
-use std::io::Write;
 use std::time::Duration;
 
 /// Time between two refreshes of `status --watch`.
 const REFRESH: Duration = Duration::from_secs(2);
-/// Width of the progress bar, characters.
-const BAR: usize = 30;
-
-/// "1 scene", "2 scenes".
-fn plural(n: i64, one: &str, many: &str) -> String {
-    if n == 1 { format!("1 {one}") } else { format!("{n} {many}") }
-}
-
-fn duration(s: f64) -> String {
-    let s = s.max(0.0) as u64;
-    match s {
-        0..60 => format!("{s} s"),
-        60..3600 => format!("{} min {} s", s / 60, s % 60),
-        _ => format!("{} h {} min", s / 3600, s % 3600 / 60),
-    }
-}
 
 /// One line: a bar, audio hours done of all, throughput, ETA, and scenes per state.
 fn line(o: &overview::Overview) -> String {
-    let filled = ((o.progress * BAR as f64).round() as usize).min(BAR);
     let scenes: Vec<String> =
         o.counts.scenes.iter().filter(|t| t.count > 0).map(|t| format!("{} {}", t.count, t.state)).collect();
     let total = o.counts.scenes_total().count;
     format!(
-        "[{}{}] {:5.1}%  {:.2} of {:.2} audio h  {:.2} h/h  ETA {}  {}: {}",
-        "#".repeat(filled),
-        "-".repeat(BAR - filled),
+        "{} {:5.1}%  {:.2} of {:.2} audio h  {:.2} h/h  ETA {}  {}: {}",
+        bar(o.progress),
         o.progress * 100.0,
         o.audio_h_done,
         o.audio_h_total,
@@ -56,9 +38,7 @@ pub async fn run(services: &Services, batch: Option<BatchId>, json: bool, watch:
     let shutdown = super::shutdown_on_signal();
     loop {
         let o = overview::read(&pool, batch).await?;
-        // Redraw the line in place.
-        print!("\r\x1b[2K{}", line(&o));
-        std::io::stdout().flush()?;
+        redraw(&mut std::io::stdout(), Some(&line(&o)))?;
         tokio::select! {
             _ = shutdown.cancelled() => break,
             _ = tokio::time::sleep(REFRESH) => {}

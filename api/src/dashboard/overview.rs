@@ -79,7 +79,8 @@ pub async fn page(State(state): State<AppState>) -> ApiResult<Html<String>> {
     let o = overview::read(pool, None).await?;
     let mut body = figures(&o);
 
-    let batches = batches::list_page(pool, BatchQuery { limit: Some(50), ..Default::default() }).await?;
+    let batches =
+        batches::list_page(pool, BatchQuery { limit: Some(batches::FRONT_PAGE), ..Default::default() }).await?;
     body.push_str(r#"<section><h2>Batches</h2><table class="list"><thead><tr><th>batch</th><th>state</th><th>model</th><th>priority</th><th>progress</th><th>audio</th><th>actions</th></tr></thead><tbody>"#);
     if batches.items.is_empty() {
         body.push_str(r#"<tr><td colspan="7" class="muted">no batch submitted yet</td></tr>"#);
@@ -90,7 +91,7 @@ pub async fn page(State(state): State<AppState>) -> ApiResult<Html<String>> {
         let pause = if b.paused { "resume" } else { "pause" };
         let _ = write!(
             body,
-            r#"<tr data-batch="{id}"><td><a href="/batches/{id}">{short}</a></td><td>{state}{paused}</td><td>{model}</td><td>{prio}</td><td>{bar}<span class="muted">{scenes}, {failed} failed</span></td><td>{done} / {total}</td>
+            r#"<tr data-batch="{id}"><td><a href="/batches/{id}">{short}</a></td><td data-field="batch-{id}-state">{state}{paused}</td><td>{model}</td><td>{prio}</td><td>{bar}<span class="muted"><span data-field="batch-{id}-scenes">{scenes}</span>, <span data-field="batch-{id}-failed">{failed}</span> failed</span></td><td><span data-field="batch-{id}-done">{done}</span> / {total}</td>
 <td class="actions"><button data-action="/api/v1/batches/{id}/{pause}">{pause}</button><button data-action="/api/v1/batches/{id}/retry">retry failed</button><button data-action="/api/v1/batches/{id}/cancel" data-confirm="Cancel this batch?">cancel</button></td></tr>"#,
             id = b.id,
             short = &b.id.to_string()[..8],
@@ -108,7 +109,7 @@ pub async fn page(State(state): State<AppState>) -> ApiResult<Html<String>> {
     body.push_str("</tbody></table></section>");
 
     let failures = errors::read(pool, None).await?;
-    body.push_str(r#"<section><h2>Failures by reason</h2><table class="list"><thead><tr><th>what</th><th>reason</th><th>count</th><th>recordings</th></tr></thead><tbody>"#);
+    body.push_str(r#"<section><h2>Failures by reason</h2><table class="list"><thead><tr><th>what</th><th>reason (an example below)</th><th>count</th><th>recordings</th></tr></thead><tbody>"#);
     if failures.is_empty() {
         body.push_str(r#"<tr><td colspan="4" class="muted">no failures</td></tr>"#);
     }
@@ -116,9 +117,10 @@ pub async fn page(State(state): State<AppState>) -> ApiResult<Html<String>> {
         let paths: Vec<String> = f.recordings.iter().map(|p| esc(p)).collect();
         let _ = write!(
             body,
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td class=\"paths\">{}</td></tr>",
+            "<tr><td>{}</td><td>{}<br><span class=\"muted\">{}</span></td><td>{}</td><td class=\"paths\">{}</td></tr>",
             esc(&f.kind),
-            esc(&f.reason),
+            esc(&f.class),
+            esc(&f.example),
             f.count,
             paths.join("<br>")
         );

@@ -61,6 +61,9 @@ pub struct BatchQuery {
     pub limit: Option<i64>,
 }
 
+/// Batches on the dashboard's front page, and in its live updates.
+pub const FRONT_PAGE: i64 = 50;
+
 const COLUMNS: &str = "id, state, model, priority, paused, created_at, finished_at";
 
 async fn with_progress(pool: &PgPool, mut batches: Vec<Batch>) -> Result<Vec<Batch>, sqlx::Error> {

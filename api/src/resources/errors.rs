@@ -1,5 +1,5 @@
-//! `GET /api/v1/errors?batch=`: failed scenes and dead jobs grouped by reason, most frequent first, each with a
-//! few of the recordings affected.
+//! `GET /api/v1/errors?batch=`: failed scenes, dead jobs and unreadable recordings grouped by reason class, most
+//! frequent first, each with an example reason and a few of the recordings affected.
 
 use crate::AppState;
 use crate::error::ApiResult;
@@ -11,84 +11,81 @@ use scenequeue_core::states::{JobState, MediaState, SceneState};
 use serde::Serialize;
 use sqlx::PgPool;
 
-/// One reason and what failed for it.
+/// One class of reasons and what failed for it.
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 pub struct ErrorGroup {
     /// What failed: `scene`, `job` or `recording`.
     pub kind: String,
-    /// The reason, as stored.
-    pub reason: String,
-    /// How many failed for it.
+    /// The reason's class: its words before the first ':' or '(' without figures (the database function
+    /// `reason_class`), so reasons that differ only in a path or an id are one group.
+    pub class: String,
+    /// How many failed for it (kept as failures happen, never counted per request).
     pub count: i64,
+    /// One reason of the class as stored, paths and figures included.
+    pub example: String,
     /// Up to [`PATHS_SHOWN`] recordings affected.
     pub recordings: Vec<String>,
 }
 
-/// Reasons listed, and recordings listed per reason.
+/// Classes listed, and recordings listed per class.
 pub const GROUPS_SHOWN: i64 = 50;
-/// Recordings listed per reason.
-pub const PATHS_SHOWN: i64 = 5;
+/// Recordings listed per class.
+pub const PATHS_SHOWN: usize = 5;
 
-/// Rows read per reason to find the recordings it hit.
+/// Failed rows read per class to find the recordings it hit.
 const PATH_ROWS: i64 = 200;
 
-/// Failures of `batch` (or of every batch) grouped by reason: counts first (from the failed rows' indexes), then
-/// a few recordings for each of the reasons shown.
+/// Failures of `batch` (or of every batch) grouped by reason class, most frequent first: counts from the kept
+/// `failure_counts`, then, through the failed rows' class indexes, one example reason and a few recordings for
+/// each class shown.
 pub async fn read(pool: &PgPool, batch: Option<BatchId>) -> Result<Vec<ErrorGroup>, sqlx::Error> {
     let mut groups: Vec<ErrorGroup> = sqlx::query_as(
-        "SELECT * FROM (
-            -- Grouped by the raw column, so the partial index on failed scenes' reasons gives them in order.
-            SELECT 'scene' AS kind, coalesce(error, '') AS reason, n AS count, '{}'::text[] AS recordings
-            FROM (SELECT error, count(*) AS n FROM scenes WHERE state = $2 AND ($1::uuid IS NULL OR batch_id = $1)
-                  GROUP BY error) s
-            UNION ALL
-            SELECT 'job', coalesce(error, ''), count(*), '{}'
-            FROM jobs WHERE state = $3 AND ($1::uuid IS NULL OR batch_id = $1) GROUP BY 2
-            UNION ALL
-            SELECT 'recording', coalesce(error, ''), count(*), '{}'
-            FROM media WHERE state = $4 AND ($1::uuid IS NULL OR batch_id = $1) GROUP BY 2
-         ) g ORDER BY count DESC, kind, reason LIMIT $5",
+        "SELECT kind, class, sum(n)::int8 AS count, '' AS example, '{}'::text[] AS recordings FROM failure_counts
+         WHERE $1::uuid IS NULL OR batch_id = $1
+         GROUP BY 1, 2 HAVING sum(n) > 0 ORDER BY count DESC, kind, class LIMIT $2",
     )
     .bind(batch)
-    .bind(SceneState::Failed)
-    .bind(JobState::Dead)
-    .bind(MediaState::Failed)
     .bind(GROUPS_SHOWN)
     .fetch_all(pool)
     .await?;
     for g in &mut groups {
         let sql = match g.kind.as_str() {
             "scene" => {
-                "SELECT m.path FROM scenes s JOIN media m ON m.id = s.media_id
-                 WHERE s.state = $2 AND coalesce(s.error, '') = $3 AND ($1::uuid IS NULL OR s.batch_id = $1) LIMIT $4"
+                "SELECT m.path, coalesce(s.error, '') FROM scenes s JOIN media m ON m.id = s.media_id
+                 WHERE s.state = $2 AND reason_class(s.error) = $3 AND ($1::uuid IS NULL OR s.batch_id = $1) LIMIT $4"
             }
             "job" => {
-                "SELECT m.path FROM jobs j JOIN LATERAL (SELECT media_id FROM scenes WHERE job_id = j.id LIMIT 1) s ON true
+                "SELECT m.path, coalesce(j.error, '') FROM jobs j
+                 JOIN LATERAL (SELECT media_id FROM scenes WHERE job_id = j.id LIMIT 1) s ON true
                  JOIN media m ON m.id = s.media_id
-                 WHERE j.state = $5 AND coalesce(j.error, '') = $3 AND ($1::uuid IS NULL OR j.batch_id = $1) LIMIT $4"
+                 WHERE j.state = $5 AND reason_class(j.error) = $3 AND ($1::uuid IS NULL OR j.batch_id = $1) LIMIT $4"
             }
             _ => {
-                "SELECT path FROM media WHERE state = $6 AND coalesce(error, '') = $3
-                 AND ($1::uuid IS NULL OR batch_id = $1) ORDER BY path LIMIT $4"
+                "SELECT path, coalesce(error, '') FROM media WHERE state = $6 AND reason_class(error) = $3
+                 AND ($1::uuid IS NULL OR batch_id = $1) LIMIT $4"
             }
         };
-        let paths: Vec<String> = sqlx::query_scalar(sql)
+        let rows: Vec<(String, String)> = sqlx::query_as(sql)
             .bind(batch)
             .bind(SceneState::Failed)
-            .bind(&g.reason)
+            .bind(&g.class)
             .bind(PATH_ROWS)
             .bind(JobState::Dead)
             .bind(MediaState::Failed)
             .fetch_all(pool)
             .await?;
-        for p in paths {
-            if g.recordings.len() as i64 >= PATHS_SHOWN {
+        for (path, reason) in rows {
+            if g.example.is_empty() {
+                g.example = reason;
+            }
+            if g.recordings.len() >= PATHS_SHOWN {
                 break;
             }
-            if !g.recordings.contains(&p) {
-                g.recordings.push(p);
+            if !g.recordings.contains(&path) {
+                g.recordings.push(path);
             }
         }
+        g.recordings.sort();
     }
     Ok(groups)
 }
