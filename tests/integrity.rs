@@ -85,11 +85,17 @@ async fn a_tree_of_bad_entries_never_stops_the_batch_and_every_file_is_accounted
     std::os::unix::fs::symlink(&tree, tree.join("sub/loop")).unwrap();
 
     let (connection, publisher) = env.publisher().await;
-    let report = submit(&env.pool, &publisher, &submit_request(&env, vec![tree.clone()], 60.0)).await.expect("submit");
+    let request = submit_request(&env, vec![tree.clone()], 60.0);
+    let report = submit(&env.pool, &publisher, &request).await.expect("submit");
     connection.close(200, "ok").await.ok();
     let split = report.media.iter().filter(|m| matches!(m.outcome, MediaOutcome::Split { .. })).count();
     assert_eq!(split, 3, "{:?}", report.media);
     assert!(!report.interrupted);
+    // The counters a progress bar reads agree with the report.
+    let progress = request.progress.snapshot();
+    assert_eq!((progress.total, progress.examined, progress.refused), (10, 10, 7), "{progress:?}");
+    assert_eq!(progress.scenes, report.scenes as u64);
+    assert!((progress.audio_s - (7.0 + 6.0 + 6.0)).abs() < 0.1, "{progress:?}");
 
     let rows = media(&env, report.batch).await;
     assert_eq!(rows.len(), 10, "every entry has a row, the loop adds none: {rows:?}");
