@@ -233,6 +233,59 @@ async fn actions_need_the_token_and_take_effect() {
     env.cleanup().await;
 }
 
+/// Two servers, each with its own pool and listener: an action through one reaches a browser of the other
+/// through LISTEN/NOTIFY, as a `changed` event naming the batch followed by a snapshot that shows the change.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_through_one_server_reaches_the_live_view_of_another() {
+    let env = TestEnv::new().await;
+    let batch = queued_batch(&env).await;
+    let serve_own_pool = |token: Option<&'static str>| {
+        let url = env.services.database_url.clone();
+        async move {
+            let pool = scenequeue_core::db::connect(&url, 4).await.unwrap();
+            let config = ApiConfig::new("127.0.0.1:0".parse().unwrap(), token, None).unwrap();
+            let stop = CancellationToken::new();
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            tokio::spawn(scenequeue_api::serve(pool, config, stop.clone(), Some(tx)));
+            Server { addr: rx.await.expect("the server binds"), stop }
+        }
+    };
+    let (one, other) = (serve_own_pool(Some(TOKEN)).await, serve_own_pool(None).await);
+
+    let mut live = http::EventStream::open(other.addr, "/api/v1/events").await;
+    let (first, _) = live.next().await;
+    assert_eq!(first, "overview");
+    let (second, batches) = live.next().await;
+    assert_eq!(second, "batches");
+    let shown: serde_json::Value = serde_json::from_str(&batches).unwrap();
+    assert_eq!(shown[0]["id"], batch.to_string());
+    assert_eq!(shown[0]["paused"], false);
+
+    let pause = http::post(one.addr, &format!("/api/v1/batches/{batch}/pause"), Some(TOKEN), None).await;
+    assert_eq!(pause.status, 200, "{}", pause.body);
+    let wait = async {
+        loop {
+            let (event, data) = live.next().await;
+            if event == "changed" {
+                let named: Vec<String> = serde_json::from_str(&data).unwrap();
+                if named.contains(&batch.to_string()) {
+                    break;
+                }
+            }
+        }
+        loop {
+            let (event, data) = live.next().await;
+            if event == "batches" {
+                return serde_json::from_str::<serde_json::Value>(&data).unwrap();
+            }
+        }
+    };
+    let after = tokio::time::timeout(std::time::Duration::from_secs(60), wait).await.expect("the change arrives");
+    assert_eq!(after[0]["paused"], true, "{after}");
+    drop((one, other));
+    env.cleanup().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_parse_as_prometheus_text_with_zeros_for_empty_states() {
     let env = TestEnv::new().await;

@@ -1,33 +1,23 @@
 //! The kept counts per state and an operator's controls (pause, resume, cancel, priority, drain), through the
-//! real pipeline on the real Postgres and RabbitMQ.
+//! real pipeline on the real Postgres and RabbitMQ; the drain also on a real worker process.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 
-use common::{TestEnv, speech_like, submit_request, write_wav};
+use common::{TestEnv, small_batch, speech_like, submit_request, write_wav};
 use scenequeue_core::ids::{BatchId, WorkerId};
 use scenequeue_core::states::{BatchState, JobState, SceneState, WorkerState};
 use scenequeue_core::workers::{self, WorkerInfo};
 use scenequeue_core::{controls, counts, db, dispatch};
 use scenequeue_scheduler::submit;
+use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
 async fn drain(env: &TestEnv) {
     scenequeue_worker::run(env.worker_config(), env.services.clone(), CancellationToken::new().into())
         .await
         .expect("worker runs until the queue is empty");
-}
-
-/// One 9 s recording in jobs of 4 s: a few jobs of one scene each.
-async fn small_batch(env: &TestEnv) -> BatchId {
-    let input = env.dir.join("in");
-    std::fs::create_dir_all(&input).unwrap();
-    write_wav(&input.join("talk.wav"), &speech_like(48_000, 9.0, 7), 48_000, 1);
-    let (connection, publisher) = env.publisher().await;
-    let report = submit(&env.pool, &publisher, &submit_request(env, vec![input], 4.0)).await.expect("submit");
-    connection.close(200, "ok").await.ok();
-    report.batch
 }
 
 /// The kept counts of `batch` equal counts taken from the tables themselves, state by state, before and after
@@ -165,5 +155,91 @@ async fn priority_and_drain_are_recorded_and_unknown_ids_refused() {
     assert!(controls::drain_worker(&env.pool, worker).await.unwrap());
     assert!(workers::beat(&env.pool, worker, WorkerState::Idle, None, None).await.unwrap(), "the beat sees the drain");
     assert!(!controls::drain_worker(&env.pool, WorkerId::new()).await.unwrap());
+    env.cleanup().await;
+}
+
+/// Polls `probe` until it answers, failing with `what` after a minute.
+async fn until<T, F: std::future::Future<Output = Option<T>>>(what: &str, mut probe: impl FnMut() -> F) -> T {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Some(v) = probe().await {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting until {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_drained_worker_process_finishes_its_job_takes_no_other_and_exits() {
+    let env = TestEnv::new().await;
+    // Eight recordings of 10 s, a job each.
+    let input = env.dir.join("in");
+    std::fs::create_dir_all(&input).unwrap();
+    for i in 0..8 {
+        write_wav(&input.join(format!("talk-{i}.wav")), &speech_like(48_000, 10.0, 20 + i), 48_000, 1);
+    }
+    let (connection, publisher) = env.publisher().await;
+    let report = submit(&env.pool, &publisher, &submit_request(&env, vec![input], 10.0)).await.unwrap();
+    connection.close(200, "ok").await.ok();
+    let batch = report.batch;
+    assert_eq!(report.jobs, 8);
+
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_scenequeue"))
+        .args(["worker", "--model", "nsnet2-48k", "--threads", "1", "--lease-s", "3"])
+        .env("SCENEQUEUE_DATABASE_URL", &env.services.database_url)
+        .env("SCENEQUEUE_AMQP_URL", &env.services.amqp_url)
+        .env("SCENEQUEUE_QUEUE", &env.services.queue)
+        .env("SCENEQUEUE_ORT_LIBRARY", common::ort_library())
+        .env("SCENEQUEUE_MODEL_DIR", common::model_dir())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+
+    // Once it is running a job, an operator drains it.
+    let (worker, job): (uuid::Uuid, uuid::Uuid) = until("the worker runs a job", || async {
+        sqlx::query_as(
+            "SELECT w.id, w.current_job FROM workers w JOIN jobs j ON j.id = w.current_job
+             WHERE j.batch_id = $1 AND w.state = 'busy'",
+        )
+        .bind(batch)
+        .fetch_optional(&env.pool)
+        .await
+        .unwrap()
+    })
+    .await;
+    assert!(controls::drain_worker(&env.pool, WorkerId(worker)).await.unwrap());
+
+    // It stops by itself, successfully, with the job it held done and the rest left for others.
+    let status = until("the drained worker exits", || {
+        let status = child.try_wait().unwrap();
+        async move { status }
+    })
+    .await;
+    assert!(status.success(), "{status:?}");
+    let state: JobState =
+        sqlx::query_scalar("SELECT state FROM jobs WHERE id = $1").bind(job).fetch_one(&env.pool).await.unwrap();
+    assert_eq!(state, JobState::Succeeded, "the job it held when drained");
+    let (worker_state, current): (WorkerState, Option<uuid::Uuid>) =
+        sqlx::query_as("SELECT state, current_job FROM workers WHERE id = $1")
+            .bind(worker)
+            .fetch_one(&env.pool)
+            .await
+            .unwrap();
+    assert_eq!((worker_state, current), (WorkerState::Stopped, None));
+    let by_it = env.count("SELECT count(*) FROM jobs WHERE batch_id = $1 AND finished_by IS NOT NULL", batch).await;
+    let leased = env.count("SELECT count(*) FROM jobs WHERE batch_id = $1 AND lease_owner IS NOT NULL", batch).await;
+    assert!(by_it < 8, "a drained worker took every job ({by_it})");
+    assert_eq!(leased, 0, "a drained worker leaves no lease behind");
+
+    // Another worker finishes the batch: every scene once.
+    drain(&env).await;
+    assert_eq!(db::batch_state(&env.pool, batch).await.unwrap(), Some(BatchState::Finished));
+    assert_eq!(env.count("SELECT count(*) FROM jobs WHERE batch_id = $1 AND state = 'succeeded'", batch).await, 8);
+    let results = env
+        .count("SELECT count(*) FROM results r JOIN scenes s ON s.id = r.scene_id WHERE s.batch_id = $1", batch)
+        .await;
+    assert_eq!(results, env.count("SELECT count(*) FROM scenes WHERE batch_id = $1", batch).await);
     env.cleanup().await;
 }

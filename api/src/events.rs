@@ -2,7 +2,8 @@
 //! operator control notifies it, in the committing transaction), fanned out to the browsers over server-sent
 //! events. A browser gets a full snapshot when it connects (and so on every reconnect, since notices sent while
 //! it or the listener was away are lost), then a fresh one after each change, at most one per second, and one
-//! every few seconds anyway so progress inside a running job shows. The farm's stream (no `batch`) follows each
+//! every few seconds anyway so progress inside a running job shows; one sent because of notices is preceded by a
+//! `changed` event naming their batches, whichever server's client caused them. The farm's stream (no `batch`) follows each
 //! snapshot with a `batches` event: the progress of the batches on the front page.
 
 use crate::AppState;
@@ -32,13 +33,19 @@ pub struct Events {
 }
 
 impl Events {
-    /// Starts listening on `pool`'s database; reconnects (with a pause) while the pool is open.
-    pub fn start(pool: PgPool) -> Self {
+    /// Starts listening on `pool`'s database, returning once the listener listens (or its first try failed);
+    /// reconnects (with a pause) while the pool is open.
+    pub async fn start(pool: PgPool) -> Self {
         let (sender, _) = broadcast::channel(NOTICES_BUFFERED);
         let tx = sender.clone();
+        let mut first = Some(connect(&pool).await);
         tokio::spawn(async move {
             while !pool.is_closed() {
-                if let Err(e) = listen(&pool, &tx).await {
+                let listener = match first.take() {
+                    Some(listener) => listener,
+                    None => connect(&pool).await,
+                };
+                if let Err(e) = forward(listener, &tx).await {
                     tracing::debug!(error = %e, "job-events listener lost; reconnecting");
                 }
                 tokio::time::sleep(MAX_GAP).await;
@@ -52,9 +59,14 @@ impl Events {
     }
 }
 
-async fn listen(pool: &PgPool, tx: &broadcast::Sender<String>) -> Result<(), sqlx::Error> {
+async fn connect(pool: &PgPool) -> Result<PgListener, sqlx::Error> {
     let mut listener = PgListener::connect_with(pool).await?;
     listener.listen(JOB_EVENTS_CHANNEL).await?;
+    Ok(listener)
+}
+
+async fn forward(listener: Result<PgListener, sqlx::Error>, tx: &broadcast::Sender<String>) -> Result<(), sqlx::Error> {
+    let mut listener = listener?;
     // What changed while no listener was connected is covered by the snapshot each browser gets next.
     let _ = tx.send(String::new());
     loop {
@@ -88,27 +100,55 @@ async fn snapshot(pool: &PgPool, filter: BatchFilter) -> Vec<Event> {
     }
 }
 
+/// Waits for the next change notice, then takes those already waiting too: the batches they named, each once
+/// (an empty list when notices were skipped or the listener reconnected, so which changed is not known).
+async fn next_change(notices: &mut broadcast::Receiver<String>) -> Vec<String> {
+    use broadcast::error::{RecvError, TryRecvError};
+    let first = loop {
+        match notices.recv().await {
+            Ok(batch) => break Some(batch),
+            Err(RecvError::Lagged(_)) => break None,
+            Err(RecvError::Closed) => std::future::pending::<()>().await,
+        }
+    };
+    let mut named: Vec<String> = Vec::new();
+    let mut known = true;
+    let mut notice = first;
+    loop {
+        match notice {
+            Some(batch) if !batch.is_empty() => {
+                if !named.contains(&batch) {
+                    named.push(batch);
+                }
+            }
+            _ => known = false,
+        }
+        notice = match notices.try_recv() {
+            Ok(batch) => Some(batch),
+            Err(TryRecvError::Lagged(_)) => None,
+            Err(TryRecvError::Empty | TryRecvError::Closed) => break,
+        };
+    }
+    if known { named } else { Vec::new() }
+}
+
 /// `GET /api/v1/events[?batch=<id>]`: `overview` events (the same body as `GET /api/v1/overview`), and without
-/// `batch` also `batches` events (the items of `GET /api/v1/batches?limit=50`).
+/// `batch` also `batches` events (the items of `GET /api/v1/batches?limit=50`). A snapshot sent because something
+/// changed comes after a `changed` event: a JSON array of the batch ids named by the notices (empty when unknown).
 pub async fn stream(
     State(state): State<AppState>,
     Query(filter): Query<BatchFilter>,
 ) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
     let start = (true, state.events.subscribe(), state.pool.clone());
     let stream = futures_util::stream::unfold(start, move |(first, mut notices, pool)| async move {
+        let mut events = Vec::new();
         if !first {
             tokio::time::sleep(MIN_GAP).await;
-            let change = async {
-                loop {
-                    match notices.recv().await {
-                        Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => return,
-                        Err(broadcast::error::RecvError::Closed) => std::future::pending::<()>().await,
-                    }
-                }
-            };
-            let _ = tokio::time::timeout(MAX_GAP - MIN_GAP, change).await;
+            if let Ok(changed) = tokio::time::timeout(MAX_GAP - MIN_GAP, next_change(&mut notices)).await {
+                events.push(json_event("changed", &changed));
+            }
         }
-        let events = snapshot(&pool, filter).await;
+        events.extend(snapshot(&pool, filter).await);
         Some((futures_util::stream::iter(events.into_iter().map(Ok)), (false, notices, pool)))
     })
     .flatten();

@@ -45,9 +45,10 @@ pub struct AppState {
 }
 
 impl AppState {
-    /// State over `pool`, with actions behind `token` (disabled when `None`).
-    pub fn new(pool: PgPool, token: Option<auth::Token>) -> Self {
-        Self { events: events::Events::start(pool.clone()), pool, token: token.map(Arc::new) }
+    /// State over `pool`, with actions behind `token` (disabled when `None`); returns once the change listener
+    /// listens (or could not connect, and keeps trying).
+    pub async fn new(pool: PgPool, token: Option<auth::Token>) -> Self {
+        Self { events: events::Events::start(pool.clone()).await, pool, token: token.map(Arc::new) }
     }
 }
 
@@ -80,11 +81,14 @@ pub async fn serve(
         .await
         .map_err(|source| ServeError::Bind { addr: config.addr, source })?;
     let addr = listener.local_addr()?;
-    tracing::info!(%addr, actions = config.token.is_some(), "operator view listening");
+    // Listening for changes before the address is announced: a change made once the server is up reaches its
+    // live views.
+    let actions = config.token.is_some();
+    let app = router(AppState::new(pool, config.token).await);
+    tracing::info!(%addr, actions, "operator view listening");
     if let Some(bound) = bound {
         let _ = bound.send(addr);
     }
-    let app = router(AppState::new(pool, config.token));
     axum::serve(listener, app).with_graceful_shutdown(shutdown.cancelled_owned()).await?;
     Ok(())
 }

@@ -87,3 +87,70 @@ pub async fn get(addr: SocketAddr, path: &str) -> Answer {
 pub async fn post(addr: SocketAddr, path: &str, token: Option<&str>, body: Option<&str>) -> Answer {
     request(addr, "POST", path, token, body).await
 }
+
+/// A server-sent event stream read as it comes: the chunked body decoded as bytes arrive, split into events.
+pub struct EventStream {
+    stream: tokio::net::TcpStream,
+    /// Raw bytes not yet decoded.
+    raw: Vec<u8>,
+    /// Decoded body not yet split into events.
+    body: String,
+    headers_done: bool,
+}
+
+impl EventStream {
+    pub async fn open(addr: SocketAddr, path: &str) -> Self {
+        let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect to the server");
+        let head = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nAccept: text/event-stream\r\n\r\n");
+        stream.write_all(head.as_bytes()).await.unwrap();
+        Self { stream, raw: Vec::new(), body: String::new(), headers_done: false }
+    }
+
+    /// Decodes the complete chunks in `raw` into `body`.
+    fn decode(&mut self) {
+        if !self.headers_done {
+            let Some(end) = self.raw.windows(4).position(|w| w == b"\r\n\r\n") else { return };
+            let head = String::from_utf8_lossy(&self.raw[..end]).to_string();
+            assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+            assert!(head.to_lowercase().contains("transfer-encoding: chunked"), "{head}");
+            self.raw.drain(..end + 4);
+            self.headers_done = true;
+        }
+        while let Some(line) = self.raw.windows(2).position(|w| w == b"\r\n") {
+            let size = usize::from_str_radix(String::from_utf8_lossy(&self.raw[..line]).trim(), 16).unwrap();
+            if self.raw.len() < line + 2 + size + 2 {
+                return;
+            }
+            self.body.push_str(&String::from_utf8_lossy(&self.raw[line + 2..line + 2 + size]));
+            self.raw.drain(..line + 2 + size + 2);
+        }
+    }
+
+    /// The next event: its name and its data.
+    pub async fn next(&mut self) -> (String, String) {
+        loop {
+            if let Some(end) = self.body.find("\n\n") {
+                let block: String = self.body.drain(..end + 2).collect();
+                let field = |name: &str| {
+                    block
+                        .lines()
+                        .filter_map(|l| l.strip_prefix(name))
+                        .map(str::trim_start)
+                        .collect::<Vec<_>>()
+                        .join("\n")
+                };
+                let (event, data) = (field("event:"), field("data:"));
+                // Keep-alive comments carry neither.
+                if !event.is_empty() || !data.is_empty() {
+                    return (event, data);
+                }
+                continue;
+            }
+            let mut buf = [0u8; 8192];
+            let n = self.stream.read(&mut buf).await.unwrap();
+            assert!(n > 0, "the event stream ended");
+            self.raw.extend_from_slice(&buf[..n]);
+            self.decode();
+        }
+    }
+}
