@@ -83,15 +83,111 @@ fn labels(pairs: &[(&str, &str)]) -> Labels {
     pairs.iter().map(|(k, v)| ((*k).to_string(), (*v).to_string())).collect()
 }
 
+/// Job, scene and worker rows of one scrape: (model, state, count) and (model, state, count, audio seconds).
+type StateRows<S> = Vec<(String, S, i64)>;
+type SceneRows = Vec<(String, SceneState, i64, f64)>;
+/// Per (device, state): workers and the longest time since a heartbeat.
+type DeviceRows = Vec<(String, WorkerState, i64, f64)>;
+
+/// What one scrape reads, every query of it sent at once (each is small: kept counts, partial indexes, one
+/// index probe per worker).
+struct Readings {
+    models: Vec<String>,
+    jobs: StateRows<JobState>,
+    scenes: SceneRows,
+    job_duration: DbHistogram,
+    queue_wait: DbHistogram,
+    session_create: DbHistogram,
+    ooms: i64,
+    recoveries: Vec<(String, i64)>,
+    reasons: Vec<(String, i64)>,
+    devices: DeviceRows,
+    gpu_after: Vec<(String, f64)>,
+}
+
+async fn read(pool: &PgPool) -> Result<Readings, sqlx::Error> {
+    let (models, jobs, scenes) = tokio::try_join!(
+        sqlx::query_scalar("SELECT DISTINCT model FROM batches ORDER BY 1").fetch_all(pool),
+        sqlx::query_as(
+            "SELECT b.model, c.state, sum(c.jobs)::int8 FROM job_counts c JOIN batches b ON b.id = c.batch_id
+             GROUP BY 1, 2",
+        )
+        .fetch_all(pool),
+        sqlx::query_as(
+            "SELECT b.model, c.state, sum(c.scenes)::int8, sum(c.audio_s)::float8
+             FROM scene_counts c JOIN batches b ON b.id = c.batch_id GROUP BY 1, 2",
+        )
+        .fetch_all(pool),
+    )?;
+    let (job_duration, queue_wait, session_create) = tokio::try_join!(
+        histogram(
+            pool,
+            "extract(epoch FROM finished_at - started_at)::float8",
+            "FROM jobs WHERE finished_at IS NOT NULL AND started_at IS NOT NULL",
+            &DURATION_BUCKETS,
+        ),
+        histogram(
+            pool,
+            "extract(epoch FROM started_at - created_at)::float8",
+            "FROM jobs WHERE started_at IS NOT NULL",
+            &DURATION_BUCKETS,
+        ),
+        histogram(
+            pool,
+            "session_create_ms / 1000.0",
+            "FROM jobs WHERE session_create_ms IS NOT NULL",
+            &SESSION_BUCKETS
+        ),
+    )?;
+    let (ooms, recoveries, reasons, devices, gpu_after) = tokio::try_join!(
+        sqlx::query_scalar("SELECT coalesce(sum(oom_count), 0)::int8 FROM results WHERE oom_count > 0").fetch_one(pool),
+        sqlx::query_as("SELECT recovery::text, count(*) FROM results WHERE recovery <> 'none' GROUP BY 1")
+            .fetch_all(pool),
+        // Kept per reason class as scenes fail (migration `20261127000033_failure_counts.sql`).
+        sqlx::query_as(
+            "SELECT class, sum(n)::int8 FROM failure_counts WHERE kind = 'scene' GROUP BY 1 HAVING sum(n) > 0
+             ORDER BY 2 DESC LIMIT 100",
+        )
+        .fetch_all(pool),
+        sqlx::query_as(
+            "SELECT device, state, count(*), max(extract(epoch FROM now() - last_seen))::float8 FROM workers
+             WHERE last_seen > now() - interval '1 day' GROUP BY 1, 2",
+        )
+        .fetch_all(pool),
+        // Each device's most recent job among its workers' latest, one index probe per worker.
+        sqlx::query_as(
+            "SELECT DISTINCT ON (w.device) w.device, j.gpu_after_mb::float8 * 1048576
+             FROM workers w CROSS JOIN LATERAL (
+                SELECT gpu_after_mb, finished_at FROM jobs WHERE finished_by = w.id AND gpu_after_mb IS NOT NULL
+                  AND finished_at > now() - interval '1 day' ORDER BY finished_at DESC LIMIT 1) j
+             WHERE w.last_seen > now() - interval '1 day'
+             ORDER BY w.device, j.finished_at DESC",
+        )
+        .fetch_all(pool),
+    )?;
+    Ok(Readings {
+        models,
+        jobs,
+        scenes,
+        job_duration,
+        queue_wait,
+        session_create,
+        ooms,
+        recoveries,
+        reasons,
+        devices,
+        gpu_after,
+    })
+}
+
 /// Reads the farm's figures and encodes them in the Prometheus text format.
 pub async fn render(pool: &PgPool) -> Result<String, sqlx::Error> {
+    let r = read(pool).await?;
     let mut registry = Registry::with_prefix("scenequeue");
 
-    let models: Vec<String> =
-        sqlx::query_scalar("SELECT DISTINCT model FROM batches ORDER BY 1").fetch_all(pool).await?;
     let jobs = Family::<Labels, F64Gauge>::default();
     let scenes = Family::<Labels, F64Gauge>::default();
-    for model in &models {
+    for model in &r.models {
         for s in JobState::ALL {
             jobs.get_or_create(&labels(&[("model", model), ("state", s.as_str())])).set(0.0);
         }
@@ -99,23 +195,12 @@ pub async fn render(pool: &PgPool) -> Result<String, sqlx::Error> {
             scenes.get_or_create(&labels(&[("model", model), ("state", s.as_str())])).set(0.0);
         }
     }
-    let job_rows: Vec<(String, JobState, i64)> = sqlx::query_as(
-        "SELECT b.model, c.state, sum(c.jobs)::int8 FROM job_counts c JOIN batches b ON b.id = c.batch_id GROUP BY 1, 2",
-    )
-    .fetch_all(pool)
-    .await?;
-    for (model, state, n) in job_rows {
-        jobs.get_or_create(&labels(&[("model", &model), ("state", state.as_str())])).set(n as f64);
+    for (model, state, n) in &r.jobs {
+        jobs.get_or_create(&labels(&[("model", model), ("state", state.as_str())])).set(*n as f64);
     }
-    let scene_rows: Vec<(String, SceneState, i64, f64)> = sqlx::query_as(
-        "SELECT b.model, c.state, sum(c.scenes)::int8, sum(c.audio_s)::float8
-         FROM scene_counts c JOIN batches b ON b.id = c.batch_id GROUP BY 1, 2",
-    )
-    .fetch_all(pool)
-    .await?;
     let (mut submitted, mut enhanced, mut backlog) = (0.0, 0.0, 0.0);
-    for (model, state, n, audio_s) in scene_rows {
-        scenes.get_or_create(&labels(&[("model", &model), ("state", state.as_str())])).set(n as f64);
+    for (model, state, n, audio_s) in &r.scenes {
+        scenes.get_or_create(&labels(&[("model", model), ("state", state.as_str())])).set(*n as f64);
         submitted += audio_s;
         match state {
             SceneState::Succeeded => enhanced += audio_s,
@@ -135,86 +220,46 @@ pub async fn render(pool: &PgPool) -> Result<String, sqlx::Error> {
     let backlog_gauge = F64Gauge::default();
     backlog_gauge.set(backlog);
     registry.register_with_unit("backlog_audio", "Audio of scenes not yet ended", Unit::Seconds, backlog_gauge);
-
     registry.register_with_unit(
         "job_duration",
         "Time from a job's first lease to its end",
         Unit::Seconds,
-        histogram(
-            pool,
-            "extract(epoch FROM finished_at - started_at)::float8",
-            "FROM jobs WHERE finished_at IS NOT NULL AND started_at IS NOT NULL",
-            &DURATION_BUCKETS,
-        )
-        .await?,
+        r.job_duration,
     );
     registry.register_with_unit(
         "job_queue_wait",
         "Time from a job's creation to its first lease",
         Unit::Seconds,
-        histogram(
-            pool,
-            "extract(epoch FROM started_at - created_at)::float8",
-            "FROM jobs WHERE started_at IS NOT NULL",
-            &DURATION_BUCKETS,
-        )
-        .await?,
+        r.queue_wait,
     );
     registry.register_with_unit(
         "session_create",
         "Time a job spent creating inference sessions",
         Unit::Seconds,
-        histogram(
-            pool,
-            "session_create_ms / 1000.0",
-            "FROM jobs WHERE session_create_ms IS NOT NULL",
-            &SESSION_BUCKETS,
-        )
-        .await?,
+        r.session_create,
     );
 
-    let (ooms, recoveries): (i64, Vec<(String, i64)>) = (
-        sqlx::query_scalar("SELECT coalesce(sum(oom_count), 0)::int8 FROM results WHERE oom_count > 0")
-            .fetch_one(pool)
-            .await?,
-        sqlx::query_as("SELECT recovery::text, count(*) FROM results WHERE recovery <> 'none' GROUP BY 1")
-            .fetch_all(pool)
-            .await?,
-    );
-    registry.register("oom_errors", "Out-of-memory errors hit while enhancing scenes", DbCounter(ooms as f64));
+    registry.register("oom_errors", "Out-of-memory errors hit while enhancing scenes", DbCounter(r.ooms as f64));
     let recovered = Family::<Labels, F64Gauge>::default();
     for step in ["recreated", "windowed", "cpu"] {
-        let n = recoveries.iter().find(|r| r.0 == step).map_or(0, |r| r.1);
+        let n = r.recoveries.iter().find(|x| x.0 == step).map_or(0, |x| x.1);
         recovered.get_or_create(&labels(&[("step", step)])).set(n as f64);
     }
     registry.register("oom_recovered_scenes", "Scenes whose output needed an out-of-memory recovery step", recovered);
 
     let failures = Family::<Labels, F64Gauge>::default();
-    // Kept per reason class as scenes fail (migration `20261127000033_failure_counts.sql`).
-    let reasons: Vec<(String, i64)> = sqlx::query_as(
-        "SELECT class, sum(n)::int8 FROM failure_counts WHERE kind = 'scene' GROUP BY 1 HAVING sum(n) > 0
-         ORDER BY 2 DESC LIMIT 100",
-    )
-    .fetch_all(pool)
-    .await?;
-    for (class, n) in reasons {
-        failures.get_or_create(&labels(&[("reason", &class)])).set(n as f64);
+    for (class, n) in &r.reasons {
+        failures.get_or_create(&labels(&[("reason", class)])).set(*n as f64);
     }
     registry.register("failed_scenes", "Failed scenes per reason class", failures);
 
     let workers = Family::<Labels, F64Gauge>::default();
     let age = Family::<Labels, F64Gauge>::default();
     let gpu_after = Family::<Labels, F64Gauge>::default();
-    let devices: Vec<(String, WorkerState, i64, f64)> = sqlx::query_as(
-        "SELECT device, state, count(*), max(extract(epoch FROM now() - last_seen))::float8 FROM workers
-         WHERE last_seen > now() - interval '1 day' GROUP BY 1, 2",
-    )
-    .fetch_all(pool)
-    .await?;
     for s in WorkerState::ALL {
         workers.get_or_create(&labels(&[("state", s.as_str())])).set(0.0);
     }
-    for (device, state, n, oldest) in &devices {
+    for (device, state, n, oldest) in &r.devices {
         let g = workers.get_or_create(&labels(&[("state", state.as_str())]));
         g.set(g.get() + *n as f64);
         if !matches!(state, WorkerState::Stopped) {
@@ -222,16 +267,8 @@ pub async fn render(pool: &PgPool) -> Result<String, sqlx::Error> {
             g.set(g.get().max(*oldest));
         }
     }
-    let after: Vec<(String, f64)> = sqlx::query_as(
-        "SELECT DISTINCT ON (w.device) w.device, j.gpu_after_mb::float8 * 1048576
-         FROM jobs j JOIN workers w ON w.id = j.finished_by
-         WHERE j.gpu_after_mb IS NOT NULL AND j.finished_at > now() - interval '1 day'
-         ORDER BY w.device, j.finished_at DESC",
-    )
-    .fetch_all(pool)
-    .await?;
-    for (device, bytes) in after {
-        gpu_after.get_or_create(&labels(&[("device", &device)])).set(bytes);
+    for (device, bytes) in &r.gpu_after {
+        gpu_after.get_or_create(&labels(&[("device", device)])).set(*bytes);
     }
     registry.register("workers", "Workers seen in the last day per state", workers);
     registry.register_with_unit(

@@ -2,13 +2,15 @@
 
 use super::html::{bar, duration, esc, hours, layout, plural};
 use crate::AppState;
-use crate::error::ApiResult;
+use crate::error::{ApiError, ApiResult};
 use crate::resources::batches::{self, BatchQuery};
 use crate::resources::errors;
 use crate::resources::overview::{self, Overview};
 use crate::resources::workers::{self, GpuPoint};
 use axum::extract::State;
 use axum::response::Html;
+use scenequeue_core::ids::WorkerId;
+use scenequeue_core::states::WorkerState;
 use std::fmt::Write;
 
 /// Workers whose GPU memory chart is drawn.
@@ -76,11 +78,17 @@ fn gpu_chart(points: &[GpuPoint]) -> String {
 /// `GET /`
 pub async fn page(State(state): State<AppState>) -> ApiResult<Html<String>> {
     let pool = &state.pool;
-    let o = overview::read(pool, None).await?;
+    // Every part of the page at once, each on its own connection of the pool.
+    let (o, batches, failures, workers) = tokio::try_join!(
+        async { Ok::<_, ApiError>(overview::read(pool, None).await?) },
+        batches::list_page(pool, BatchQuery { limit: Some(batches::FRONT_PAGE), ..Default::default() }),
+        async { Ok(errors::read(pool, None).await?) },
+        async { Ok(workers::read(pool).await?) },
+    )?;
+    let charted: Vec<WorkerId> = workers.iter().take(CHARTS).map(|w| w.id).collect();
+    let series = workers::gpu_series_of(pool, &charted, workers::GPU_POINTS).await?;
     let mut body = figures(&o);
 
-    let batches =
-        batches::list_page(pool, BatchQuery { limit: Some(batches::FRONT_PAGE), ..Default::default() }).await?;
     body.push_str(r#"<section><h2>Batches</h2><table class="list"><thead><tr><th>batch</th><th>state</th><th>model</th><th>priority</th><th>progress</th><th>audio</th><th>actions</th></tr></thead><tbody>"#);
     if batches.items.is_empty() {
         body.push_str(r#"<tr><td colspan="7" class="muted">no batch submitted yet</td></tr>"#);
@@ -108,7 +116,6 @@ pub async fn page(State(state): State<AppState>) -> ApiResult<Html<String>> {
     }
     body.push_str("</tbody></table></section>");
 
-    let failures = errors::read(pool, None).await?;
     body.push_str(r#"<section><h2>Failures by reason</h2><table class="list"><thead><tr><th>what</th><th>reason (an example below)</th><th>count</th><th>recordings</th></tr></thead><tbody>"#);
     if failures.is_empty() {
         body.push_str(r#"<tr><td colspan="4" class="muted">no failures</td></tr>"#);
@@ -127,13 +134,12 @@ pub async fn page(State(state): State<AppState>) -> ApiResult<Html<String>> {
     }
     body.push_str("</tbody></table></section>");
 
-    let workers = workers::read(pool).await?;
     body.push_str(r#"<section><h2>Workers</h2><table class="list"><thead><tr><th>host</th><th>device</th><th>state</th><th>last heartbeat</th><th>current job</th><th>jobs done</th><th>sessions created</th><th>GPU memory after each job</th><th></th></tr></thead><tbody>"#);
     if workers.is_empty() {
         body.push_str(r#"<tr><td colspan="9" class="muted">no worker seen in the last day</td></tr>"#);
     }
     for (i, w) in workers.iter().enumerate() {
-        let chart = if i < CHARTS { gpu_chart(&workers::gpu_series(pool, w.id).await?) } else { String::new() };
+        let chart = series.get(i).map(|(_, points)| gpu_chart(points)).unwrap_or_default();
         // With the per-job policy a worker creates one session per job; other policies keep theirs longer.
         let sessions = if w.session_policy == "per-job" {
             w.jobs_done.to_string()
@@ -154,7 +160,9 @@ pub async fn page(State(state): State<AppState>) -> ApiResult<Html<String>> {
             age = duration(w.heartbeat_age_s),
             job = w.current_job.map(|j| j.to_string()[..8].to_string()).unwrap_or_else(|| "—".into()),
             done = w.jobs_done,
-            drain = if w.drain_requested {
+            drain = if matches!(w.state, WorkerState::Stopped | WorkerState::Lost) {
+                String::new()
+            } else if w.drain_requested {
                 "draining".to_string()
             } else {
                 format!(r#"<button data-action="/api/v1/workers/{}/drain">drain</button>"#, w.id)

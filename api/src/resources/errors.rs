@@ -7,7 +7,6 @@ use crate::resources::overview::BatchFilter;
 use axum::Json;
 use axum::extract::{Query, State};
 use scenequeue_core::ids::BatchId;
-use scenequeue_core::states::{JobState, MediaState, SceneState};
 use serde::Serialize;
 use sqlx::PgPool;
 
@@ -48,32 +47,30 @@ pub async fn read(pool: &PgPool, batch: Option<BatchId>) -> Result<Vec<ErrorGrou
     .bind(GROUPS_SHOWN)
     .fetch_all(pool)
     .await?;
-    for g in &mut groups {
+    // The states are written out, not bound, so the partial indexes on failed rows serve generic plans too.
+    let found = futures_util::future::try_join_all(groups.iter().map(|g| {
         let sql = match g.kind.as_str() {
             "scene" => {
                 "SELECT m.path, coalesce(s.error, '') FROM scenes s JOIN media m ON m.id = s.media_id
-                 WHERE s.state = $2 AND reason_class(s.error) = $3 AND ($1::uuid IS NULL OR s.batch_id = $1) LIMIT $4"
+                 WHERE s.state = 'failed' AND reason_class(s.error) = $2 AND ($1::uuid IS NULL OR s.batch_id = $1)
+                 LIMIT $3"
             }
             "job" => {
                 "SELECT m.path, coalesce(j.error, '') FROM jobs j
                  JOIN LATERAL (SELECT media_id FROM scenes WHERE job_id = j.id LIMIT 1) s ON true
                  JOIN media m ON m.id = s.media_id
-                 WHERE j.state = $5 AND reason_class(j.error) = $3 AND ($1::uuid IS NULL OR j.batch_id = $1) LIMIT $4"
+                 WHERE j.state = 'dead' AND reason_class(j.error) = $2 AND ($1::uuid IS NULL OR j.batch_id = $1)
+                 LIMIT $3"
             }
             _ => {
-                "SELECT path, coalesce(error, '') FROM media WHERE state = $6 AND reason_class(error) = $3
-                 AND ($1::uuid IS NULL OR batch_id = $1) LIMIT $4"
+                "SELECT path, coalesce(error, '') FROM media WHERE state = 'failed' AND reason_class(error) = $2
+                 AND ($1::uuid IS NULL OR batch_id = $1) LIMIT $3"
             }
         };
-        let rows: Vec<(String, String)> = sqlx::query_as(sql)
-            .bind(batch)
-            .bind(SceneState::Failed)
-            .bind(&g.class)
-            .bind(PATH_ROWS)
-            .bind(JobState::Dead)
-            .bind(MediaState::Failed)
-            .fetch_all(pool)
-            .await?;
+        sqlx::query_as::<_, (String, String)>(sql).bind(batch).bind(&g.class).bind(PATH_ROWS).fetch_all(pool)
+    }))
+    .await?;
+    for (g, rows) in groups.iter_mut().zip(found) {
         for (path, reason) in rows {
             if g.example.is_empty() {
                 g.example = reason;

@@ -55,28 +55,29 @@ pub struct BatchFilter {
 
 /// Reads the overview of `batch`, or of the farm.
 pub async fn read(pool: &PgPool, batch: Option<BatchId>) -> Result<Overview, sqlx::Error> {
-    let counts = counts::read(pool, batch).await?;
+    // Jobs that succeeded in the last hour, by the worker that finished them: a few thousand rows of `jobs`
+    // rather than every result of the hour. The three reads go at once.
+    let (counts, by_worker, workers) = tokio::try_join!(
+        counts::read(pool, batch),
+        sqlx::query_as::<_, WorkerThroughput>(
+            "SELECT j.finished_by AS worker_id, w.hostname, sum(j.audio_s)::float8 / 3600 AS h_per_h
+             FROM jobs j LEFT JOIN workers w ON w.id = j.finished_by
+             WHERE j.finished_at > now() - interval '1 hour' AND j.finished_by IS NOT NULL
+               AND ($1::uuid IS NULL OR j.batch_id = $1)
+             GROUP BY j.finished_by, w.hostname ORDER BY h_per_h DESC LIMIT 100",
+        )
+        .bind(batch)
+        .fetch_all(pool),
+        sqlx::query_as::<_, (String, i64)>(
+            "SELECT state::text, count(*) FROM workers WHERE last_seen > now() - interval '1 day'
+             GROUP BY 1 ORDER BY 1",
+        )
+        .fetch_all(pool),
+    )?;
     let total = counts.scenes_total().audio_s;
     let done = counts.scenes_in(SceneState::Succeeded).audio_s + counts.scenes_in(SceneState::Failed).audio_s;
-    // Jobs that succeeded in the last hour, by the worker that finished them: a few thousand rows of `jobs`
-    // rather than every result of the hour.
-    let by_worker: Vec<WorkerThroughput> = sqlx::query_as(
-        "SELECT j.finished_by AS worker_id, w.hostname, sum(j.audio_s)::float8 / 3600 AS h_per_h
-         FROM jobs j LEFT JOIN workers w ON w.id = j.finished_by
-         WHERE j.finished_at > now() - interval '1 hour' AND j.finished_by IS NOT NULL
-           AND ($1::uuid IS NULL OR j.batch_id = $1)
-         GROUP BY j.finished_by, w.hostname ORDER BY h_per_h DESC LIMIT 100",
-    )
-    .bind(batch)
-    .fetch_all(pool)
-    .await?;
     let pace: f64 = by_worker.iter().map(|w| w.h_per_h).sum();
     let left_h = (total - done).max(0.0) / 3600.0;
-    let workers = sqlx::query_as(
-        "SELECT state::text, count(*) FROM workers WHERE last_seen > now() - interval '1 day' GROUP BY 1 ORDER BY 1",
-    )
-    .fetch_all(pool)
-    .await?;
     Ok(Overview {
         batch,
         audio_h_total: total / 3600.0,

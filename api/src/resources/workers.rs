@@ -94,6 +94,38 @@ pub async fn gpu_series(pool: &PgPool, worker: WorkerId) -> Result<Vec<GpuPoint>
     .await
 }
 
+/// The GPU series of several workers in one query (the dashboard's charts), each oldest first; a worker without
+/// jobs has an empty series.
+pub async fn gpu_series_of(
+    pool: &PgPool,
+    workers: &[WorkerId],
+    points: i64,
+) -> Result<Vec<(WorkerId, Vec<GpuPoint>)>, sqlx::Error> {
+    #[derive(sqlx::FromRow)]
+    struct Row {
+        worker: WorkerId,
+        #[sqlx(flatten)]
+        point: GpuPoint,
+    }
+    let rows: Vec<Row> = sqlx::query_as(
+        "SELECT w.id AS worker, j.* FROM unnest($1::uuid[]) AS w(id) CROSS JOIN LATERAL (
+            SELECT id AS job_id, finished_at, gpu_after_mb, gpu_peak_mb FROM jobs
+            WHERE finished_by = w.id ORDER BY finished_at DESC LIMIT $2) j
+         ORDER BY w.id, j.finished_at",
+    )
+    .bind(workers.iter().map(|w| w.0).collect::<Vec<_>>())
+    .bind(points)
+    .fetch_all(pool)
+    .await?;
+    let mut out: Vec<(WorkerId, Vec<GpuPoint>)> = workers.iter().map(|&w| (w, Vec::new())).collect();
+    for row in rows {
+        if let Some((_, series)) = out.iter_mut().find(|(w, _)| *w == row.worker) {
+            series.push(row.point);
+        }
+    }
+    Ok(out)
+}
+
 /// `GET /api/v1/workers/{id}/gpu`
 pub async fn gpu(State(state): State<AppState>, Path(id): Path<WorkerId>) -> ApiResult<Json<Vec<GpuPoint>>> {
     Ok(Json(gpu_series(&state.pool, id).await?))
