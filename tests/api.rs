@@ -319,6 +319,15 @@ async fn metrics_parse_as_prometheus_text_with_zeros_for_empty_states() {
     assert_eq!(value(&parsed, "scenequeue_workers", Some(("state", "busy"))), 0.0);
 
     let batch = finished_batch(&env).await;
+    // One job took exactly a bucket's bound (it counts in that bucket), another 20 s.
+    sqlx::query(
+        "UPDATE jobs SET started_at = finished_at - CASE WHEN id = (SELECT id FROM jobs ORDER BY id LIMIT 1) THEN interval '5 s'
+                                                         ELSE interval '20 s' END
+         WHERE id IN (SELECT id FROM jobs ORDER BY id LIMIT 2)",
+    )
+    .execute(&env.pool)
+    .await
+    .unwrap();
     let body = http::get(server.addr, "/metrics").await.body;
     let scrape = prometheus_parse::Scrape::parse(body.lines().map(|l| Ok(l.to_string()))).unwrap();
     let scenes = env.count("SELECT count(*) FROM scenes WHERE batch_id = $1", batch).await as f64;
@@ -336,6 +345,19 @@ async fn metrics_parse_as_prometheus_text_with_zeros_for_empty_states() {
     match &histogram.value {
         prometheus_parse::Value::Histogram(buckets) => {
             assert_eq!(buckets.last().unwrap().count, jobs, "every job falls in +Inf");
+            assert_eq!(buckets.iter().find(|b| b.less_than == 5.0).unwrap().count, jobs - 1.0);
+            assert_eq!(buckets.iter().find(|b| b.less_than == 1.0).unwrap().count, jobs - 2.0);
+            // Each bucket counts the jobs that took at most its bound, as a direct count says.
+            for b in buckets.iter().filter(|b| b.less_than.is_finite()) {
+                let direct: i64 = sqlx::query_scalar(
+                    "SELECT count(*) FROM jobs WHERE extract(epoch FROM finished_at - started_at)::float8 <= $1",
+                )
+                .bind(b.less_than)
+                .fetch_one(&env.pool)
+                .await
+                .unwrap();
+                assert_eq!(b.count, direct as f64, "bucket le={}", b.less_than);
+            }
         }
         other => panic!("job duration is not a histogram: {other:?}"),
     }
