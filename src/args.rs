@@ -19,6 +19,10 @@ use std::path::PathBuf;
 #[derive(Parser, Debug)]
 #[command(name = "scenequeue", version, about = "Scene-by-scene speech enhancement for large audio backlogs")]
 pub struct Cli {
+    /// A TOML configuration file: keys are the settings' environment variables without `SCENEQUEUE_`, in lower
+    /// case (`database_url = "..."`); flags and environment variables win over it (docs/DEPLOYING.md).
+    #[arg(long, global = true, env = crate::config::CONFIG_ENV)]
+    pub config: Option<PathBuf>,
     #[command(flatten)]
     pub services: ServiceArgs,
     #[command(subcommand)]
@@ -27,11 +31,11 @@ pub struct Cli {
 
 #[derive(Args, Debug, Clone)]
 pub struct ServiceArgs {
-    /// Postgres connection URL.
-    #[arg(long, global = true, env = "SCENEQUEUE_DATABASE_URL", default_value_t = Services::default().database_url)]
+    /// Postgres connection URL (its value is never shown in help or logs).
+    #[arg(long, global = true, env = "SCENEQUEUE_DATABASE_URL", hide_env_values = true, default_value_t = Services::default().database_url)]
     pub database_url: String,
-    /// RabbitMQ connection URL.
-    #[arg(long, global = true, env = "SCENEQUEUE_AMQP_URL", default_value_t = Services::default().amqp_url)]
+    /// RabbitMQ connection URL (its value is never shown in help or logs).
+    #[arg(long, global = true, env = "SCENEQUEUE_AMQP_URL", hide_env_values = true, default_value_t = Services::default().amqp_url)]
     pub amqp_url: String,
     /// Name of the job queue (its dead-letter queue is `<queue>.dead`).
     #[arg(long, global = true, env = "SCENEQUEUE_QUEUE", default_value_t = Services::default().queue)]
@@ -91,6 +95,9 @@ pub enum Command {
     },
     /// Apply database migrations and declare the queues, then exit.
     Migrate,
+    /// Print the effective configuration (flags > environment > configuration file > defaults) as TOML, each
+    /// setting with where its value came from; passwords and tokens are masked.
+    Config,
     /// Generate noisy sample speech, run it through the whole system and show how much cleaner it got.
     Demo(DemoArgs),
     /// Serve one job's scenes for a worker with the `process` session policy (started by the worker itself).
