@@ -83,6 +83,10 @@ impl Isolated {
         let mut child = Command::new(&program)
             .arg("inference-child")
             .env(SPEC_ENV, spec)
+            // The child needs neither service: it never sees their URLs (with passwords) or the API token.
+            .env_remove("SCENEQUEUE_DATABASE_URL")
+            .env_remove("SCENEQUEUE_AMQP_URL")
+            .env_remove("SCENEQUEUE_API_TOKEN")
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
