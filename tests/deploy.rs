@@ -169,3 +169,16 @@ async fn check_roles(env: &TestEnv, owner_url: &str, app_url: &str) {
     assert!(drop.to_string().contains("must be owner"), "{drop}");
     pool.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_urls_with_sslmode_require_connect_over_tls() {
+    let env = TestEnv::new().await;
+    let url = &env.services.database_url;
+    let tls_url = format!("{url}{}sslmode=require", if url.contains('?') { '&' } else { '?' });
+    let pool = scenequeue_core::db::connect(&tls_url, 1).await.expect("a TLS connection (the server must offer TLS)");
+    let ssl: bool =
+        sqlx::query_scalar("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()").fetch_one(&pool).await.unwrap();
+    assert!(ssl, "the connection is encrypted");
+    pool.close().await;
+    env.cleanup().await;
+}
