@@ -3,6 +3,7 @@
 # POSTGRES_USER, POSTGRES_PASSWORD_FILE, PGDATA and the scripts of /docker-entrypoint-initdb.d on first start.
 ARG BASE_IMAGE=debian:bookworm-slim
 FROM ${BASE_IMAGE}
+# hadolint ignore=DL3008
 RUN apt-get update && apt-get install -y --no-install-recommends postgresql-15 \
     && rm -rf /var/lib/apt/lists/* /var/cache/apt/* /usr/share/doc /usr/share/man
 COPY docker/check/postgres-entrypoint.sh /usr/local/bin/docker-entrypoint.sh
