@@ -17,7 +17,7 @@ case "$flavor" in
   gpu) ort=.scenequeue/ort-gpu ;;
   *) die "flavor must be cpu or gpu, not $flavor" ;;
 esac
-bin=target/release/scenequeue
+bin=${CARGO_TARGET_DIR:-target}/release/scenequeue
 [ -x "$bin" ] || die "$bin missing: cargo build --release --locked --bin scenequeue"
 [ -d "$ort" ] || die "$ort missing: scripts/fetch-models.sh$([ "$flavor" = gpu ] && echo " --gpu")"
 
