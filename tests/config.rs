@@ -51,6 +51,7 @@ fn flags_win_over_environment_over_file_over_defaults() {
     assert_eq!(line(&text, "threads"), "threads = \"3\"  # file (SCENEQUEUE_THREADS)");
     assert_eq!(line(&text, "grace_s"), "grace_s = \"25\"  # default (SCENEQUEUE_GRACE_S)");
     assert_eq!(line(&text, "gpu_mem_limit_mb"), "# gpu_mem_limit_mb: unset (SCENEQUEUE_GPU_MEM_LIMIT_MB)");
+    assert_eq!(line(&text, "cpu_fallback"), "cpu_fallback = \"false\"  # default (SCENEQUEUE_CPU_FALLBACK)");
 
     // The same file through SCENEQUEUE_CONFIG reaches a subcommand's flags (shown as their defaults in help).
     let help = scenequeue(&["worker", "--help"], &[("SCENEQUEUE_CONFIG", &file), ("SCENEQUEUE_LEASE_S", "40")]);

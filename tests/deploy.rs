@@ -51,12 +51,15 @@ async fn the_isolated_child_gets_no_service_url_or_token() {
     std::fs::write(&script, format!("#!/bin/sh\necho \"ARGS $*\" > {0}\nenv >> {0}\nexit 3\n", dump.display()))
         .unwrap();
     std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let config = env.dir.join("scenequeue.toml");
+    std::fs::write(&config, "threads = 1\n").unwrap();
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_scenequeue"))
         .args(["worker", "--session-policy", "process", "--model", "nsnet2-48k", "--drain"])
         .env("SCENEQUEUE_DATABASE_URL", &env.services.database_url)
         .env("SCENEQUEUE_AMQP_URL", &env.services.amqp_url)
         .env("SCENEQUEUE_QUEUE", &env.services.queue)
         .env("SCENEQUEUE_API_TOKEN", "token-for-the-test")
+        .env("SCENEQUEUE_CONFIG", &config)
         .env("SCENEQUEUE_CHILD_PROGRAM", &script)
         .env("SCENEQUEUE_ORT_LIBRARY", common::ort_library())
         .env("SCENEQUEUE_MODEL_DIR", common::model_dir())
@@ -69,6 +72,7 @@ async fn the_isolated_child_gets_no_service_url_or_token() {
         ("SCENEQUEUE_DATABASE_URL", env.services.database_url.as_str()),
         ("SCENEQUEUE_AMQP_URL", env.services.amqp_url.as_str()),
         ("SCENEQUEUE_API_TOKEN", "token-for-the-test"),
+        ("SCENEQUEUE_CONFIG", config.to_str().unwrap()),
     ] {
         assert!(!seen.contains(name) && !seen.contains(value), "{name} reached the child:\n{seen}");
     }

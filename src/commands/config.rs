@@ -38,7 +38,12 @@ fn collect_defaults(cmd: &Command, out: &mut BTreeMap<String, Option<String>>) {
         if env == crate::config::CONFIG_ENV {
             continue;
         }
-        let default = arg.get_default_values().first().map(|v| v.to_string_lossy().into_owned());
+        // A switch (`--cpu-fallback`) is off unless given.
+        let default = match arg.get_default_values().first() {
+            Some(v) => Some(v.to_string_lossy().into_owned()),
+            None if !arg.get_action().takes_values() => Some("false".into()),
+            None => None,
+        };
         let entry = out.entry(env.to_string()).or_insert(None);
         if entry.is_none() {
             *entry = default;
