@@ -186,3 +186,54 @@ async fn postgres_urls_with_sslmode_require_connect_over_tls() {
     pool.close().await;
     env.cleanup().await;
 }
+
+/// `scenequeue probe ARGS` with the given environment; whether it passed, and what it said.
+fn probe(args: &[&str], env: &[(&str, &str)]) -> (bool, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_scenequeue"))
+        .arg("probe")
+        .args(args)
+        .env_remove("SCENEQUEUE_ALIVE_FILE")
+        .env_remove("SCENEQUEUE_CONFIG")
+        .envs(env.iter().copied())
+        .output()
+        .unwrap();
+    (out.status.success(), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn probe_passes_on_a_fresh_alive_file_or_an_answering_server_only() {
+    let env = TestEnv::new().await;
+    let alive = env.dir.join("alive");
+    let alive_s = alive.to_str().unwrap();
+    let (ok, said) = probe(&["--alive-file", alive_s], &[]);
+    assert!(!ok && said.contains("no alive file"), "{said}");
+    std::fs::write(&alive, "0\n").unwrap();
+    assert!(probe(&[], &[("SCENEQUEUE_ALIVE_FILE", alive_s)]).0, "a file just written is fresh");
+    std::thread::sleep(Duration::from_millis(2100));
+    let (ok, said) = probe(&["--alive-file", alive_s, "--max-age-s", "1"], &[]);
+    assert!(!ok && said.contains("last written"), "{said}");
+
+    // Without an alive file it asks the HTTP server: nothing there, then `serve` on that port.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let addr = format!("0.0.0.0:{port}");
+    let (ok, said) = probe(&["--http-addr", &addr], &[]);
+    assert!(!ok && said.contains("nothing answers"), "{said}");
+    let mut server = std::process::Command::new(env!("CARGO_BIN_EXE_scenequeue"))
+        .args(["serve", "--http-addr", &format!("127.0.0.1:{port}")])
+        .env("SCENEQUEUE_DATABASE_URL", &env.services.database_url)
+        .env("SCENEQUEUE_AMQP_URL", &env.services.amqp_url)
+        .env("SCENEQUEUE_QUEUE", &env.services.queue)
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    let mut passed = false;
+    while !passed && started.elapsed() < Duration::from_secs(30) {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        passed = probe(&["--http-addr", &addr], &[]).0;
+    }
+    server.kill().unwrap();
+    server.wait().unwrap();
+    assert!(passed, "the probe passes once the server answers /metrics (a wildcard address asked on loopback)");
+    env.cleanup().await;
+}
