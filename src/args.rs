@@ -19,6 +19,10 @@ use std::path::PathBuf;
 #[derive(Parser, Debug)]
 #[command(name = "scenequeue", version, about = "Scene-by-scene speech enhancement for large audio backlogs")]
 pub struct Cli {
+    /// A TOML configuration file: keys are the settings' environment variables without `SCENEQUEUE_`, in lower
+    /// case (`database_url = "..."`); flags and environment variables win over it (docs/DEPLOYING.md).
+    #[arg(long, global = true, env = crate::config::CONFIG_ENV)]
+    pub config: Option<PathBuf>,
     #[command(flatten)]
     pub services: ServiceArgs,
     #[command(subcommand)]
@@ -27,11 +31,11 @@ pub struct Cli {
 
 #[derive(Args, Debug, Clone)]
 pub struct ServiceArgs {
-    /// Postgres connection URL.
-    #[arg(long, global = true, env = "SCENEQUEUE_DATABASE_URL", default_value_t = Services::default().database_url)]
+    /// Postgres connection URL (its value is never shown in help or logs).
+    #[arg(long, global = true, env = "SCENEQUEUE_DATABASE_URL", hide_env_values = true, default_value_t = Services::default().database_url)]
     pub database_url: String,
-    /// RabbitMQ connection URL.
-    #[arg(long, global = true, env = "SCENEQUEUE_AMQP_URL", default_value_t = Services::default().amqp_url)]
+    /// RabbitMQ connection URL (its value is never shown in help or logs).
+    #[arg(long, global = true, env = "SCENEQUEUE_AMQP_URL", hide_env_values = true, default_value_t = Services::default().amqp_url)]
     pub amqp_url: String,
     /// Name of the job queue (its dead-letter queue is `<queue>.dead`).
     #[arg(long, global = true, env = "SCENEQUEUE_QUEUE", default_value_t = Services::default().queue)]
@@ -91,6 +95,12 @@ pub enum Command {
     },
     /// Apply database migrations and declare the queues, then exit.
     Migrate,
+    /// Exit 0 when this container's process is healthy: a worker's alive file is recent, or else the HTTP
+    /// server of a scheduler (or `serve`) answers. For HEALTHCHECK and Kubernetes exec probes.
+    Probe(ProbeArgs),
+    /// Print the effective configuration (flags > environment > configuration file > defaults) as TOML, each
+    /// setting with where its value came from; passwords and tokens are masked.
+    Config,
     /// Generate noisy sample speech, run it through the whole system and show how much cleaner it got.
     Demo(DemoArgs),
     /// Serve one job's scenes for a worker with the `process` session policy (started by the worker itself).
@@ -288,6 +298,10 @@ pub struct WorkerArgs {
     /// Exit as soon as the queue is empty instead of waiting for more jobs.
     #[arg(long)]
     pub drain: bool,
+    /// A file the worker rewrites with the time on every heartbeat (every few seconds) once started, for a
+    /// liveness probe that checks its age (docs/DEPLOYING.md).
+    #[arg(long, env = "SCENEQUEUE_ALIVE_FILE")]
+    pub alive_file: Option<PathBuf>,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -308,6 +322,19 @@ impl HttpArgs {
     pub fn config(&self) -> Result<scenequeue_api::ApiConfig, scenequeue_api::config::ConfigError> {
         scenequeue_api::ApiConfig::new(self.http_addr, self.api_token.as_deref(), self.api_token_file.as_deref())
     }
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ProbeArgs {
+    /// Probe a worker by its alive file (see `worker --alive-file`); without it, probe the HTTP server.
+    #[arg(long, env = "SCENEQUEUE_ALIVE_FILE")]
+    pub alive_file: Option<PathBuf>,
+    /// Oldest the alive file may be, seconds (a worker rewrites it every 5 s or less).
+    #[arg(long, default_value_t = 60)]
+    pub max_age_s: u64,
+    /// The HTTP server to probe.
+    #[arg(long, env = "SCENEQUEUE_HTTP_ADDR", default_value = scenequeue_api::config::DEFAULT_ADDR)]
+    pub http_addr: std::net::SocketAddr,
 }
 
 #[derive(Args, Debug, Clone)]

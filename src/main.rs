@@ -4,8 +4,11 @@
 
 mod args;
 mod commands;
+mod config;
 
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches};
+use std::collections::BTreeMap;
+use std::ffi::OsString;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -14,7 +17,17 @@ const EXIT_GRACE: Duration = Duration::from_secs(5);
 
 fn main() -> ExitCode {
     scenequeue_core::telemetry::init();
-    let cli = args::Cli::parse();
+    let (cli, file, flags) = match parse(std::env::args_os().collect()) {
+        Ok(parsed) => parsed,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if matches!(cli.command, args::Command::Config) {
+        print!("{}", commands::config::render(&args::Cli::command(), &file, &flags));
+        return ExitCode::SUCCESS;
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(e) => {
@@ -31,6 +44,19 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// The command line with the configuration file's values as the flags' defaults; the file's settings; the
+/// settings given as flags. A bad flag exits here with clap's message; a bad file is an error naming it.
+fn parse(args: Vec<OsString>) -> Result<(args::Cli, config::FileSettings, BTreeMap<String, String>), String> {
+    let file = match config::config_path(&args) {
+        Some(path) => config::load(&path, &args::Cli::command())?,
+        None => config::FileSettings::default(),
+    };
+    let matches = config::apply(args::Cli::command(), &file).get_matches_from(args);
+    let cli = args::Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    let flags = config::given_flags(&args::Cli::command(), &matches);
+    Ok((cli, file, flags))
 }
 
 /// The error and its causes on one line, skipping a cause whose text the message already contains.

@@ -35,7 +35,9 @@ pub enum DbError {
     WaitTimeout(BatchId, Duration),
 }
 
-/// Opens a bounded pool and applies pending migrations.
+/// Opens a bounded pool and applies pending migrations. With none pending the migrator is not run at all, so a
+/// role with data rights only (no right to create in the schema; docs/DEPLOYING.md) connects once the schema's
+/// owner has run `scenequeue migrate`.
 pub async fn connect(url: &str, max_connections: u32) -> Result<PgPool, DbError> {
     let pool = PgPoolOptions::new()
         .max_connections(max_connections)
@@ -43,8 +45,25 @@ pub async fn connect(url: &str, max_connections: u32) -> Result<PgPool, DbError>
         .connect(url)
         .await
         .map_err(|source| DbError::Connect { url: redact(url), source })?;
-    MIGRATOR.run(&pool).await?;
+    if !up_to_date(&pool).await {
+        MIGRATOR.run(&pool).await?;
+    }
     Ok(pool)
+}
+
+/// Whether every embedded migration is recorded as applied with the same checksum. Anything else (no migrations
+/// table yet, a migration missing, changed or failed, the table unreadable) runs the migrator, which applies what
+/// is pending or says what is wrong.
+async fn up_to_date(pool: &PgPool) -> bool {
+    let applied: Vec<(i64, Vec<u8>)> =
+        match sqlx::query_as("SELECT version, checksum FROM _sqlx_migrations WHERE success").fetch_all(pool).await {
+            Ok(rows) => rows,
+            Err(_) => return false,
+        };
+    MIGRATOR
+        .iter()
+        .filter(|m| !m.migration_type.is_down_migration())
+        .all(|m| applied.iter().any(|(version, checksum)| *version == m.version && *checksum == *m.checksum))
 }
 
 /// Opens one connection and closes it again: whether Postgres answers, with the driver's own reason when it does

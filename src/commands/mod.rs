@@ -1,7 +1,9 @@
 //! One module per subcommand; each turns parsed flags into library calls and prints the outcome.
 
+pub mod config;
 mod demo;
 mod enhance_options;
+mod probe;
 mod retry;
 mod scheduler;
 mod serve;
@@ -30,6 +32,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Workers { json } => watch::workers(&services, json).await,
         Command::Scenes { batch, format } => status::scenes(&services, batch, format).await,
         Command::Migrate => scheduler::migrate(&services).await,
+        Command::Probe(args) => tokio::task::spawn_blocking(move || probe::run(&args)).await?,
+        // Printed by `main` before the runtime starts: it needs the configuration file and the flags as given.
+        Command::Config => Ok(()),
         Command::Demo(args) => demo::run(&services, &args).await,
         Command::InferenceChild => {
             tokio::task::spawn_blocking(scenequeue_worker::child_main).await?.map_err(anyhow::Error::msg)

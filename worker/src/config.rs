@@ -81,6 +81,8 @@ pub struct WorkerConfig {
     pub max_reconnects: Option<u32>,
     /// Stop once this many jobs are done (None: run until shut down).
     pub max_jobs: Option<u64>,
+    /// A file rewritten with the time on every heartbeat, for a liveness probe (None: no file).
+    pub alive_file: Option<PathBuf>,
     /// Take messages one at a time and stop when the queue is empty (batch runs and tests), instead of
     /// consuming until shut down.
     pub drain: bool,
@@ -112,6 +114,7 @@ impl Default for WorkerConfig {
             prefetch: 1,
             max_reconnects: None,
             max_jobs: None,
+            alive_file: None,
             drain: false,
         }
     }

@@ -171,6 +171,7 @@ pub async fn run(config: WorkerConfig, services: Services, shutdown: Shutdown) -
         status.clone(),
         config.heartbeat(),
         shutdown.stop.clone(),
+        config.alive_file.clone(),
     ));
 
     let ctx = Ctx {

@@ -9,6 +9,7 @@ use scenequeue_core::jobs;
 use scenequeue_core::states::WorkerState;
 use scenequeue_core::workers;
 use sqlx::PgPool;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
@@ -96,11 +97,23 @@ impl Status {
 }
 
 /// Refreshes the worker's row every `every` until the task is aborted; cancels `drain` (the worker finishes its
-/// job and stops taking more) once an operator asked the worker to drain.
-pub async fn worker(pool: PgPool, id: WorkerId, status: Status, every: Duration, drain: CancellationToken) {
+/// job and stops taking more) once an operator asked the worker to drain. On every beat, `alive` (when given)
+/// is rewritten with the time, whether or not Postgres answered: a liveness probe that reads its age sees that
+/// the worker started (model warmed, registered) and that its runtime still turns, without a query of its own.
+pub async fn worker(
+    pool: PgPool,
+    id: WorkerId,
+    status: Status,
+    every: Duration,
+    drain: CancellationToken,
+    alive: Option<PathBuf>,
+) {
     let mut tick = tokio::time::interval(every);
     loop {
         tick.tick().await;
+        if let Some(path) = &alive {
+            touch(path).await;
+        }
         let (state, job, health) = status.get();
         match workers::beat(&pool, id, state, job, health.as_deref()).await {
             Ok(true) if !drain.is_cancelled() => {
@@ -110,5 +123,13 @@ pub async fn worker(pool: PgPool, id: WorkerId, status: Status, every: Duration,
             Ok(_) => {}
             Err(e) => debug!(error = %e, "heartbeat not written"),
         }
+    }
+}
+
+/// Writes the current Unix time to `path` (a probe reads the file's age); a failure is logged, never fatal.
+async fn touch(path: &Path) {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    if let Err(e) = tokio::fs::write(path, format!("{now}\n")).await {
+        warn!(path = %path.display(), error = %e, "the alive file cannot be written");
     }
 }

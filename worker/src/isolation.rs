@@ -83,6 +83,12 @@ impl Isolated {
         let mut child = Command::new(&program)
             .arg("inference-child")
             .env(SPEC_ENV, spec)
+            // The child needs neither service: it never sees their URLs (with passwords), the API token or the
+            // configuration file that may hold them; its whole job comes in SPEC_ENV.
+            .env_remove("SCENEQUEUE_DATABASE_URL")
+            .env_remove("SCENEQUEUE_AMQP_URL")
+            .env_remove("SCENEQUEUE_API_TOKEN")
+            .env_remove("SCENEQUEUE_CONFIG")
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
