@@ -19,6 +19,7 @@
 //! - `isolation`: the process-per-job runner and the child process's side.
 //! - `inference`: the dedicated inference thread that owns the runner, and its async handle.
 //! - `sessions`: the session policy: when an enhancer is created and dropped.
+//! - `simulated`: the model-free runner of farm simulations (no model, no audio, a set time per scene).
 //! - `tuning`: a batch's enhancement settings over the worker's defaults; the attenuation limit.
 //! - `scene`: one scene (or a group, when batching) end to end: read (a job's scenes of a recording in one
 //!   forward pass, with the decoder the submission used), resample, enhance, write, measure (blocking).
@@ -52,6 +53,7 @@ mod runner;
 mod runtime;
 mod scene;
 mod sessions;
+mod simulated;
 mod tuning;
 mod vad;
 mod watchdog;
