@@ -9,6 +9,7 @@
 //! - `consume`: the consume loop, job leases and acks, reconnection, unhealthy pauses; state changes go through
 //!   `scenequeue_core`.
 //! - `job`: one leased job, group by group under the watchdog, every write fenced by the lease.
+//! - `recorder`: a job's results recorded in batches (one transaction for many scenes).
 //! - `disposition`: the one place a failure is given what becomes of it (fail the scene, retry the job,
 //!   reconnect, unhealthy worker, fatal).
 //! - `heartbeat`: the worker's row and the job's lease, refreshed every few seconds while the job progresses.
@@ -47,6 +48,7 @@ mod job;
 mod memory;
 mod model;
 mod output_check;
+mod recorder;
 mod paths;
 mod recovery;
 mod runner;
