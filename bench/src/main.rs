@@ -12,9 +12,12 @@
 //! long recordings with hundreds of scenes, as a ratio to WAV.
 //! `ingest` measures a submission's decoding and hashing of a tree of recordings, and the bytes it reads.
 //! `operator-view` measures the dashboard, the JSON API and /metrics over a seeded backlog of a million scenes.
+//! `farm` measures the scene completions per second one PostgreSQL and one RabbitMQ carry, with N model-free
+//! workers running the worker's own code.
 
 mod adapters;
 mod corpus;
+mod farm;
 mod ingest;
 mod operator_view;
 mod plan;
@@ -51,6 +54,8 @@ enum Command {
     Ingest(ingest::Args),
     /// Latency of the dashboard, the JSON API and /metrics at backlog scale, and one dashboard's database load.
     OperatorView(operator_view::Args),
+    /// Scene completions per second that one PostgreSQL and one RabbitMQ carry, with model-free workers.
+    Farm(farm::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -63,5 +68,6 @@ fn main() -> anyhow::Result<()> {
         Command::Reading(args) => reading::run(&args),
         Command::Ingest(args) => ingest::run(&args),
         Command::OperatorView(args) => tokio::runtime::Runtime::new()?.block_on(operator_view::run(&args)),
+        Command::Farm(args) => tokio::runtime::Runtime::new()?.block_on(farm::run(&args)),
     }
 }

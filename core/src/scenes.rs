@@ -121,25 +121,55 @@ pub async fn record_success(
     r: &SceneResult,
     attempt_file: &Path,
 ) -> Result<bool, sqlx::Error> {
+    record_successes(pool, fence, &[(r.clone(), attempt_file.to_path_buf())]).await
+}
+
+/// [`record_success`] for several scenes of one job at once: one transaction, one statement for their result
+/// rows and one for their states, whatever their number. Every file is moved into place while the lease is
+/// held; with the lease lost, nothing is recorded and every attempt file is removed. A file that cannot be
+/// moved fails the whole call (nothing recorded; the files already moved are where a later attempt writes
+/// them again).
+pub async fn record_successes(
+    pool: &PgPool,
+    fence: &Fence,
+    results: &[(SceneResult, std::path::PathBuf)],
+) -> Result<bool, sqlx::Error> {
+    if results.is_empty() {
+        return Ok(true);
+    }
     let mut tx = pool.begin().await?;
     if !fence.hold(&mut tx).await? {
         drop(tx);
-        let _ = tokio::fs::remove_file(attempt_file).await;
+        for (_, attempt_file) in results {
+            let _ = tokio::fs::remove_file(attempt_file).await;
+        }
         return Ok(false);
     }
-    if attempt_file != Path::new(&r.output_path) {
-        tokio::fs::rename(attempt_file, &r.output_path).await.map_err(|e| {
-            sqlx::Error::Io(std::io::Error::new(
-                e.kind(),
-                format!("cannot move {} into place: {e}", attempt_file.display()),
-            ))
-        })?;
+    for (r, attempt_file) in results {
+        if attempt_file != Path::new(&r.output_path) {
+            tokio::fs::rename(attempt_file, &r.output_path).await.map_err(|e| {
+                sqlx::Error::Io(std::io::Error::new(
+                    e.kind(),
+                    format!("cannot move {} into place: {e}", attempt_file.display()),
+                ))
+            })?;
+        }
     }
+    let rows = ResultColumns::of(results.iter().map(|(r, _)| r));
     sqlx::query(
         "INSERT INTO results (scene_id, job_id, worker_id, attempt, output_path, sample_rate, duration_s,
                               rms_in_db, rms_out_db, processing_ms, recovery, oom_count, gpu_mem_mb,
                               flags, speech_in_db, speech_out_db)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
+         SELECT r.scene_id, r.job_id, r.worker_id, r.attempt, r.output_path, r.sample_rate, r.duration_s,
+                r.rms_in_db, r.rms_out_db, r.processing_ms, r.recovery, r.oom_count, r.gpu_mem_mb,
+                coalesce((SELECT array_agg(f::output_flag) FROM jsonb_array_elements_text(r.flags) f),
+                         '{}'::output_flag[]),
+                r.speech_in_db, r.speech_out_db
+         FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::int4[], $5::text[], $6::int4[], $7::float8[],
+                     $8::float8[], $9::float8[], $10::float8[], $11::recovery_step[], $12::int4[], $13::float4[],
+                     $14::jsonb[], $15::float4[], $16::float4[])
+              AS r(scene_id, job_id, worker_id, attempt, output_path, sample_rate, duration_s, rms_in_db,
+                   rms_out_db, processing_ms, recovery, oom_count, gpu_mem_mb, flags, speech_in_db, speech_out_db)
          ON CONFLICT (scene_id) DO UPDATE SET job_id = EXCLUDED.job_id, worker_id = EXCLUDED.worker_id,
              attempt = EXCLUDED.attempt, output_path = EXCLUDED.output_path, sample_rate = EXCLUDED.sample_rate,
              duration_s = EXCLUDED.duration_s, rms_in_db = EXCLUDED.rms_in_db, rms_out_db = EXCLUDED.rms_out_db,
@@ -147,31 +177,78 @@ pub async fn record_success(
              gpu_mem_mb = EXCLUDED.gpu_mem_mb, flags = EXCLUDED.flags, speech_in_db = EXCLUDED.speech_in_db,
              speech_out_db = EXCLUDED.speech_out_db, created_at = now()",
     )
-    .bind(r.scene)
-    .bind(r.job)
-    .bind(r.worker)
-    .bind(r.attempt)
-    .bind(&r.output_path)
-    .bind(i32::try_from(r.sample_rate).unwrap_or(i32::MAX))
-    .bind(r.duration_s)
-    .bind(f64::from(r.rms_in_db))
-    .bind(f64::from(r.rms_out_db))
-    .bind(r.processing_ms)
-    .bind(r.recovery)
-    .bind(i32::try_from(r.oom_count).unwrap_or(i32::MAX))
-    .bind(r.gpu_mem_mb)
-    .bind(&r.flags)
-    .bind(r.speech_in_db)
-    .bind(r.speech_out_db)
+    .bind(&rows.scene)
+    .bind(&rows.job)
+    .bind(&rows.worker)
+    .bind(&rows.attempt)
+    .bind(&rows.output_path)
+    .bind(&rows.sample_rate)
+    .bind(&rows.duration_s)
+    .bind(&rows.rms_in_db)
+    .bind(&rows.rms_out_db)
+    .bind(&rows.processing_ms)
+    .bind(&rows.recovery)
+    .bind(&rows.oom_count)
+    .bind(&rows.gpu_mem_mb)
+    .bind(&rows.flags)
+    .bind(&rows.speech_in_db)
+    .bind(&rows.speech_out_db)
     .execute(&mut *tx)
     .await?;
-    sqlx::query("UPDATE scenes SET state = $2, error = NULL WHERE id = $1")
-        .bind(r.scene)
+    sqlx::query("UPDATE scenes SET state = $2, error = NULL WHERE id = ANY($1)")
+        .bind(&rows.scene)
         .bind(SceneState::Succeeded)
         .execute(&mut *tx)
         .await?;
     tx.commit().await?;
     Ok(true)
+}
+
+/// Result rows as one array per column, for an `unnest` insert.
+#[derive(Default)]
+struct ResultColumns {
+    scene: Vec<SceneId>,
+    job: Vec<JobId>,
+    worker: Vec<WorkerId>,
+    attempt: Vec<i32>,
+    output_path: Vec<String>,
+    sample_rate: Vec<i32>,
+    duration_s: Vec<f64>,
+    rms_in_db: Vec<f64>,
+    rms_out_db: Vec<f64>,
+    processing_ms: Vec<f64>,
+    recovery: Vec<RecoveryStep>,
+    oom_count: Vec<i32>,
+    gpu_mem_mb: Vec<Option<f32>>,
+    /// Each scene's flags as a JSON array of their names (an array column cannot hold arrays of its own).
+    flags: Vec<serde_json::Value>,
+    speech_in_db: Vec<f32>,
+    speech_out_db: Vec<f32>,
+}
+
+impl ResultColumns {
+    fn of<'a>(results: impl Iterator<Item = &'a SceneResult>) -> Self {
+        let mut c = Self::default();
+        for r in results {
+            c.scene.push(r.scene);
+            c.job.push(r.job);
+            c.worker.push(r.worker);
+            c.attempt.push(r.attempt);
+            c.output_path.push(r.output_path.clone());
+            c.sample_rate.push(i32::try_from(r.sample_rate).unwrap_or(i32::MAX));
+            c.duration_s.push(r.duration_s);
+            c.rms_in_db.push(f64::from(r.rms_in_db));
+            c.rms_out_db.push(f64::from(r.rms_out_db));
+            c.processing_ms.push(r.processing_ms);
+            c.recovery.push(r.recovery);
+            c.oom_count.push(i32::try_from(r.oom_count).unwrap_or(i32::MAX));
+            c.gpu_mem_mb.push(r.gpu_mem_mb);
+            c.flags.push(serde_json::to_value(&r.flags).unwrap_or_default());
+            c.speech_in_db.push(r.speech_in_db);
+            c.speech_out_db.push(r.speech_out_db);
+        }
+        c
+    }
 }
 
 /// Marks a scene failed with its cause; the rest of its job goes on. False, and nothing written, if the lease

@@ -86,6 +86,11 @@ pub struct WorkerConfig {
     /// Take messages one at a time and stop when the queue is empty (batch runs and tests), instead of
     /// consuming until shut down.
     pub drain: bool,
+    /// Connections the worker's pool may open to Postgres.
+    pub db_connections: u32,
+    /// Farm simulation only: no model and no audio; each scene takes this long and writes an empty file
+    /// (`simulated`).
+    pub simulate: Option<Duration>,
 }
 
 impl Default for WorkerConfig {
@@ -116,6 +121,8 @@ impl Default for WorkerConfig {
             max_jobs: None,
             alive_file: None,
             drain: false,
+            db_connections: 4,
+            simulate: None,
         }
     }
 }
@@ -147,6 +154,9 @@ impl WorkerConfig {
         }
         if self.health_check.is_zero() {
             return Err("the self-check interval must be more than 0 s".into());
+        }
+        if self.db_connections < 2 {
+            return Err("a worker needs at least 2 database connections (its job and its heartbeat)".into());
         }
         if self.prefetch == 0 {
             return Err("the prefetch must be at least 1".into());

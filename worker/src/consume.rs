@@ -13,8 +13,10 @@ use crate::heartbeat::{self, Progress, Status};
 use crate::inference::{self, InferenceHandle, MakeRunner};
 use crate::job::{self, Attempt, JobEnd};
 use crate::memory::MemoryProbe;
+use crate::runner::Runner;
 use crate::runtime::RuntimeError;
 use crate::scene::SceneFailure;
+use crate::simulated::Simulated;
 use crate::watchdog::Watchdog;
 use futures_util::StreamExt;
 use lapin::message::Delivery;
@@ -143,12 +145,15 @@ pub(crate) struct Ctx<'a> {
 /// Runs a worker until `shutdown` fires (the job in progress is finished within the grace period, or handed
 /// back) or `max_jobs` are done.
 pub async fn run(config: WorkerConfig, services: Services, shutdown: Shutdown) -> Result<WorkerReport, WorkerError> {
-    let Some(pool) = connect_db(&services.database_url, &shutdown.stop).await? else {
+    let Some(pool) = connect_db(&services.database_url, config.db_connections, &shutdown.stop).await? else {
         return Ok(WorkerReport::default());
     };
     let options = config.inference_options();
     let (policy, program) = (config.session_policy, config.child_program.clone());
-    let make: MakeRunner = Box::new(move || inference::runner(&options, policy, program.clone()));
+    let make: MakeRunner = match config.simulate {
+        Some(scene_time) => Box::new(move || Ok(Box::new(Simulated::new(scene_time)) as Box<dyn Runner + Send>)),
+        None => Box::new(move || inference::runner(&options, policy, program.clone())),
+    };
     let inference = InferenceHandle::start(make, config.inference_options(), config.child_program.clone())?;
     match inference.warm(&config.default_model).await {
         Ok(warmed) => warmed.map_err(WorkerError::Startup)?,
@@ -228,10 +233,10 @@ pub async fn run(config: WorkerConfig, services: Services, shutdown: Shutdown) -
 }
 
 /// Connects to Postgres (and migrates), waiting with capped back-off while it is away. None: shut down first.
-async fn connect_db(url: &str, stop: &CancellationToken) -> Result<Option<PgPool>, WorkerError> {
+async fn connect_db(url: &str, connections: u32, stop: &CancellationToken) -> Result<Option<PgPool>, WorkerError> {
     let mut backoff = Duration::from_secs(1);
     loop {
-        match db::connect(url, 4).await {
+        match db::connect(url, connections).await {
             Ok(pool) => return Ok(Some(pool)),
             Err(DbError::Connect { source, .. }) if !stop.is_cancelled() && db_away(&source) => {}
             Err(e) => return Err(e.into()),

@@ -7,6 +7,7 @@ use crate::health::SelfCheck;
 use crate::heartbeat::Progress;
 use crate::inference::ThreadGone;
 use crate::paths::scene_output;
+use crate::recorder::Recorder;
 use crate::scene::{SceneFailure, SceneOutput, SceneTask};
 use crate::tuning::Tuning;
 use crate::watchdog::Watchdog;
@@ -14,7 +15,6 @@ use scenequeue_core::fence::Fence;
 use scenequeue_core::ids::{BatchId, SceneId};
 use scenequeue_core::options::BatchOptions;
 use scenequeue_core::scenes::{self, JobWork, PendingScene, SceneResult};
-use scenequeue_core::states::RecoveryStep;
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use tokio_util::sync::CancellationToken;
@@ -88,13 +88,19 @@ pub async fn run(
     let group_s = if isolate { 0.0 } else { ctx.config.fixed_windows.map_or(0.0, |f| f.group_seconds()) };
     // Recordings that hung a scene: their other scenes would hang too (a stale mount), each costing a thread.
     let mut hung: HashSet<String> = HashSet::new();
+    // Every scene left is handed to the model in this attempt: one write marks them all running.
+    let ids: Vec<SceneId> = pending.iter().map(|s| s.id).collect();
+    if !scenes::mark_running(ctx.pool, &at.fence, &ids).await? {
+        return Ok(JobEnd::LeaseLost);
+    }
+    let mut recorder = Recorder::default();
     let mut rest = pending.as_slice();
     while !rest.is_empty() {
         if at.lost.is_cancelled() {
             return Ok(JobEnd::LeaseLost);
         }
         if at.hand_back.is_cancelled() {
-            return Ok(JobEnd::HandedBack);
+            return ending(ctx, at, &mut recorder, JobEnd::HandedBack, report).await;
         }
         let take = group_len(rest, group_s);
         let (group, tail) = rest.split_at(take);
@@ -104,13 +110,9 @@ pub async fn run(
         {
             let failure = SceneFailure::NotTried { path: PathBuf::from(&scene.path) };
             if let Some(end) = fail(ctx, at, scene, &model, Path::new(&output_dir), failure, report).await? {
-                return Ok(end);
+                return ending(ctx, at, &mut recorder, end, report).await;
             }
             continue;
-        }
-        let ids: Vec<SceneId> = group.iter().map(|s| s.id).collect();
-        if !scenes::mark_running(ctx.pool, &at.fence, &ids).await? {
-            return Ok(JobEnd::LeaseLost);
         }
         let tasks: Vec<SceneTask> = group.iter().map(|s| task(ctx, at, s, &output_dir, tuning)).collect();
         let audio_s: f64 = group.iter().map(|s| s.end_s - s.start_s).sum();
@@ -125,8 +127,11 @@ pub async fn run(
             }
         };
         let answer = tokio::select! {
-            answer = call => answer,
-            _ = at.hand_back.cancelled() => return Ok(JobEnd::HandedBack),
+            answer = call => Some(answer),
+            _ = at.hand_back.cancelled() => None,
+        };
+        let Some(answer) = answer else {
+            return ending(ctx, at, &mut recorder, JobEnd::HandedBack, report).await;
         };
         let results = match answer {
             Ok(results) => results,
@@ -137,7 +142,7 @@ pub async fn run(
             }
             Err(e @ (ThreadGone::Hung(_) | ThreadGone::Died)) => {
                 let reason = format!("{} scenes from {}: {e}", tasks.len(), tasks[0].source.display());
-                return Ok(JobEnd::Retry { reason, crashed: true });
+                return ending(ctx, at, &mut recorder, JobEnd::Retry { reason, crashed: true }, report).await;
             }
             Err(ThreadGone::Broken(reason)) => return Err(WorkerError::Fatal(reason)),
         };
@@ -150,27 +155,49 @@ pub async fn run(
         }
         if results.len() < tasks.len() && !results.iter().any(|r| matches!(r, Err(e) if e.ends_job())) {
             let reason = format!("{} outcomes for {} scenes", results.len(), tasks.len());
-            return Ok(JobEnd::Retry { reason, crashed: false });
+            return ending(ctx, at, &mut recorder, JobEnd::Retry { reason, crashed: false }, report).await;
         }
         for (i, ((scene, task), result)) in group.iter().zip(&tasks).zip(results).enumerate() {
-            let end = match result {
+            match result {
                 Ok(out) => {
                     watchdog.observe(out.duration_s, out.processing_ms);
-                    // Moved into place, or removed when fenced out: no longer this guard's to remove.
+                    // The recorder's now: moved into place with its batch, or removed with it.
                     unrecorded.forget(i);
-                    record(ctx, at, scene, task, &output_dir, attempt, out, report).await?
+                    recorder.add(result_row(ctx, at, scene, &output_dir, attempt, &out), task.output.clone());
                 }
                 Err(e) => {
                     let dir = task.output.parent().unwrap_or(Path::new(&output_dir));
-                    fail(ctx, at, scene, &model, dir, e, report).await?
+                    if let Some(end) = fail(ctx, at, scene, &model, dir, e, report).await? {
+                        return ending(ctx, at, &mut recorder, end, report).await;
+                    }
                 }
-            };
-            if let Some(end) = end {
-                return Ok(end);
             }
         }
+        if recorder.due() && !recorder.flush(ctx.pool, &at.fence, report).await? {
+            warn!(job.id = %at.fence.job, "lease lost: results were fenced out and their files removed");
+            return Ok(JobEnd::LeaseLost);
+        }
     }
-    Ok(JobEnd::Done)
+    ending(ctx, at, &mut recorder, JobEnd::Done, report).await
+}
+
+/// Ends the attempt as `end` says, recording the results still pending first (a job retried or handed back
+/// keeps what it finished). A lost lease ends it as lost, with those results' files removed.
+async fn ending(
+    ctx: &Ctx<'_>,
+    at: &Attempt<'_>,
+    recorder: &mut Recorder,
+    end: JobEnd,
+    report: &mut WorkerReport,
+) -> Result<JobEnd, WorkerError> {
+    if matches!(end, JobEnd::LeaseLost) {
+        return Ok(end);
+    }
+    if !recorder.flush(ctx.pool, &at.fence, report).await? {
+        warn!(job.id = %at.fence.job, "lease lost: results were fenced out and their files removed");
+        return Ok(JobEnd::LeaseLost);
+    }
+    Ok(end)
 }
 
 /// Attempt files of a group not yet recorded; removed when the guard is dropped.
@@ -225,18 +252,16 @@ fn task(ctx: &Ctx<'_>, at: &Attempt<'_>, scene: &PendingScene, output_dir: &str,
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn record(
+/// The result row of an enhanced scene.
+fn result_row(
     ctx: &Ctx<'_>,
     at: &Attempt<'_>,
     scene: &PendingScene,
-    task: &SceneTask,
     output_dir: &str,
     attempt: i32,
-    out: SceneOutput,
-    report: &mut WorkerReport,
-) -> Result<Option<JobEnd>, WorkerError> {
-    let result = SceneResult {
+    out: &SceneOutput,
+) -> SceneResult {
+    SceneResult {
         scene: scene.id,
         job: at.fence.job,
         worker: ctx.worker,
@@ -250,23 +275,10 @@ async fn record(
         recovery: out.recovery,
         oom_count: out.oom_count,
         gpu_mem_mb: out.gpu_mem_mb,
-        flags: out.flags,
+        flags: out.flags.clone(),
         speech_in_db: out.speech_in_db,
         speech_out_db: out.speech_out_db,
-    };
-    let recorded = scenes::record_success(ctx.pool, &at.fence, &result, &task.output).await;
-    if recorded.is_err() {
-        // Not recorded: the attempt's file must not outlive it (once moved into place, there is none to remove).
-        let _ = tokio::fs::remove_file(&task.output).await;
     }
-    if !recorded? {
-        warn!(scene.id = %scene.id, "lease lost: the result was fenced out and its file removed");
-        return Ok(Some(JobEnd::LeaseLost));
-    }
-    report.scenes_succeeded += 1;
-    report.ooms += u64::from(out.oom_count);
-    report.scenes_recovered += u64::from(out.recovery != RecoveryStep::None);
-    Ok(None)
 }
 
 /// Acts on a scene's failure as its disposition says; `output_dir` is where its output was to be written.

@@ -9,6 +9,7 @@
 //! - `consume`: the consume loop, job leases and acks, reconnection, unhealthy pauses; state changes go through
 //!   `scenequeue_core`.
 //! - `job`: one leased job, group by group under the watchdog, every write fenced by the lease.
+//! - `recorder`: a job's results recorded in batches (one transaction for many scenes).
 //! - `disposition`: the one place a failure is given what becomes of it (fail the scene, retry the job,
 //!   reconnect, unhealthy worker, fatal).
 //! - `heartbeat`: the worker's row and the job's lease, refreshed every few seconds while the job progresses.
@@ -19,6 +20,7 @@
 //! - `isolation`: the process-per-job runner and the child process's side.
 //! - `inference`: the dedicated inference thread that owns the runner, and its async handle.
 //! - `sessions`: the session policy: when an enhancer is created and dropped.
+//! - `simulated`: the model-free runner of farm simulations (no model, no audio, a set time per scene).
 //! - `tuning`: a batch's enhancement settings over the worker's defaults; the attenuation limit.
 //! - `scene`: one scene (or a group, when batching) end to end: read (a job's scenes of a recording in one
 //!   forward pass, with the decoder the submission used), resample, enhance, write, measure (blocking).
@@ -46,12 +48,14 @@ mod job;
 mod memory;
 mod model;
 mod output_check;
+mod recorder;
 mod paths;
 mod recovery;
 mod runner;
 mod runtime;
 mod scene;
 mod sessions;
+mod simulated;
 mod tuning;
 mod vad;
 mod watchdog;

@@ -1,0 +1,72 @@
+//! Results of a job's scenes recorded in batches: one transaction (and one statement per table) for up to
+//! [`BATCH_SCENES`] scenes, or whatever finished within [`BATCH_WINDOW`], instead of one per scene. The files of
+//! results not yet recorded are attempt files, removed if the attempt ends before recording them: a crash
+//! loses no result, it only leaves those scenes for the next attempt.
+
+use crate::consume::WorkerReport;
+use scenequeue_core::fence::Fence;
+use scenequeue_core::scenes::{self, SceneResult};
+use scenequeue_core::states::RecoveryStep;
+use sqlx::PgPool;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+/// Scenes recorded in one transaction at most.
+pub const BATCH_SCENES: usize = 64;
+/// Longest time a finished scene waits to be recorded (so progress shows while a job runs).
+pub const BATCH_WINDOW: Duration = Duration::from_millis(500);
+
+/// Finished scenes of one attempt not yet recorded.
+#[derive(Default)]
+pub struct Recorder {
+    pending: Vec<(SceneResult, PathBuf)>,
+    since: Option<Instant>,
+}
+
+impl Recorder {
+    /// Adds a finished scene, its output still under the attempt's own name.
+    pub fn add(&mut self, result: SceneResult, attempt_file: PathBuf) {
+        self.since.get_or_insert_with(Instant::now);
+        self.pending.push((result, attempt_file));
+    }
+
+    /// Whether the batch is due: full, or its first scene waited long enough.
+    pub fn due(&self) -> bool {
+        self.pending.len() >= BATCH_SCENES || self.since.is_some_and(|t| t.elapsed() >= BATCH_WINDOW)
+    }
+
+    /// Records every pending scene under the lease. False if the lease was lost (nothing recorded, their files
+    /// removed).
+    pub async fn flush(&mut self, pool: &PgPool, fence: &Fence, report: &mut WorkerReport) -> Result<bool, sqlx::Error> {
+        if self.pending.is_empty() {
+            return Ok(true);
+        }
+        let pending = std::mem::take(&mut self.pending);
+        self.since = None;
+        let recorded = scenes::record_successes(pool, fence, &pending).await;
+        if recorded.is_err() {
+            // Not recorded: the attempt's files must not outlive it (those moved into place have none left).
+            for (_, file) in &pending {
+                let _ = tokio::fs::remove_file(file).await;
+            }
+        }
+        if !recorded? {
+            return Ok(false);
+        }
+        for (r, _) in &pending {
+            report.scenes_succeeded += 1;
+            report.ooms += u64::from(r.oom_count);
+            report.scenes_recovered += u64::from(r.recovery != RecoveryStep::None);
+        }
+        Ok(true)
+    }
+}
+
+impl Drop for Recorder {
+    /// An attempt that ends with results unrecorded removes their files.
+    fn drop(&mut self) {
+        for (_, file) in &self.pending {
+            let _ = std::fs::remove_file(file);
+        }
+    }
+}
