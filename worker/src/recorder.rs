@@ -37,7 +37,12 @@ impl Recorder {
 
     /// Records every pending scene under the lease. False if the lease was lost (nothing recorded, their files
     /// removed).
-    pub async fn flush(&mut self, pool: &PgPool, fence: &Fence, report: &mut WorkerReport) -> Result<bool, sqlx::Error> {
+    pub async fn flush(
+        &mut self,
+        pool: &PgPool,
+        fence: &Fence,
+        report: &mut WorkerReport,
+    ) -> Result<bool, sqlx::Error> {
         if self.pending.is_empty() {
             return Ok(true);
         }
