@@ -292,6 +292,9 @@ pub struct WorkerArgs {
     /// The scenequeue binary started for isolated child processes (default: this one).
     #[arg(long, env = "SCENEQUEUE_CHILD_PROGRAM")]
     pub child_program: Option<PathBuf>,
+    /// Connections the worker opens to Postgres (at least 2: its job and its heartbeat); docs/SCALING.md.
+    #[arg(long, env = "SCENEQUEUE_DB_CONNECTIONS", default_value_t = WorkerConfig::default().db_connections)]
+    pub db_connections: u32,
     /// Exit after this many jobs.
     #[arg(long)]
     pub max_jobs: Option<u64>,

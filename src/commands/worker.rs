@@ -50,6 +50,7 @@ pub fn config(args: &WorkerArgs) -> anyhow::Result<WorkerConfig> {
             .map_err(|e| anyhow::anyhow!("--retry-backoff-s {}: {e}", args.retry_backoff_s))?,
         child_program: args.child_program.clone().or(defaults.child_program.clone()),
         max_jobs: args.max_jobs,
+        db_connections: args.db_connections,
         alive_file: args.alive_file.clone(),
         drain: args.drain,
         ..defaults
