@@ -51,15 +51,6 @@ pub struct Args {
     keep: bool,
 }
 
-fn with_database(url: &str, name: &str) -> String {
-    let (base, query) = url.split_once('?').map_or((url, None), |(b, q)| (b, Some(q)));
-    let base = base.rsplit_once('/').map_or(base, |(b, _)| b);
-    match query {
-        Some(q) => format!("{base}/{name}?{q}"),
-        None => format!("{base}/{name}"),
-    }
-}
-
 pub async fn run(args: &Args) -> anyhow::Result<()> {
     let id = uuid::Uuid::new_v4().simple().to_string();
     let name = format!("sq_bench_farm_{}", &id[..12]);
@@ -68,7 +59,7 @@ pub async fn run(args: &Args) -> anyhow::Result<()> {
     sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut admin).await?;
     let out = args.out.join(&name);
     let result =
-        measure(args, &with_database(&admin_url, &name), &with_database(&args.database_url, &name), &out).await;
+        measure(args, &db::with_database(&admin_url, &name), &db::with_database(&args.database_url, &name), &out).await;
     let _ = std::fs::remove_dir_all(&out);
     if args.keep {
         eprintln!("kept database {name}");

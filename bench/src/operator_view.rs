@@ -37,11 +37,6 @@ pub struct Args {
     keep: bool,
 }
 
-fn with_database(url: &str, name: &str) -> String {
-    let base = url.rsplit_once('/').map_or(url, |(b, _)| b);
-    format!("{base}/{name}")
-}
-
 /// Seeds the farm: batches, recordings, jobs, scenes, results and workers, all by set-based SQL.
 async fn seed(pool: &PgPool, args: &Args) -> anyhow::Result<()> {
     let per_job = (args.scenes / args.jobs).max(1);
@@ -152,7 +147,7 @@ pub async fn run(args: &Args) -> anyhow::Result<()> {
     let name = format!("sq_bench_view_{}", uuid::Uuid::new_v4().simple());
     let mut admin = PgConnection::connect(&args.database_url).await?;
     sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut admin).await?;
-    let result = measure(args, &with_database(&args.database_url, &name)).await;
+    let result = measure(args, &db::with_database(&args.database_url, &name)).await;
     if !args.keep {
         sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(&mut admin).await?;
     } else {

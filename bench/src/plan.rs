@@ -62,11 +62,6 @@ fn backlog(scenes: usize, per: usize) -> impl Iterator<Item = (PathBuf, CutRecor
     })
 }
 
-fn with_database(url: &str, name: &str) -> String {
-    let base = url.rsplit_once('/').map_or(url, |(b, _)| b);
-    format!("{base}/{name}")
-}
-
 pub async fn run(args: &Args) -> anyhow::Result<()> {
     println!("| scenes | recordings | jobs | published | seconds | scenes/s | peak RSS MiB |");
     println!("|---|---|---|---|---|---|---|");
@@ -76,7 +71,7 @@ pub async fn run(args: &Args) -> anyhow::Result<()> {
         let name = format!("sq_bench_{id}");
         let mut admin = sqlx::PgConnection::connect(&args.database_url).await?;
         sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut admin).await?;
-        let pool = db::connect(&with_database(&args.database_url, &name), 4).await?;
+        let pool = db::connect(&db::with_database(&args.database_url, &name), 4).await?;
         let topology = mq::Topology::new(&format!("scenequeue.bench.{id}"));
         let connection = mq::connect(&args.amqp_url).await?;
         let publisher = mq::Publisher::new(&connection, &topology).await?;

@@ -90,6 +90,17 @@ pub fn redact(url: &str) -> String {
     }
 }
 
+/// `url` naming the database `name` instead of its own, its query (`?sslmode=...`) kept: a scratch database of a
+/// test or a benchmark on the same server.
+pub fn with_database(url: &str, name: &str) -> String {
+    let (head, query) = url.split_once('?').map_or((url, None), |(h, q)| (h, Some(q)));
+    let base = head.rsplit_once('/').map_or(head, |(b, _)| b);
+    match query {
+        Some(q) => format!("{base}/{name}?{q}"),
+        None => format!("{base}/{name}"),
+    }
+}
+
 /// Tells listeners that a job of `batch` reached a terminal state. Runs inside the caller's transaction so the
 /// notification is delivered only if the state change commits.
 pub async fn notify_job_event<'e, E>(executor: E, batch: BatchId) -> Result<(), sqlx::Error>

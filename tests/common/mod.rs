@@ -39,16 +39,6 @@ pub struct TestEnv {
     db_name: String,
 }
 
-/// `url` with its database name replaced.
-fn with_database(url: &str, name: &str) -> String {
-    let (head, query) = url.split_once('?').map_or((url, None), |(h, q)| (h, Some(q)));
-    let base = head.rsplit_once('/').map_or(head, |(b, _)| b);
-    match query {
-        Some(q) => format!("{base}/{name}?{q}"),
-        None => format!("{base}/{name}"),
-    }
-}
-
 impl TestEnv {
     pub async fn new() -> Self {
         let defaults = Services::default();
@@ -59,7 +49,7 @@ impl TestEnv {
         let mut admin = PgConnection::connect(&base_url).await.expect("Postgres answers (run scripts/services.sh)");
         sqlx::query(&format!("CREATE DATABASE {db_name}")).execute(&mut admin).await.expect("create test database");
         admin.close().await.ok();
-        let url = with_database(&base_url, &db_name);
+        let url = db::with_database(&base_url, &db_name);
         let pool = db::connect(&url, 8).await.expect("connect and migrate the test database");
         let queue = format!("scenequeue.test.{id}");
         let dir = std::env::temp_dir().join(&db_name);
