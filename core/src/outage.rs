@@ -38,6 +38,7 @@ impl Backoff {
 pub fn transient(error: &sqlx::Error) -> bool {
     match error {
         sqlx::Error::Io(_) | sqlx::Error::Tls(_) | sqlx::Error::PoolTimedOut => true,
+        e if closed_in_handshake(e) => true,
         sqlx::Error::Database(e) => e.code().is_some_and(|code| {
             // 08: connection exception; 57P01-57P03: the server is shutting down or starting; 53300: too many
             // connections.
@@ -45,6 +46,13 @@ pub fn transient(error: &sqlx::Error) -> bool {
         }),
         _ => false,
     }
+}
+
+/// Whether the connection was closed while TLS was being negotiated (`sslmode=prefer`, the default, asks first):
+/// the driver reports the closed socket as an odd answer to its `SSLRequest`. A server going away, or a proxy or
+/// load balancer with nothing behind it, does this.
+pub fn closed_in_handshake(error: &sqlx::Error) -> bool {
+    matches!(error, sqlx::Error::Protocol(message) if message.contains("SSLRequest"))
 }
 
 /// How long a database step waits out an outage, and how often it tries again meanwhile.
@@ -129,6 +137,9 @@ mod tests {
         assert!(transient(&sqlx::Error::Io(std::io::ErrorKind::ConnectionRefused.into())));
         assert!(!transient(&sqlx::Error::RowNotFound));
         assert!(!transient(&sqlx::Error::PoolClosed));
+        let closed = sqlx::Error::Protocol("unexpected response from SSLRequest: 0x00".into());
+        assert!(transient(&closed));
+        assert!(!transient(&sqlx::Error::Protocol("unknown message type".into())));
     }
 
     #[tokio::test]

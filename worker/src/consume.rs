@@ -254,6 +254,7 @@ async fn connect_db(url: &str, connections: u32, stop: &CancellationToken) -> Re
 fn db_away(e: &sqlx::Error) -> bool {
     match e {
         sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut => true,
+        e if scenequeue_core::outage::closed_in_handshake(e) => true,
         // 57P01..57P03: shutting down, crashed, starting up.
         sqlx::Error::Database(d) => d.code().is_some_and(|c| c.starts_with("57P")),
         _ => false,
