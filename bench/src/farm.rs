@@ -172,7 +172,11 @@ async fn measure(args: &Args, admin_url: &str, worker_url: &str, out: &std::path
             break;
         }
         if workers.iter().all(|w| w.is_finished()) {
-            anyhow::bail!("every worker stopped with {done} of {scenes} scenes done");
+            let first = match workers.swap_remove(0).await? {
+                Err(e) => e.to_string(),
+                Ok(_) => "no error".into(),
+            };
+            anyhow::bail!("every worker stopped with {done} of {scenes} scenes done; the first said: {first}");
         }
     }
     let elapsed = started.elapsed().as_secs_f64();
