@@ -91,8 +91,8 @@ impl Farm {
         }
     }
 
-    /// kill -9 of the slot's process, if it is running (not yet restarted after an earlier kill); returns
-    /// whether it was.
+    /// kill -9 of the slot's process, if it is running (not yet restarted after an earlier kill), waiting until
+    /// it is gone; returns whether it was running.
     pub fn kill(&self, index: usize) -> bool {
         let mut slots = self.slots.lock().unwrap();
         let slot = &mut slots[index];
@@ -103,6 +103,9 @@ impl Farm {
             return false;
         }
         child.kill().expect("kill -9");
+        // Reaped before returning: until then the process could still look alive to `report`, killed but not
+        // yet restarted.
+        let _ = child.wait();
         slot.kills += 1;
         true
     }
