@@ -108,7 +108,7 @@ async fn a_worker_that_lost_its_lease_can_write_nothing() {
     let attempt_file = env.dir.join(format!("scene.{}.wav", old.short()));
     std::fs::write(&attempt_file, b"late").unwrap();
     let late = result_row(scene, job, a, &final_path);
-    assert!(!scenes::record_success(&env.pool, &old, &late, &attempt_file).await.unwrap());
+    assert!(!scenes::record_successes(&env.pool, &old, &[(late, attempt_file.clone())]).await.unwrap());
     assert!(!attempt_file.exists() && !final_path.exists());
     assert!(!jobs::release(&env.pool, &old, "late", Duration::ZERO, false).await.unwrap());
     assert!(!jobs::hand_back(&env.pool, &old, "late", 5).await.unwrap());
@@ -119,9 +119,8 @@ async fn a_worker_that_lost_its_lease_can_write_nothing() {
     assert!(scenes::mark_running(&env.pool, &new, &[scene]).await.unwrap());
     let attempt_file = env.dir.join(format!("scene.{}.wav", new.short()));
     std::fs::write(&attempt_file, b"audio").unwrap();
-    assert!(
-        scenes::record_success(&env.pool, &new, &result_row(scene, job, b, &final_path), &attempt_file).await.unwrap()
-    );
+    let recorded = [(result_row(scene, job, b, &final_path), attempt_file.clone())];
+    assert!(scenes::record_successes(&env.pool, &new, &recorded).await.unwrap());
     assert!(final_path.exists() && !attempt_file.exists());
     assert_eq!(scene_state(&env, scene).await, SceneState::Succeeded);
     let writer: WorkerId = sqlx::query_scalar("SELECT worker_id FROM results WHERE scene_id = $1")

@@ -45,7 +45,7 @@ impl Events {
                     Some(listener) => listener,
                     None => connect(&pool).await,
                 };
-                if let Err(e) = forward(listener, &tx).await {
+                if let Err(e) = async { forward(listener?, &tx).await }.await {
                     tracing::debug!(error = %e, "job-events listener lost; reconnecting");
                 }
                 tokio::time::sleep(MAX_GAP).await;
@@ -65,8 +65,7 @@ async fn connect(pool: &PgPool) -> Result<PgListener, sqlx::Error> {
     Ok(listener)
 }
 
-async fn forward(listener: Result<PgListener, sqlx::Error>, tx: &broadcast::Sender<String>) -> Result<(), sqlx::Error> {
-    let mut listener = listener?;
+async fn forward(mut listener: PgListener, tx: &broadcast::Sender<String>) -> Result<(), sqlx::Error> {
     // What changed while no listener was connected is covered by the snapshot each browser gets next.
     let _ = tx.send(String::new());
     loop {

@@ -112,23 +112,11 @@ pub struct SceneResult {
     pub speech_out_db: f32,
 }
 
-/// Records a scene's result and marks it succeeded, in one transaction, after moving the attempt's file
-/// (`attempt_file`, written under a name of its own) to the result's `output_path`, all while the lease is held.
-/// False if the lease was lost: nothing is recorded and the attempt's file is removed.
-pub async fn record_success(
-    pool: &PgPool,
-    fence: &Fence,
-    r: &SceneResult,
-    attempt_file: &Path,
-) -> Result<bool, sqlx::Error> {
-    record_successes(pool, fence, &[(r.clone(), attempt_file.to_path_buf())]).await
-}
-
-/// [`record_success`] for several scenes of one job at once: one transaction, one statement for their result
-/// rows and one for their states, whatever their number. Every file is moved into place while the lease is
-/// held; with the lease lost, nothing is recorded and every attempt file is removed. A file that cannot be
-/// moved fails the whole call (nothing recorded; the files already moved are where a later attempt writes
-/// them again).
+/// Records the results of several scenes of one job and marks them succeeded, in one transaction (one
+/// statement for their result rows, one for their states, whatever their number), after moving each attempt's
+/// file (written under a name of its own) to its result's `output_path`, all while the lease is held. False if
+/// the lease was lost: nothing is recorded and every attempt file is removed. A file that cannot be moved fails
+/// the whole call (nothing recorded; the files already moved are where a later attempt writes them again).
 pub async fn record_successes(
     pool: &PgPool,
     fence: &Fence,
