@@ -14,6 +14,9 @@ scripts/services.sh
 scripts/fetch-models.sh
 export SCENEQUEUE_ORT_LIBRARY="$PWD/.scenequeue/ort/libonnxruntime.so"
 export SCENEQUEUE_MODEL_DIR="$PWD/models"
+# The pooler test runs the farm through PgBouncer in transaction mode (1.21 or newer: built here if Debian's is older).
+SCENEQUEUE_PGBOUNCER=$(scripts/pgbouncer.sh) || die "no PgBouncer for the pooler test"
+export SCENEQUEUE_PGBOUNCER
 # The chaos suite (tests/chaos.rs) restarts PostgreSQL and RabbitMQ, so it never runs beside other tests: first
 # everything else, then the chaos tests alone, one at a time.
 if cargo nextest --version >/dev/null 2>&1; then
