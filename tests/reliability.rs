@@ -102,7 +102,7 @@ async fn a_worker_that_lost_its_lease_can_write_nothing() {
 
     // Every write of A is refused; its attempt's file is removed, the final file never appears.
     assert!(!jobs::extend_lease(&env.pool, &old, Duration::from_secs(60)).await.unwrap());
-    assert!(!scenes::mark_running(&env.pool, &old, &[scene]).await.unwrap());
+    assert!(scenes::start_attempt(&env.pool, &old).await.unwrap().is_none());
     assert!(!scenes::mark_failed(&env.pool, &old, scene, "late").await.unwrap());
     let final_path = env.dir.join("scene.wav");
     let attempt_file = env.dir.join(format!("scene.{}.wav", old.short()));
@@ -112,11 +112,14 @@ async fn a_worker_that_lost_its_lease_can_write_nothing() {
     assert!(!attempt_file.exists() && !final_path.exists());
     assert!(!jobs::release(&env.pool, &old, "late", Duration::ZERO, false).await.unwrap());
     assert!(!jobs::hand_back(&env.pool, &old, "late", 5).await.unwrap());
-    assert!(!jobs::complete(&env.pool, &old).await.unwrap());
+    assert!(!jobs::complete(&env.pool, &old, None).await.unwrap());
     assert_eq!(scene_state(&env, scene).await, SceneState::Queued, "A changed nothing");
 
     // B's writes land, and its file is moved into place.
-    assert!(scenes::mark_running(&env.pool, &new, &[scene]).await.unwrap());
+    let work = scenes::start_attempt(&env.pool, &new).await.unwrap().expect("B's lease holds");
+    assert_eq!(work.attempt, 2);
+    assert!(work.scenes.iter().any(|s| s.id == scene), "the scene is left to do");
+    assert_eq!(scene_state(&env, scene).await, SceneState::Running);
     let attempt_file = env.dir.join(format!("scene.{}.wav", new.short()));
     std::fs::write(&attempt_file, b"audio").unwrap();
     let recorded = [(result_row(scene, job, b, &final_path), attempt_file.clone())];
@@ -356,7 +359,7 @@ async fn jobs_ending_at_the_same_moment_finish_their_batch() {
     }
     let ends = fences.into_iter().map(|fence| {
         let pool = env.pool.clone();
-        tokio::spawn(async move { jobs::complete(&pool, &fence).await })
+        tokio::spawn(async move { jobs::complete(&pool, &fence, None).await })
     });
     let completed = futures_util::future::join_all(ends).await;
     assert!(completed.into_iter().all(|c| c.unwrap().unwrap()));

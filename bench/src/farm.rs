@@ -34,6 +34,9 @@ pub struct Args {
     /// Jobs the broker may hold queued (default: two per worker).
     #[arg(long)]
     max_queued: Option<i64>,
+    /// Unacknowledged jobs each worker may hold (the worker's `--prefetch`).
+    #[arg(long, default_value_t = 1)]
+    prefetch: u16,
     /// Where the empty outputs go (a tmpfs keeps the disk out of the figures).
     #[arg(long, default_value = "/dev/shm")]
     out: std::path::PathBuf,
@@ -146,6 +149,7 @@ async fn measure(args: &Args, admin_url: &str, worker_url: &str, out: &std::path
         default_model: "nsnet2-48k".into(),
         simulate: Some(Duration::from_millis(args.scene_ms)),
         db_connections: args.db_connections,
+        prefetch: args.prefetch,
         ..WorkerConfig::default()
     };
     let mut workers = Vec::with_capacity(args.workers);
@@ -154,9 +158,11 @@ async fn measure(args: &Args, admin_url: &str, worker_url: &str, out: &std::path
         workers.push(tokio::spawn(async move { scenequeue_worker::run(config, services, stop.into()).await }));
     }
 
-    // Completions sampled once a second from the kept counts; connections from pg_stat_activity.
+    // Completions sampled once a second from the kept counts; connections from pg_stat_activity; the queue's
+    // ready messages and consumers from the broker.
     let mut samples: Vec<(f64, i64)> = Vec::new();
     let mut connections = 0i64;
+    let mut broker = Broker::default();
     loop {
         tokio::time::sleep(Duration::from_secs(1)).await;
         let (done, open): (i64, i64) = sqlx::query_as(
@@ -166,6 +172,9 @@ async fn measure(args: &Args, admin_url: &str, worker_url: &str, out: &std::path
         .fetch_one(&pool)
         .await?;
         connections = connections.max(open);
+        let depth = mq::queue_depth(&connection, &services.queue).await?;
+        broker.max_ready = broker.max_ready.max(depth.messages);
+        broker.max_consumers = broker.max_consumers.max(depth.consumers);
         samples.push((started.elapsed().as_secs_f64(), done));
         eprintln!("  {:>6.1} s  {done} of {scenes} scenes", started.elapsed().as_secs_f64());
         if done >= scenes {
@@ -183,11 +192,23 @@ async fn measure(args: &Args, admin_url: &str, worker_url: &str, out: &std::path
     let after = counters(&pool).await?;
     stop.cancel();
     for w in workers {
-        w.await?.map_err(|e| anyhow::anyhow!("a worker failed: {e}"))?;
+        let report = w.await?.map_err(|e| anyhow::anyhow!("a worker failed: {e}"))?;
+        broker.deliveries += report.jobs_done + report.duplicates;
     }
     let _ = connection.close(200, "done").await;
 
-    report(&pool, args, &services, (scenes, elapsed, connections), &samples, before, after).await
+    report(&pool, args, &services, (scenes, elapsed, connections), &samples, broker, (before, after)).await
+}
+
+/// What the broker was seen doing.
+#[derive(Debug, Default, Clone, Copy)]
+struct Broker {
+    /// Most ready messages in the queue at a sample.
+    max_ready: u32,
+    /// Most consumers on the queue at a sample.
+    max_consumers: u32,
+    /// Deliveries the workers handled: jobs done plus duplicates (already finished or held elsewhere).
+    deliveries: u64,
 }
 
 /// Completions per second between 10 % and 90 % of the backlog (the start and the tail left out).
@@ -205,8 +226,8 @@ async fn report(
     services: &Services,
     (scenes, elapsed, connections): (i64, f64, i64),
     samples: &[(f64, i64)],
-    before: DbCounters,
-    after: DbCounters,
+    broker: Broker,
+    (before, after): (DbCounters, DbCounters),
 ) -> anyhow::Result<()> {
     // Latency of each transition, milliseconds: creation to first lease (queue wait), lease to end (the job),
     // lease to its first recorded result; and the scenes recorded per transaction (a transaction's rows share
@@ -265,6 +286,13 @@ async fn report(
         (after.commits - before.commits) as f64 / jobs,
         rows as f64 / jobs,
         after.rollbacks - before.rollbacks
+    );
+    println!(
+        "Broker: {:.2} deliveries per job, at most {} jobs ready in the queue and {} consumers on it (prefetch {}).",
+        broker.deliveries as f64 / jobs,
+        broker.max_ready,
+        broker.max_consumers,
+        args.prefetch
     );
     Ok(())
 }

@@ -4,7 +4,7 @@
 
 use crate::db::notify_job_event;
 use crate::ids::{BatchId, WorkerId};
-use crate::jobs::finish_batch_if_done;
+use crate::jobs::finish_batch_and_notify;
 use crate::states::{JobState, SceneState};
 use serde::Serialize;
 use sqlx::PgPool;
@@ -69,8 +69,7 @@ pub async fn cancel(pool: &PgPool, batch: BatchId) -> Result<Option<Cancelled>, 
         .execute(&mut *tx)
         .await?
         .rows_affected();
-    finish_batch_if_done(&mut tx, batch).await?;
-    notify_job_event(&mut *tx, batch).await?;
+    finish_batch_and_notify(&mut tx, batch).await?;
     tx.commit().await?;
     Ok(Some(Cancelled { jobs: jobs.len() as u64, scenes }))
 }

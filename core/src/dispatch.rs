@@ -38,15 +38,18 @@ pub const DEFAULT_MAX_QUEUED: i64 = 64;
 pub async fn dispatch(pool: &PgPool, publisher: &Publisher, max_queued: i64) -> Result<usize, DispatchError> {
     let mut total = 0;
     loop {
-        let mut tx = pool.begin().await?;
+        // The count is read before the transaction: a full queue (the common case, after every job of every
+        // worker) costs one statement. Two dispatchers may both see room and overshoot the bound by a chunk at
+        // most, as they could inside a transaction too.
         let queued: i64 = sqlx::query_scalar("SELECT count(*) FROM jobs WHERE state = $1")
             .bind(JobState::Queued)
-            .fetch_one(&mut *tx)
+            .fetch_one(pool)
             .await?;
         let room = (max_queued.max(1) - queued).min(CHUNK);
         if room <= 0 {
             return Ok(total);
         }
+        let mut tx = pool.begin().await?;
         let ids: Vec<JobId> = sqlx::query_scalar(
             "SELECT j.id FROM jobs j JOIN batches b ON b.id = j.batch_id
              WHERE j.state = $2 AND NOT b.paused AND (j.not_before IS NULL OR j.not_before <= now())

@@ -7,10 +7,10 @@
 //! Every function is named for the transition it makes; states are bound as the Rust enums of `states`, never
 //! written as strings.
 
-use crate::db::notify_job_event;
+use crate::db::JOB_EVENTS_CHANNEL;
 use crate::fence::Fence;
 use crate::ids::{BatchId, JobId, WorkerId};
-use crate::states::{BatchState, JobState, SceneState};
+use crate::states::{BatchState, JobState, SceneState, WorkerState};
 use sqlx::PgPool;
 use std::time::Duration;
 use uuid::Uuid;
@@ -46,16 +46,24 @@ fn secs(d: Duration) -> f64 {
 }
 
 /// running: takes the lease on `job` for `ttl` if it is waiting (pending or queued, and its back-off over), or
-/// running under an expired lease. The lease gets a fresh token.
+/// running under an expired lease. The lease gets a fresh token, and the worker's row (if it has one) says it is
+/// busy with the job, in the same statement.
 pub async fn lease(pool: &PgPool, job: JobId, worker: WorkerId, ttl: Duration) -> Result<Lease, sqlx::Error> {
     let token = Uuid::new_v4();
     let granted: Option<(BatchId, i32, i32)> = sqlx::query_as(
-        "UPDATE jobs SET state = $4, lease_owner = $2, lease_expires = now() + make_interval(secs => $3),
-                lease_token = $7, attempts = attempts + 1, started_at = coalesce(started_at, now()), not_before = NULL
-         WHERE id = $1 AND attempts < max_attempts
-           AND ((state IN ($5, $6) AND (not_before IS NULL OR not_before <= now()))
-                OR (state = $4 AND lease_expires < now()))
-         RETURNING batch_id, attempts, crashes",
+        "WITH granted AS (
+             UPDATE jobs SET state = $4, lease_owner = $2, lease_expires = now() + make_interval(secs => $3),
+                    lease_token = $7, attempts = attempts + 1, started_at = coalesce(started_at, now()),
+                    not_before = NULL
+             WHERE id = $1 AND attempts < max_attempts
+               AND ((state IN ($5, $6) AND (not_before IS NULL OR not_before <= now()))
+                    OR (state = $4 AND lease_expires < now()))
+             RETURNING batch_id, attempts, crashes
+         ), busy AS (
+             UPDATE workers SET state = $8, current_job = $1, health = NULL, last_seen = now()
+             WHERE id = $2 AND EXISTS (SELECT 1 FROM granted)
+         )
+         SELECT batch_id, attempts, crashes FROM granted",
     )
     .bind(job)
     .bind(worker)
@@ -64,6 +72,7 @@ pub async fn lease(pool: &PgPool, job: JobId, worker: WorkerId, ttl: Duration) -
     .bind(JobState::Pending)
     .bind(JobState::Queued)
     .bind(token)
+    .bind(WorkerState::Busy)
     .fetch_optional(pool)
     .await?;
     if let Some((batch, attempt, crashes)) = granted {
@@ -109,35 +118,42 @@ pub async fn extend_lease(pool: &PgPool, fence: &Fence, ttl: Duration) -> Result
 /// Locks the job's batch row, so the transactions that end jobs of one batch run one after the other and the
 /// last of them sees every other's outcome when it decides whether the batch is finished.
 async fn lock_batch_of(tx: &mut sqlx::PgConnection, job: JobId) -> Result<Option<BatchId>, sqlx::Error> {
-    sqlx::query_scalar("SELECT b.id FROM batches b JOIN jobs j ON j.batch_id = b.id WHERE j.id = $1 FOR UPDATE OF b")
-        .bind(job)
-        .fetch_optional(tx)
-        .await
+    sqlx::query_scalar(LOCK_BATCH_OF).bind(job).fetch_optional(tx).await
 }
 
-/// succeeded: marks a held job done (every scene has its own terminal state) and finishes the batch if this was
-/// its last open job. Returns false if the lease had been lost.
-pub async fn complete(pool: &PgPool, fence: &Fence) -> Result<bool, sqlx::Error> {
+/// The statement of [`lock_batch_of`] (`$1`: the job).
+const LOCK_BATCH_OF: &str =
+    "SELECT b.id FROM batches b JOIN jobs j ON j.batch_id = b.id WHERE j.id = $1 FOR UPDATE OF b";
+
+/// succeeded: marks a held job done (every scene has its own terminal state), with what it cost when known, and
+/// finishes the batch if this was its last open job. Returns false if the lease had been lost. Two statements:
+/// the batch lock with the job's update, then the batch's end with the notification.
+pub async fn complete(pool: &PgPool, fence: &Fence, costs: Option<&JobCosts>) -> Result<bool, sqlx::Error> {
     let mut tx = pool.begin().await?;
-    let Some(batch) = lock_batch_of(&mut tx, fence.job).await? else {
-        return Ok(false);
-    };
-    let done = sqlx::query(
-        "UPDATE jobs SET state = $3, finished_at = now(), finished_by = lease_owner, lease_owner = NULL,
-                lease_expires = NULL, lease_token = NULL, error = NULL
-         WHERE id = $1 AND lease_token = $2 AND state = $4",
-    )
+    let costs = costs.copied();
+    let done: Option<BatchId> = sqlx::query_scalar(&format!(
+        "WITH locked AS ({LOCK_BATCH_OF})
+         UPDATE jobs SET state = $3, finished_at = now(), finished_by = lease_owner, lease_owner = NULL,
+                lease_expires = NULL, lease_token = NULL, error = NULL,
+                gpu_peak_mb = coalesce($5, gpu_peak_mb), gpu_after_mb = coalesce($6, gpu_after_mb),
+                rss_after_mb = coalesce($7, rss_after_mb), session_create_ms = coalesce($8, session_create_ms)
+         WHERE id = $1 AND lease_token = $2 AND state = $4 AND batch_id IN (SELECT id FROM locked)
+         RETURNING batch_id"
+    ))
     .bind(fence.job)
     .bind(fence.token)
     .bind(JobState::Succeeded)
     .bind(JobState::Running)
-    .execute(&mut *tx)
+    .bind(costs.and_then(|c| c.gpu_peak_mb))
+    .bind(costs.and_then(|c| c.gpu_after_mb))
+    .bind(costs.and_then(|c| c.rss_after_mb))
+    .bind(costs.map(|c| c.session_create_ms as f32))
+    .fetch_optional(&mut *tx)
     .await?;
-    if done.rows_affected() == 0 {
+    let Some(batch) = done else {
         return Ok(false);
-    }
-    finish_batch_if_done(&mut tx, batch).await?;
-    notify_job_event(&mut *tx, batch).await?;
+    };
+    finish_batch_and_notify(&mut tx, batch).await?;
     tx.commit().await?;
     Ok(true)
 }
@@ -258,36 +274,33 @@ pub async fn bury(pool: &PgPool, job: JobId, reason: &str) -> Result<(), sqlx::E
             .execute(&mut *tx)
             .await?;
         }
-        finish_batch_if_done(&mut tx, batch).await?;
-        notify_job_event(&mut *tx, batch).await?;
+        finish_batch_and_notify(&mut tx, batch).await?;
     }
     tx.commit().await
 }
 
 /// pending: running jobs whose lease expired with attempts left go back to wait for dispatch, with the reason
-/// recorded and one more crash counted; their scenes left running go back to pending. Returns them.
+/// recorded and one more crash counted; their scenes left running go back to pending. Returns them. One
+/// statement: every idle worker runs it on every heartbeat, and it usually finds nothing.
 pub async fn requeue_expired(pool: &PgPool) -> Result<Vec<JobId>, sqlx::Error> {
-    let mut tx = pool.begin().await?;
-    let jobs: Vec<JobId> = sqlx::query_scalar(
-        "UPDATE jobs SET state = $1, lease_owner = NULL, lease_expires = NULL, lease_token = NULL,
-                crashes = crashes + 1,
-                error = 'lease expired: the worker stopped answering' ||
-                        coalesce(' (last error: ' || error || ')', '')
-         WHERE state = $2 AND lease_expires < now() AND attempts < max_attempts RETURNING id",
+    sqlx::query_scalar(
+        "WITH taken AS (
+             UPDATE jobs SET state = $1, lease_owner = NULL, lease_expires = NULL, lease_token = NULL,
+                    crashes = crashes + 1,
+                    error = 'lease expired: the worker stopped answering' ||
+                            coalesce(' (last error: ' || error || ')', '')
+             WHERE state = $2 AND lease_expires < now() AND attempts < max_attempts RETURNING id
+         ), scenes_back AS (
+             UPDATE scenes SET state = $3 WHERE job_id IN (SELECT id FROM taken) AND state = $4
+         )
+         SELECT id FROM taken",
     )
     .bind(JobState::Pending)
     .bind(JobState::Running)
-    .fetch_all(&mut *tx)
-    .await?;
-    let ids: Vec<Uuid> = jobs.iter().map(|j| j.0).collect();
-    sqlx::query("UPDATE scenes SET state = $2 WHERE job_id = ANY($1) AND state = $3")
-        .bind(&ids)
-        .bind(SceneState::Pending)
-        .bind(SceneState::Running)
-        .execute(&mut *tx)
-        .await?;
-    tx.commit().await?;
-    Ok(jobs)
+    .bind(SceneState::Pending)
+    .bind(SceneState::Running)
+    .fetch_all(pool)
+    .await
 }
 
 /// dead: running jobs whose lease expired on their last attempt are buried. Returns how many.
@@ -335,17 +348,27 @@ pub async fn record_costs(pool: &PgPool, job: JobId, costs: &JobCosts) -> Result
 /// finished: a batch is finished once none of its jobs can still change. A batch still ingesting is never
 /// finished here: its submitter activates it when every recording is stored.
 pub async fn finish_batch_if_done(tx: &mut sqlx::PgConnection, batch: BatchId) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "UPDATE batches SET state = $2, finished_at = now()
-         WHERE id = $1 AND state = $3
-           AND NOT EXISTS (SELECT 1 FROM jobs WHERE batch_id = $1 AND state NOT IN ($4, $5))",
-    )
-    .bind(batch)
-    .bind(BatchState::Finished)
-    .bind(BatchState::Active)
-    .bind(JobState::Succeeded)
-    .bind(JobState::Dead)
-    .execute(tx)
-    .await?;
+    bind_finish(sqlx::query(FINISH_BATCH_IF_DONE), batch).execute(tx).await?;
     Ok(())
+}
+
+/// [`finish_batch_if_done`], and tells listeners that a job of `batch` reached a terminal state (see
+/// `db::notify_job_event`), in one statement. Inside the caller's transaction, after the job's change and
+/// under the batch's lock.
+pub async fn finish_batch_and_notify(tx: &mut sqlx::PgConnection, batch: BatchId) -> Result<(), sqlx::Error> {
+    let sql = format!("WITH finished AS ({FINISH_BATCH_IF_DONE}) SELECT pg_notify($6, $7)");
+    bind_finish(sqlx::query(&sql), batch).bind(JOB_EVENTS_CHANNEL).bind(batch.to_string()).execute(tx).await?;
+    Ok(())
+}
+
+/// The statement of [`finish_batch_if_done`]; [`bind_finish`] binds `$1` to `$5`.
+const FINISH_BATCH_IF_DONE: &str = "UPDATE batches SET state = $2, finished_at = now()
+     WHERE id = $1 AND state = $3
+       AND NOT EXISTS (SELECT 1 FROM jobs WHERE batch_id = $1 AND state NOT IN ($4, $5))";
+
+fn bind_finish<'q>(
+    query: sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>,
+    batch: BatchId,
+) -> sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments> {
+    query.bind(batch).bind(BatchState::Finished).bind(BatchState::Active).bind(JobState::Succeeded).bind(JobState::Dead)
 }

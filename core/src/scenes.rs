@@ -1,12 +1,14 @@
-//! Scene state transitions and result rows. A worker reads what a leased job still has to do, marks scenes
-//! running, then records each one's outcome: a result row (one per scene, whatever the attempt: a retry
+//! Scene state transitions and result rows. A worker starts an attempt by reading what a leased job still has
+//! to do and marking those scenes running, then records each one's outcome: a result row (one per scene, whatever the attempt: a retry
 //! overwrites, never duplicates) with the scene `succeeded`, or the scene `failed` with its cause. Every write
 //! of a worker is fenced by its lease (see `fence`).
 
 use crate::fence::Fence;
-use crate::ids::{BatchId, JobId, MediaId, SceneId, WorkerId};
-use crate::states::{OutputFlag, RecoveryStep, SceneState};
-use sqlx::PgPool;
+use crate::ids::{JobId, MediaId, SceneId, WorkerId};
+use crate::options::BatchOptions;
+use crate::states::{JobState, OutputFlag, RecoveryStep, SceneState};
+use sqlx::postgres::PgRow;
+use sqlx::{PgPool, Row};
 use std::path::Path;
 
 /// What a leased job has to do: its batch's settings and the scenes no earlier attempt finished.
@@ -16,6 +18,8 @@ pub struct JobWork {
     pub model: String,
     /// Where the batch's outputs go.
     pub output_dir: String,
+    /// The batch's processing options.
+    pub options: BatchOptions,
     /// This attempt's number, from 1.
     pub attempt: i32,
     /// Scenes still to run, by recording path and index (source order).
@@ -41,38 +45,68 @@ pub struct PendingScene {
     pub decoder: Option<String>,
 }
 
-/// Reads what `job` (of `batch`) still has to do. Scenes finished by an earlier attempt keep their outcome.
-pub async fn job_work(pool: &PgPool, job: JobId, batch: BatchId) -> Result<JobWork, sqlx::Error> {
-    let (model, output_dir): (String, String) =
-        sqlx::query_as("SELECT model, output_dir FROM batches WHERE id = $1").bind(batch).fetch_one(pool).await?;
-    let scenes: Vec<PendingScene> = sqlx::query_as(
-        "SELECT s.id, s.media_id, s.idx, s.start_s, s.end_s, m.path, m.decoder
-         FROM scenes s JOIN media m ON m.id = s.media_id
-         WHERE s.job_id = $1 AND s.state NOT IN ($2, $3) ORDER BY m.path, s.idx",
+/// One row of [`start_attempt`]'s statement: the job's and batch's fields, with one scene (none when every
+/// scene already has its outcome).
+struct AttemptRow {
+    attempts: i32,
+    model: String,
+    output_dir: String,
+    options: BatchOptions,
+    scene: Option<PendingScene>,
+}
+
+impl<'r> sqlx::FromRow<'r, PgRow> for AttemptRow {
+    fn from_row(row: &'r PgRow) -> Result<Self, sqlx::Error> {
+        let scene = match row.try_get::<Option<SceneId>, _>("id")? {
+            Some(_) => Some(PendingScene::from_row(row)?),
+            None => None,
+        };
+        Ok(Self {
+            attempts: row.try_get("attempts")?,
+            model: row.try_get("model")?,
+            output_dir: row.try_get("output_dir")?,
+            options: BatchOptions::from_row(row)?,
+            scene,
+        })
+    }
+}
+
+/// Starts an attempt at a leased job, in one statement fenced by its lease: reads what the job still has to do
+/// (the scenes no earlier attempt finished keep their outcome), with its batch's settings, and marks those scenes
+/// running (handed to the model). None, and nothing written, if the lease was lost.
+pub async fn start_attempt(pool: &PgPool, fence: &Fence) -> Result<Option<JobWork>, sqlx::Error> {
+    let rows: Vec<AttemptRow> = sqlx::query_as(
+        "WITH held AS (
+             SELECT j.id AS job_id, j.attempts, b.model, b.output_dir,
+                    b.atten_lim_db, b.post_filter_beta, b.highpass_hz, b.loudness_lufs
+             FROM jobs j JOIN batches b ON b.id = j.batch_id
+             WHERE j.id = $1 AND j.lease_token = $2 AND j.state = $3
+             FOR SHARE OF j
+         ), marked AS (
+             UPDATE scenes s SET state = $4 FROM held
+             WHERE s.job_id = held.job_id AND s.state NOT IN ($5, $6)
+             RETURNING s.id, s.media_id, s.idx, s.start_s, s.end_s
+         )
+         SELECT h.attempts, h.model, h.output_dir, h.atten_lim_db, h.post_filter_beta, h.highpass_hz,
+                h.loudness_lufs, s.id, s.media_id, s.idx, s.start_s, s.end_s, m.path, m.decoder
+         FROM held h LEFT JOIN (marked s JOIN media m ON m.id = s.media_id) ON true
+         ORDER BY m.path, s.idx",
     )
-    .bind(job)
+    .bind(fence.job)
+    .bind(fence.token)
+    .bind(JobState::Running)
+    .bind(SceneState::Running)
     .bind(SceneState::Succeeded)
     .bind(SceneState::Failed)
     .fetch_all(pool)
     .await?;
-    let attempt: i32 = sqlx::query_scalar("SELECT attempts FROM jobs WHERE id = $1").bind(job).fetch_one(pool).await?;
-    Ok(JobWork { model, output_dir, attempt, scenes })
-}
-
-/// Marks `scenes` running (handed to the model). False, and nothing written, if the lease was lost.
-pub async fn mark_running(pool: &PgPool, fence: &Fence, scenes: &[SceneId]) -> Result<bool, sqlx::Error> {
-    let mut tx = pool.begin().await?;
-    if !fence.hold(&mut tx).await? {
-        return Ok(false);
-    }
-    sqlx::query("UPDATE scenes SET state = $2 WHERE id = ANY($1) AND job_id = $3")
-        .bind(scenes)
-        .bind(SceneState::Running)
-        .bind(fence.job)
-        .execute(&mut *tx)
-        .await?;
-    tx.commit().await?;
-    Ok(true)
+    let Some(first) = rows.first() else {
+        return Ok(None);
+    };
+    let (attempt, model, output_dir, options) =
+        (first.attempts, first.model.clone(), first.output_dir.clone(), first.options);
+    let scenes = rows.into_iter().filter_map(|r| r.scene).collect();
+    Ok(Some(JobWork { model, output_dir, options, attempt, scenes }))
 }
 
 /// Everything a result row records about one enhanced scene.
@@ -113,7 +147,7 @@ pub struct SceneResult {
 }
 
 /// Records the results of several scenes of one job and marks them succeeded, in one transaction (one
-/// statement for their result rows, one for their states, whatever their number), after moving each attempt's
+/// statement for their result rows and states, whatever their number), after moving each attempt's
 /// file (written under a name of its own) to its result's `output_path`, all while the lease is held. False if
 /// the lease was lost: nothing is recorded and every attempt file is removed. A file that cannot be moved fails
 /// the whole call (nothing recorded; the files already moved are where a later attempt writes them again).
@@ -145,7 +179,8 @@ pub async fn record_successes(
     }
     let rows = ResultColumns::of(results.iter().map(|(r, _)| r));
     sqlx::query(
-        "INSERT INTO results (scene_id, job_id, worker_id, attempt, output_path, sample_rate, duration_s,
+        "WITH recorded AS (
+         INSERT INTO results (scene_id, job_id, worker_id, attempt, output_path, sample_rate, duration_s,
                               rms_in_db, rms_out_db, processing_ms, recovery, oom_count, gpu_mem_mb,
                               flags, speech_in_db, speech_out_db)
          SELECT r.scene_id, r.job_id, r.worker_id, r.attempt, r.output_path, r.sample_rate, r.duration_s,
@@ -163,7 +198,9 @@ pub async fn record_successes(
              duration_s = EXCLUDED.duration_s, rms_in_db = EXCLUDED.rms_in_db, rms_out_db = EXCLUDED.rms_out_db,
              processing_ms = EXCLUDED.processing_ms, recovery = EXCLUDED.recovery, oom_count = EXCLUDED.oom_count,
              gpu_mem_mb = EXCLUDED.gpu_mem_mb, flags = EXCLUDED.flags, speech_in_db = EXCLUDED.speech_in_db,
-             speech_out_db = EXCLUDED.speech_out_db, created_at = now()",
+             speech_out_db = EXCLUDED.speech_out_db, created_at = now()
+         RETURNING scene_id)
+         UPDATE scenes SET state = $17, error = NULL WHERE id IN (SELECT scene_id FROM recorded)",
     )
     .bind(&rows.scene)
     .bind(&rows.job)
@@ -181,13 +218,9 @@ pub async fn record_successes(
     .bind(&rows.flags)
     .bind(&rows.speech_in_db)
     .bind(&rows.speech_out_db)
+    .bind(SceneState::Succeeded)
     .execute(&mut *tx)
     .await?;
-    sqlx::query("UPDATE scenes SET state = $2, error = NULL WHERE id = ANY($1)")
-        .bind(&rows.scene)
-        .bind(SceneState::Succeeded)
-        .execute(&mut *tx)
-        .await?;
     tx.commit().await?;
     Ok(true)
 }

@@ -40,9 +40,17 @@ pub async fn register(pool: &PgPool, info: &WorkerInfo) -> Result<(), sqlx::Erro
     Ok(())
 }
 
-/// Counts one more job done by the worker.
-pub async fn count_job(pool: &PgPool, id: WorkerId) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE workers SET jobs_done = jobs_done + 1 WHERE id = $1").bind(id).execute(pool).await?;
+/// A job of the worker ended and it goes on: idle, no job, one more job counted, seen now.
+pub async fn job_ended(pool: &PgPool, id: WorkerId) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE workers SET state = $2, current_job = NULL, health = NULL, last_seen = now(),
+                jobs_done = jobs_done + 1
+         WHERE id = $1",
+    )
+    .bind(id)
+    .bind(WorkerState::Idle)
+    .execute(pool)
+    .await?;
     Ok(())
 }
 

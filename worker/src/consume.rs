@@ -376,8 +376,10 @@ async fn consume_on(
             }
             Err(e) => return Err(e),
         }
-        if let Err(e) = release_due(ctx, &publisher).await {
-            return Ok(Stop::ConnectionLost(e));
+        // The queue is topped up after every job; expired leases are taken back on the heartbeat's tick, which the
+        // select above takes between jobs too, so a busy farm does not scan for them after every job.
+        if let Err(e) = dispatch(ctx.pool, &publisher, ctx.max_queued).await {
+            return Ok(Stop::ConnectionLost(e.to_string()));
         }
     }
 }
@@ -441,7 +443,8 @@ async fn run_leased(
     watchdog: &mut Watchdog,
     report: &mut WorkerReport,
 ) -> Result<Option<Stop>, WorkerError> {
-    ctx.status.set(ctx.pool, ctx.worker, WorkerState::Busy, Some(fence.job), None).await?;
+    // The lease wrote the worker's row busy with this job.
+    ctx.status.note(WorkerState::Busy, Some(fence.job), None);
     let lost = CancellationToken::new();
     let progress = Progress::new(ctx.config.lease_ttl);
     let heartbeat = tokio::spawn(heartbeat::lease(
@@ -466,12 +469,17 @@ async fn run_leased(
     let outcome = job::run(ctx, &at, watchdog, report).await;
     heartbeat.abort();
     grace.abort();
-    if !matches!(outcome, Ok(JobEnd::HandedBack)) {
-        record_costs(ctx, &fence, report).await?;
+    let costs = match outcome {
+        Ok(JobEnd::HandedBack) => None,
+        _ => job_costs(ctx, report).await?,
+    };
+    // A completion records the costs with it; any other end on their own.
+    if let (Some(costs), Ok(JobEnd::LeaseLost | JobEnd::Retry { .. } | JobEnd::Unhealthy { .. })) = (&costs, &outcome) {
+        jobs::record_costs(ctx.pool, fence.job, costs).await?;
     }
     let stop = match outcome? {
         JobEnd::Done => {
-            if jobs::complete(ctx.pool, &fence).await? {
+            if jobs::complete(ctx.pool, &fence, costs.as_ref()).await? {
                 report.jobs_done += 1;
                 info!("job succeeded");
             } else {
@@ -507,20 +515,20 @@ async fn run_leased(
         }
     };
     if stop.is_none() {
-        ctx.status.set(ctx.pool, ctx.worker, WorkerState::Idle, None, None).await?;
-        workers::count_job(ctx.pool, ctx.worker).await?;
+        ctx.status.note(WorkerState::Idle, None, None);
+        workers::job_ended(ctx.pool, ctx.worker).await?;
     }
     Ok(stop)
 }
 
-/// Applies the session policy and records what the job cost.
-async fn record_costs(ctx: &Ctx<'_>, fence: &Fence, report: &mut WorkerReport) -> Result<(), WorkerError> {
+/// Applies the session policy and returns what the job cost (None: no telemetry came back).
+async fn job_costs(ctx: &Ctx<'_>, report: &mut WorkerReport) -> Result<Option<JobCosts>, WorkerError> {
     let telemetry = match ctx.inference.job_done().await {
         Ok(t) => t,
         Err(crate::inference::ThreadGone::Broken(reason)) => return Err(WorkerError::Fatal(reason)),
         Err(e) => {
             warn!(error = %e, "no telemetry for this job");
-            return Ok(());
+            return Ok(None);
         }
     };
     let costs = JobCosts {
@@ -529,8 +537,7 @@ async fn record_costs(ctx: &Ctx<'_>, fence: &Fence, report: &mut WorkerReport) -
         rss_after_mb: telemetry.after.rss_mb,
         session_create_ms: telemetry.session_create_ms,
     };
-    jobs::record_costs(ctx.pool, fence.job, &costs).await?;
     report.sessions_created += telemetry.sessions_created;
     report.session_create_time += Duration::from_secs_f64(telemetry.session_create_ms / 1000.0);
-    Ok(())
+    Ok(Some(costs))
 }

@@ -87,8 +87,13 @@ impl Status {
         job: Option<JobId>,
         health: Option<String>,
     ) -> Result<(), sqlx::Error> {
-        *self.inner.lock().unwrap_or_else(PoisonError::into_inner) = (state, job, health.clone());
+        self.note(state, job, health.clone());
         workers::beat(pool, id, state, job, health.as_deref()).await.map(|_| ())
+    }
+
+    /// Changes what the row says without writing it (a statement that wrote it already, or the next beat will).
+    pub fn note(&self, state: WorkerState, job: Option<JobId>, health: Option<String>) {
+        *self.inner.lock().unwrap_or_else(PoisonError::into_inner) = (state, job, health);
     }
 
     fn get(&self) -> Row {

@@ -12,8 +12,7 @@ use crate::scene::{SceneFailure, SceneOutput, SceneTask};
 use crate::tuning::Tuning;
 use crate::watchdog::Watchdog;
 use scenequeue_core::fence::Fence;
-use scenequeue_core::ids::{BatchId, SceneId};
-use scenequeue_core::options::BatchOptions;
+use scenequeue_core::ids::BatchId;
 use scenequeue_core::scenes::{self, JobWork, PendingScene, SceneResult};
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -73,10 +72,14 @@ pub async fn run(
     watchdog: &mut Watchdog,
     report: &mut WorkerReport,
 ) -> Result<JobEnd, WorkerError> {
-    let tuning = Tuning::resolve(&ctx.config.post, &BatchOptions::load(ctx.pool, at.batch).await?);
-    // Scenes finished by an earlier attempt keep their outcome.
-    let JobWork { model, output_dir, attempt, scenes: pending } =
-        scenes::job_work(ctx.pool, at.fence.job, at.batch).await?;
+    // One fenced write reads what is left (scenes finished by an earlier attempt keep their outcome) and marks
+    // every scene left running: they are all handed to the model in this attempt.
+    let Some(JobWork { model, output_dir, options, attempt, scenes: pending }) =
+        scenes::start_attempt(ctx.pool, &at.fence).await?
+    else {
+        return Ok(JobEnd::LeaseLost);
+    };
+    let tuning = Tuning::resolve(&ctx.config.post, &options);
     let isolate = at.crashes >= ISOLATE_AFTER_CRASHES;
     if isolate {
         warn!(
@@ -88,11 +91,6 @@ pub async fn run(
     let group_s = if isolate { 0.0 } else { ctx.config.fixed_windows.map_or(0.0, |f| f.group_seconds()) };
     // Recordings that hung a scene: their other scenes would hang too (a stale mount), each costing a thread.
     let mut hung: HashSet<String> = HashSet::new();
-    // Every scene left is handed to the model in this attempt: one write marks them all running.
-    let ids: Vec<SceneId> = pending.iter().map(|s| s.id).collect();
-    if !scenes::mark_running(ctx.pool, &at.fence, &ids).await? {
-        return Ok(JobEnd::LeaseLost);
-    }
     let mut recorder = Recorder::default();
     let mut rest = pending.as_slice();
     while !rest.is_empty() {
