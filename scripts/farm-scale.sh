@@ -25,7 +25,8 @@ for n in "${workers[@]}"; do [ "$n" -gt "$most" ] && most=$n; done
 sockets=$(as_root rabbitmqctl -q status 2>/dev/null | sed -n '/^Sockets:/s/.*limit: \([0-9]*\).*/\1/p' | head -n1)
 if [ -n "$sockets" ] && [ "$sockets" -lt $((most + 50)) ]; then
   die "RabbitMQ takes at most $sockets connections and $most workers need $((most + 50)); restart it with more file
-descriptors, e.g. 'rabbitmqctl stop; ulimit -n 65536; rabbitmq-server -detached' (or LimitNOFILE in its unit)"
+descriptors (LimitNOFILE in its systemd unit; by hand: rabbitmqctl stop, then as the rabbitmq user
+'ulimit -n 20000; rabbitmq-server -detached', since su and sudo reset the limit)"
 fi
 
 pgbouncer=$(scripts/pgbouncer.sh)
@@ -49,7 +50,8 @@ sed -e "s/@PG_HOST@/$host/; s/@PG_PORT@/$port/; s/@LISTEN_ADDR@/127.0.0.1/; s/@L
 chmod 644 "$dir"/*
 run_as=()
 [ "$(id -u)" -eq 0 ] && run_as=(-u nobody)
-ulimit -n "$((most * 3 + 200))" 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+# The simulated workers' connections and PgBouncer's clients take a descriptor each.
+ulimit -n "$(ulimit -Hn)"
 "$pgbouncer" "${run_as[@]}" "$dir/pgbouncer.ini" 2> "$dir/pgbouncer.log" &
 pid=$!
 for _ in $(seq 50); do (exec 3<>"/dev/tcp/127.0.0.1/$listen") 2>/dev/null && break; sleep 0.2; done

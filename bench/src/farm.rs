@@ -143,6 +143,7 @@ async fn measure(args: &Args, admin_url: &str, worker_url: &str, out: &std::path
     dispatch::dispatch(&pool, &publisher, services.max_queued).await?;
 
     let before = counters(&pool).await?;
+    let cpu_before = CpuTime::now();
     let started = Instant::now();
     let stop = CancellationToken::new();
     let config = WorkerConfig {
@@ -190,6 +191,7 @@ async fn measure(args: &Args, admin_url: &str, worker_url: &str, out: &std::path
     }
     let elapsed = started.elapsed().as_secs_f64();
     let after = counters(&pool).await?;
+    let cpu = CpuTime::now().since(&cpu_before);
     stop.cancel();
     for w in workers {
         let report = w.await?.map_err(|e| anyhow::anyhow!("a worker failed: {e}"))?;
@@ -197,7 +199,68 @@ async fn measure(args: &Args, admin_url: &str, worker_url: &str, out: &std::path
     }
     let _ = connection.close(200, "done").await;
 
-    report(&pool, args, &services, (scenes, elapsed, connections), &samples, broker, (before, after)).await
+    report(&pool, args, &services, (scenes, elapsed, connections), &samples, broker, (before, after)).await?;
+    let per_k = |ticks: u64| ticks as f64 / 100.0 / scenes as f64 * 1000.0;
+    println!(
+        "CPU seconds per 1,000 scenes, from /proc on this machine: PostgreSQL {:.3}, RabbitMQ {:.3}, PgBouncer {:.3}, \
+         the simulated workers (this process) {:.3}.",
+        per_k(cpu.postgres),
+        per_k(cpu.rabbitmq),
+        per_k(cpu.pgbouncer),
+        per_k(cpu.this)
+    );
+    Ok(())
+}
+
+/// CPU time (user and system, in clock ticks of 1/100 s) of the services' processes on this machine and of this
+/// process, from /proc. Only meaningful where the services run on the same machine as the benchmark.
+#[derive(Debug, Default, Clone, Copy)]
+struct CpuTime {
+    postgres: u64,
+    rabbitmq: u64,
+    pgbouncer: u64,
+    this: u64,
+}
+
+impl CpuTime {
+    fn now() -> Self {
+        let mut t = Self::default();
+        let me = std::process::id().to_string();
+        let Ok(entries) = std::fs::read_dir("/proc") else { return t };
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().to_string();
+            if !name.bytes().all(|b| b.is_ascii_digit()) {
+                continue;
+            }
+            let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else { continue };
+            // "pid (comm) state ppid ...": utime and stime are the 14th and 15th fields.
+            let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else { continue };
+            let comm = &stat[open + 1..close];
+            let fields: Vec<&str> = stat[close + 1..].split_whitespace().collect();
+            let ticks = match (fields.get(11), fields.get(12)) {
+                (Some(u), Some(s)) => u.parse::<u64>().unwrap_or(0) + s.parse::<u64>().unwrap_or(0),
+                _ => continue,
+            };
+            match comm {
+                _ if name == me => t.this += ticks,
+                "postgres" => t.postgres += ticks,
+                "beam.smp" => t.rabbitmq += ticks,
+                "pgbouncer" => t.pgbouncer += ticks,
+                _ => {}
+            }
+        }
+        t
+    }
+
+    /// The time spent since `before` (a process that ended in between is not counted).
+    fn since(&self, before: &Self) -> Self {
+        Self {
+            postgres: self.postgres.saturating_sub(before.postgres),
+            rabbitmq: self.rabbitmq.saturating_sub(before.rabbitmq),
+            pgbouncer: self.pgbouncer.saturating_sub(before.pgbouncer),
+            this: self.this.saturating_sub(before.this),
+        }
+    }
 }
 
 /// What the broker was seen doing.
@@ -240,9 +303,10 @@ async fn report(
     };
     let wait: Vec<f64> = sqlx::query_scalar(&percentiles("j.started_at - j.created_at")).fetch_one(pool).await?;
     let run: Vec<f64> = sqlx::query_scalar(&percentiles("j.finished_at - j.started_at")).fetch_one(pool).await?;
-    let first: Vec<f64> = sqlx::query_scalar(&percentiles(
-        "(SELECT min(r.created_at) FROM results r WHERE r.job_id = j.id) - j.started_at",
-    ))
+    let first: Vec<f64> = sqlx::query_scalar(
+        "SELECT percentile_cont(ARRAY[0.5, 0.95, 0.99]) WITHIN GROUP (ORDER BY extract(epoch FROM f.first - j.started_at) * 1000)
+         FROM jobs j JOIN (SELECT job_id, min(created_at) AS first FROM results GROUP BY job_id) f ON f.job_id = j.id",
+    )
     .fetch_one(pool)
     .await?;
     let per_record: f64 =

@@ -24,7 +24,7 @@ use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicGetOptions, Basi
 use lapin::types::FieldTable;
 use scenequeue_core::config::Services;
 use scenequeue_core::db::{self, DbError};
-use scenequeue_core::dispatch::dispatch;
+use scenequeue_core::dispatch::{dispatch, top_up};
 use scenequeue_core::fence::Fence;
 use scenequeue_core::ids::{BatchId, WorkerId};
 use scenequeue_core::jobs::{self, JobCosts, Lease};
@@ -378,7 +378,7 @@ async fn consume_on(
         }
         // The queue is topped up after every job; expired leases are taken back on the heartbeat's tick, which the
         // select above takes between jobs too, so a busy farm does not scan for them after every job.
-        if let Err(e) = dispatch(ctx.pool, &publisher, ctx.max_queued).await {
+        if let Err(e) = top_up(ctx.pool, &publisher, ctx.max_queued).await {
             return Ok(Stop::ConnectionLost(e.to_string()));
         }
     }
@@ -390,7 +390,7 @@ async fn release_due(ctx: &Ctx<'_>, publisher: &mq::Publisher) -> Result<(), Str
     if !requeued.is_empty() {
         info!(jobs = requeued.len(), "took back jobs whose worker stopped answering");
     }
-    dispatch(ctx.pool, publisher, ctx.max_queued).await.map(|_| ()).map_err(|e| e.to_string())
+    top_up(ctx.pool, publisher, ctx.max_queued).await.map(|_| ()).map_err(|e| e.to_string())
 }
 
 /// Handles one delivery; acks or nacks it. Some: the consume loop must stop.
