@@ -136,7 +136,7 @@ pub(crate) struct Ctx<'a> {
     pub(crate) inference: &'a InferenceHandle,
     pub(crate) config: &'a WorkerConfig,
     pub(crate) worker: WorkerId,
-    /// Jobs the broker may hold queued; the worker tops the queue up to this after every job.
+    /// Jobs the broker may hold queued; the worker tops the queue up to this once it is half empty (`top_up`).
     max_queued: i64,
     status: Status,
     shutdown: Shutdown,
@@ -376,8 +376,8 @@ async fn consume_on(
             }
             Err(e) => return Err(e),
         }
-        // The queue is topped up after every job; expired leases are taken back on the heartbeat's tick, which the
-        // select above takes between jobs too, so a busy farm does not scan for them after every job.
+        // The queue is topped up (once half empty) after every job; expired leases are taken back on the heartbeat's
+        // tick, which the select above takes between jobs too, so a busy farm does not scan for them after every job.
         if let Err(e) = top_up(ctx.pool, &publisher, ctx.max_queued).await {
             return Ok(Stop::ConnectionLost(e.to_string()));
         }
