@@ -1,8 +1,10 @@
 //! Worker rows in `workers`: who each worker is, where it runs, what it is doing, when it was last seen.
 
+use crate::fence::Fence;
 use crate::ids::{JobId, WorkerId};
-use crate::states::WorkerState;
+use crate::states::{JobState, WorkerState};
 use sqlx::PgPool;
+use std::time::Duration;
 
 /// What a worker says about itself when it starts.
 #[derive(Debug, Clone)]
@@ -75,4 +77,38 @@ pub async fn beat(
     .fetch_optional(pool)
     .await?;
     Ok(drain.unwrap_or(false))
+}
+
+/// A heartbeat of a worker holding a job's lease: [`beat`], and the lease extended to `ttl` from now if `fence`
+/// still holds it, in one statement (the two would otherwise be two writes every few seconds for every busy
+/// worker). Returns whether an operator asked the worker to drain, and whether the lease still holds.
+pub async fn beat_holding(
+    pool: &PgPool,
+    id: WorkerId,
+    (state, job, health): (WorkerState, Option<JobId>, Option<&str>),
+    fence: &Fence,
+    ttl: Duration,
+) -> Result<(bool, bool), sqlx::Error> {
+    let (drain, held): (Option<bool>, bool) = sqlx::query_as(
+        "WITH extended AS (
+             UPDATE jobs SET lease_expires = now() + make_interval(secs => $7)
+             WHERE id = $5 AND lease_token = $6 AND state = $8
+             RETURNING 1
+         ), beat AS (
+             UPDATE workers SET state = $2, current_job = $3, health = $4, last_seen = now() WHERE id = $1
+             RETURNING drain_requested
+         )
+         SELECT (SELECT drain_requested FROM beat), EXISTS (SELECT 1 FROM extended)",
+    )
+    .bind(id)
+    .bind(state)
+    .bind(job)
+    .bind(health)
+    .bind(fence.job)
+    .bind(fence.token)
+    .bind(ttl.as_secs_f64())
+    .bind(JobState::Running)
+    .fetch_one(pool)
+    .await?;
+    Ok((drain.unwrap_or(false), held))
 }

@@ -9,7 +9,7 @@
 
 use crate::config::WorkerConfig;
 use crate::health::{self, SelfCheck};
-use crate::heartbeat::{self, Progress, Status};
+use crate::heartbeat::{self, HeldLease, Progress, Status};
 use crate::inference::{self, InferenceHandle, MakeRunner};
 use crate::job::{self, Attempt, JobEnd};
 use crate::memory::MemoryProbe;
@@ -447,14 +447,8 @@ async fn run_leased(
     ctx.status.note(WorkerState::Busy, Some(fence.job), None);
     let lost = CancellationToken::new();
     let progress = Progress::new(ctx.config.lease_ttl);
-    let heartbeat = tokio::spawn(heartbeat::lease(
-        ctx.pool.clone(),
-        fence,
-        ctx.config.lease_ttl,
-        ctx.config.heartbeat(),
-        progress.clone(),
-        lost.clone(),
-    ));
+    // The worker's heartbeat extends the lease from now on, while the job progresses.
+    ctx.status.hold(HeldLease { fence, ttl: ctx.config.lease_ttl, progress: progress.clone(), lost: lost.clone() });
     // After SIGTERM the job has its grace period; then, or at a second signal, it is handed back.
     let hand_back = ctx.shutdown.now.child_token();
     let grace = tokio::spawn({
@@ -467,7 +461,7 @@ async fn run_leased(
     });
     let at = Attempt { fence, batch, crashes, lost: &lost, hand_back: &hand_back, progress: &progress };
     let outcome = job::run(ctx, &at, watchdog, report).await;
-    heartbeat.abort();
+    ctx.status.let_go(&fence);
     grace.abort();
     let costs = match outcome {
         Ok(JobEnd::HandedBack) => None,

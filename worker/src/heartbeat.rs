@@ -1,11 +1,11 @@
 //! Heartbeats. The worker's row is refreshed every few seconds whatever it is doing, so a worker that dies is
-//! seen as lost within seconds; the lease of the job in progress is extended on the same beat, but only while
+//! seen as lost within seconds; the lease of the job in progress is extended on the same beat, in the same
+//! statement, but only while
 //! the job makes progress (the watchdog's deadline has not passed), so a job stuck beyond its bound is taken
 //! over rather than held forever.
 
 use scenequeue_core::fence::Fence;
 use scenequeue_core::ids::{JobId, WorkerId};
-use scenequeue_core::jobs;
 use scenequeue_core::states::WorkerState;
 use scenequeue_core::workers;
 use sqlx::PgPool;
@@ -35,47 +35,50 @@ impl Progress {
     }
 }
 
-/// Extends `fence`'s lease every `every` while the job progresses; cancels `lost` when the lease is gone.
-pub async fn lease(
-    pool: PgPool,
-    fence: Fence,
-    ttl: Duration,
-    every: Duration,
-    progress: Progress,
-    lost: CancellationToken,
-) {
-    let mut tick = tokio::time::interval(every);
-    tick.tick().await;
-    loop {
-        tick.tick().await;
-        if progress.overdue() {
-            warn!(job.id = %fence.job, "no progress within the watchdog's bound; the lease is no longer renewed");
-            continue;
-        }
-        match jobs::extend_lease(&pool, &fence, ttl).await {
-            Ok(true) => {}
-            Ok(false) => {
-                lost.cancel();
-                return;
-            }
-            Err(e) => warn!(error = %e, "could not extend the job lease"),
-        }
-    }
+/// The lease of the job in progress, which the worker's heartbeat extends while the job progresses.
+#[derive(Debug, Clone)]
+pub struct HeldLease {
+    /// The lease.
+    pub fence: Fence,
+    /// How long each extension lasts.
+    pub ttl: Duration,
+    /// The watchdog's deadline: past it, the lease is no longer extended.
+    pub progress: Progress,
+    /// Cancelled when the lease turns out lost.
+    pub lost: CancellationToken,
 }
 
 /// A worker's state, its job and its health note.
 type Row = (WorkerState, Option<JobId>, Option<String>);
 
-/// What the worker's row says about it.
+/// What the worker's row says about it, and the lease its heartbeat extends.
 #[derive(Debug, Clone)]
 pub struct Status {
     inner: Arc<Mutex<Row>>,
+    lease: Arc<Mutex<Option<HeldLease>>>,
 }
 
 impl Status {
     /// Idle, no job.
     pub fn new() -> Self {
-        Self { inner: Arc::new(Mutex::new((WorkerState::Idle, None, None))) }
+        Self { inner: Arc::new(Mutex::new((WorkerState::Idle, None, None))), lease: Arc::new(Mutex::new(None)) }
+    }
+
+    /// From now on the heartbeat extends `lease` too.
+    pub fn hold(&self, lease: HeldLease) {
+        *self.lease.lock().unwrap_or_else(PoisonError::into_inner) = Some(lease);
+    }
+
+    /// The heartbeat stops extending the lease of `fence` (if it is still the one held).
+    pub fn let_go(&self, fence: &Fence) {
+        let mut held = self.lease.lock().unwrap_or_else(PoisonError::into_inner);
+        if held.as_ref().is_some_and(|l| l.fence == *fence) {
+            *held = None;
+        }
+    }
+
+    fn held(&self) -> Option<HeldLease> {
+        self.lease.lock().unwrap_or_else(PoisonError::into_inner).clone()
     }
 
     /// Changes what the row says and writes it now.
@@ -101,10 +104,12 @@ impl Status {
     }
 }
 
-/// Refreshes the worker's row every `every` until the task is aborted; cancels `drain` (the worker finishes its
-/// job and stops taking more) once an operator asked the worker to drain. On every beat, `alive` (when given)
-/// is rewritten with the time, whether or not Postgres answered: a liveness probe that reads its age sees that
-/// the worker started (model warmed, registered) and that its runtime still turns, without a query of its own.
+/// Refreshes the worker's row every `every` until the task is aborted, and extends the lease of the job in
+/// progress in the same statement while the job progresses (the watchdog's deadline has not passed); a lease
+/// found lost cancels its `lost` token. Cancels `drain` (the worker finishes its job and stops taking more) once
+/// an operator asked the worker to drain. On every beat, `alive` (when given) is rewritten with the time, whether
+/// or not Postgres answered: a liveness probe that reads its age sees that the worker started (model warmed,
+/// registered) and that its runtime still turns, without a query of its own.
 pub async fn worker(
     pool: PgPool,
     id: WorkerId,
@@ -120,12 +125,30 @@ pub async fn worker(
             touch(path).await;
         }
         let (state, job, health) = status.get();
-        match workers::beat(&pool, id, state, job, health.as_deref()).await {
-            Ok(true) if !drain.is_cancelled() => {
-                tracing::info!("an operator asked this worker to drain: finishing the current job, then stopping");
-                drain.cancel();
+        let lease = status.held().filter(|l| {
+            let overdue = l.progress.overdue();
+            if overdue {
+                warn!(job.id = %l.fence.job, "no progress within the watchdog's bound; the lease is no longer renewed");
             }
-            Ok(_) => {}
+            !overdue
+        });
+        let row = (state, job, health.as_deref());
+        let beat = match &lease {
+            Some(l) => workers::beat_holding(&pool, id, row, &l.fence, l.ttl).await.map(|(d, held)| (d, Some(held))),
+            None => workers::beat(&pool, id, row.0, row.1, row.2).await.map(|d| (d, None)),
+        };
+        match beat {
+            Ok((asked, held)) => {
+                if let (Some(false), Some(l)) = (held, &lease) {
+                    l.lost.cancel();
+                    status.let_go(&l.fence);
+                }
+                if asked && !drain.is_cancelled() {
+                    tracing::info!("an operator asked this worker to drain: finishing the current job, then stopping");
+                    drain.cancel();
+                }
+            }
+            Err(e) if lease.is_some() => warn!(error = %e, "heartbeat not written; the job's lease was not extended"),
             Err(e) => debug!(error = %e, "heartbeat not written"),
         }
     }
