@@ -5,7 +5,8 @@
 #
 # Usage: scripts/farm-scale.sh [WORKERS...]      (default: 10 100 1000)
 # Environment: JOBS_PER_WORKER (20, at least 2,000 jobs in all), SCENES_PER_JOB (30), POOL_SIZE (8: server
-# connections), PREFETCH (1), SCENEQUEUE_DATABASE_URL (the direct URL; default the scenequeue database).
+# connections), PREFETCH (1), STATEMENTS (1: also count the database statements, which costs the workers some
+# CPU), SCENEQUEUE_DATABASE_URL (the direct URL; default the scenequeue database).
 #
 # RabbitMQ needs a file descriptor per connection and each worker holds one: a node started with the usual
 # limit of 1,024 descriptors takes about 830 connections, so 1,000 workers need it raised (the script says how).
@@ -65,5 +66,6 @@ for n in "${workers[@]}"; do
   say "$n workers, $jobs jobs of ${SCENES_PER_JOB:-30} scenes"
   target/release/scenequeue-bench farm --workers "$n" --jobs "$jobs" --scenes-per-job "${SCENES_PER_JOB:-30}" \
     --db-connections 2 --prefetch "${PREFETCH:-1}" --database-url "$pooled" --admin-url "$direct" \
+    ${STATEMENTS:+--statements} \
     2> "$dir/farm-$n.log" || { tail -n 5 "$dir/farm-$n.log" >&2; die "the farm of $n workers failed"; }
 done

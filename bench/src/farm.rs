@@ -4,6 +4,7 @@
 //! a backlog seeded in a database and queue of its own. Reports completions per second, what each scene cost the
 //! database (transactions, rows, WAL bytes), connections, and the latency of each state transition.
 
+use crate::statements::Statements;
 use anyhow::Context;
 use scenequeue_core::config::Services;
 use scenequeue_core::{db, dispatch, mq};
@@ -52,17 +53,28 @@ pub struct Args {
     /// Keep the database afterwards.
     #[arg(long)]
     keep: bool,
+    /// Count the database statements (round trips) of the run, from the driver's event per statement (which
+    /// costs the simulated workers some CPU: leave it out for the CPU figures).
+    #[arg(long)]
+    statements: bool,
 }
 
-pub async fn run(args: &Args) -> anyhow::Result<()> {
+impl Args {
+    /// Whether the run counts its database statements.
+    pub fn counts_statements(&self) -> bool {
+        self.statements
+    }
+}
+
+pub async fn run(args: &Args, statements: Option<Statements>) -> anyhow::Result<()> {
     let id = uuid::Uuid::new_v4().simple().to_string();
     let name = format!("sq_bench_farm_{}", &id[..12]);
     let admin_url = args.admin_url.clone().unwrap_or_else(|| args.database_url.clone());
     let mut admin = PgConnection::connect(&admin_url).await.context("connecting to Postgres")?;
     sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut admin).await?;
     let out = args.out.join(&name);
-    let result =
-        measure(args, &db::with_database(&admin_url, &name), &db::with_database(&args.database_url, &name), &out).await;
+    let urls = (db::with_database(&admin_url, &name), db::with_database(&args.database_url, &name));
+    let result = measure(args, &urls, &out, statements).await;
     let _ = std::fs::remove_dir_all(&out);
     if args.keep {
         eprintln!("kept database {name}");
@@ -126,7 +138,12 @@ async fn counters(pool: &PgPool) -> anyhow::Result<DbCounters> {
     .await?)
 }
 
-async fn measure(args: &Args, admin_url: &str, worker_url: &str, out: &std::path::Path) -> anyhow::Result<()> {
+async fn measure(
+    args: &Args,
+    (admin_url, worker_url): &(String, String),
+    out: &std::path::Path,
+    statements: Option<Statements>,
+) -> anyhow::Result<()> {
     let pool = db::connect(admin_url, 4).await?;
     let scenes = (args.jobs * args.scenes_per_job) as i64;
     eprintln!("seeding {} jobs of {} scenes", args.jobs, args.scenes_per_job);
@@ -140,10 +157,13 @@ async fn measure(args: &Args, admin_url: &str, worker_url: &str, out: &std::path
     let connection = mq::connect(&services.amqp_url).await?;
     let topology = mq::Topology::new(&services.queue);
     let publisher = mq::Publisher::new(&connection, &topology).await?;
-    dispatch::dispatch(&pool, &publisher, services.max_queued).await?;
+    let publishing = Instant::now();
+    let published = dispatch::dispatch(&pool, &publisher, services.max_queued).await?;
+    let publishing = publishing.elapsed().as_secs_f64();
 
     let before = counters(&pool).await?;
     let cpu_before = CpuTime::now();
+    let statements_before = statements.as_ref().map(Statements::get);
     let started = Instant::now();
     let stop = CancellationToken::new();
     let config = WorkerConfig {
@@ -192,6 +212,7 @@ async fn measure(args: &Args, admin_url: &str, worker_url: &str, out: &std::path
     let elapsed = started.elapsed().as_secs_f64();
     let after = counters(&pool).await?;
     let cpu = CpuTime::now().since(&cpu_before);
+    let statements_run = statements.as_ref().zip(statements_before).map(|(s, before)| s.get() - before);
     stop.cancel();
     for w in workers {
         let report = w.await?.map_err(|e| anyhow::anyhow!("a worker failed: {e}"))?;
@@ -200,6 +221,21 @@ async fn measure(args: &Args, admin_url: &str, worker_url: &str, out: &std::path
     let _ = connection.close(200, "done").await;
 
     report(&pool, args, &services, (scenes, elapsed, connections), &samples, broker, (before, after)).await?;
+    println!(
+        "Publishing the first {published} jobs with a broker confirm each took {:.0} ms ({:.0} jobs/s); {:.0} jobs/s \
+         completed overall.",
+        publishing * 1000.0,
+        published as f64 / publishing.max(1e-9),
+        args.jobs as f64 / elapsed
+    );
+    if let Some(n) = statements_run {
+        println!(
+            "Database statements (round trips) of the workers and this benchmark's sampling: {:.2} per scene, {:.1} \
+             per job.",
+            n as f64 / scenes as f64,
+            n as f64 / args.jobs as f64
+        );
+    }
     let per_k = |ticks: u64| ticks as f64 / 100.0 / scenes as f64 * 1000.0;
     println!(
         "CPU seconds per 1,000 scenes, from /proc on this machine: PostgreSQL {:.3}, RabbitMQ {:.3}, PgBouncer {:.3}, \

@@ -23,6 +23,7 @@ mod operator_view;
 mod plan;
 mod reading;
 mod sessions;
+mod statements;
 mod synth;
 mod transcription;
 mod wer;
@@ -59,8 +60,14 @@ enum Command {
 }
 
 fn main() -> anyhow::Result<()> {
+    let command = Cli::parse().command;
+    // `farm --statements` counts the database statements it runs; its logger does that beside logging.
+    let statements = match &command {
+        Command::Farm(args) if args.counts_statements() => Some(statements::Statements::install()),
+        _ => None,
+    };
     scenequeue_core::telemetry::init();
-    match Cli::parse().command {
+    match command {
         Command::Sessions(args) => sessions::run(&args),
         Command::Adapters(args) => adapters::run(&args),
         Command::Transcription(args) => transcription::run(&args),
@@ -68,6 +75,6 @@ fn main() -> anyhow::Result<()> {
         Command::Reading(args) => reading::run(&args),
         Command::Ingest(args) => ingest::run(&args),
         Command::OperatorView(args) => tokio::runtime::Runtime::new()?.block_on(operator_view::run(&args)),
-        Command::Farm(args) => tokio::runtime::Runtime::new()?.block_on(farm::run(&args)),
+        Command::Farm(args) => tokio::runtime::Runtime::new()?.block_on(farm::run(&args, statements)),
     }
 }
