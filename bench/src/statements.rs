@@ -5,7 +5,6 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use tracing::Subscriber;
-use tracing_subscriber::EnvFilter;
 use tracing_subscriber::filter::{LevelFilter, Targets};
 use tracing_subscriber::layer::{Context, Layer, SubscriberExt};
 use tracing_subscriber::util::SubscriberInitExt;
@@ -18,8 +17,10 @@ impl Statements {
     /// Installs the logger with the counter and returns the counter.
     pub fn install() -> Self {
         let counter = Self::default();
-        let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,lapin=off"));
-        let logs = tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_target(false).with_filter(filter);
+        let logs = tracing_subscriber::fmt::layer()
+            .with_writer(std::io::stderr)
+            .with_target(false)
+            .with_filter(scenequeue_core::telemetry::filter());
         let count = counter.clone().with_filter(Targets::new().with_target("sqlx::query", LevelFilter::TRACE));
         let _ = tracing_subscriber::registry().with(logs).with(count).try_init();
         counter
