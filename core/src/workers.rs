@@ -66,28 +66,18 @@ pub async fn beat(
     job: Option<JobId>,
     health: Option<&str>,
 ) -> Result<bool, sqlx::Error> {
-    let drain: Option<bool> = sqlx::query_scalar(
-        "UPDATE workers SET state = $2, current_job = $3, health = $4, last_seen = now() WHERE id = $1
-         RETURNING drain_requested",
-    )
-    .bind(id)
-    .bind(state)
-    .bind(job)
-    .bind(health)
-    .fetch_optional(pool)
-    .await?;
-    Ok(drain.unwrap_or(false))
+    beat_holding(pool, id, (state, job, health), None).await.map(|(drain, _)| drain)
 }
 
-/// A heartbeat of a worker holding a job's lease: [`beat`], and the lease extended to `ttl` from now if `fence`
-/// still holds it, in one statement (the two would otherwise be two writes every few seconds for every busy
-/// worker). Returns whether an operator asked the worker to drain, and whether the lease still holds.
+/// [`beat`], and, for a worker holding a job's lease, the lease extended to `ttl` from now if its fence still
+/// holds it, in the same statement (the two would otherwise be two writes every few seconds for every busy
+/// worker). Returns whether an operator asked the worker to drain, and whether the given lease still holds
+/// (false without one).
 pub async fn beat_holding(
     pool: &PgPool,
     id: WorkerId,
     (state, job, health): (WorkerState, Option<JobId>, Option<&str>),
-    fence: &Fence,
-    ttl: Duration,
+    lease: Option<(&Fence, Duration)>,
 ) -> Result<(bool, bool), sqlx::Error> {
     let (drain, held): (Option<bool>, bool) = sqlx::query_as(
         "WITH extended AS (
@@ -104,9 +94,9 @@ pub async fn beat_holding(
     .bind(state)
     .bind(job)
     .bind(health)
-    .bind(fence.job)
-    .bind(fence.token)
-    .bind(ttl.as_secs_f64())
+    .bind(lease.map(|(fence, _)| fence.job))
+    .bind(lease.map(|(fence, _)| fence.token))
+    .bind(lease.map_or(0.0, |(_, ttl)| ttl.as_secs_f64()))
     .bind(JobState::Running)
     .fetch_one(pool)
     .await?;

@@ -133,13 +133,9 @@ pub async fn worker(
             !overdue
         });
         let row = (state, job, health.as_deref());
-        let beat = match &lease {
-            Some(l) => workers::beat_holding(&pool, id, row, &l.fence, l.ttl).await.map(|(d, held)| (d, Some(held))),
-            None => workers::beat(&pool, id, row.0, row.1, row.2).await.map(|d| (d, None)),
-        };
-        match beat {
+        match workers::beat_holding(&pool, id, row, lease.as_ref().map(|l| (&l.fence, l.ttl))).await {
             Ok((asked, held)) => {
-                if let (Some(false), Some(l)) = (held, &lease) {
+                if let Some(l) = lease.as_ref().filter(|_| !held) {
                     l.lost.cancel();
                     status.let_go(&l.fence);
                 }
