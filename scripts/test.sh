@@ -17,16 +17,13 @@ export SCENEQUEUE_MODEL_DIR="$PWD/models"
 # The pooler test runs the farm through PgBouncer in transaction mode (1.21 or newer: built here if Debian's is older).
 SCENEQUEUE_PGBOUNCER=$(scripts/pgbouncer.sh) || die "no PgBouncer for the pooler test"
 export SCENEQUEUE_PGBOUNCER
-# The chaos suite (tests/chaos.rs) restarts PostgreSQL and RabbitMQ, so it never runs beside other tests: first
+# The chaos suite (tests/chaos/main.rs) restarts PostgreSQL and RabbitMQ, so it never runs beside other tests: first
 # everything else, then the chaos tests alone, one at a time.
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --workspace --locked --no-fail-fast -E 'not binary(chaos)' "$@"
   cargo nextest run --workspace --locked --no-fail-fast -E 'binary(chaos)' --test-threads 1 "$@"
 else
   cargo test --workspace --locked --no-fail-fast --lib --bins --benches "$@"
-  for t in tests/*.rs; do
-    name=$(basename "$t" .rs)
-    [ "$name" = chaos ] || cargo test --workspace --locked --no-fail-fast --test "$name" "$@"
-  done
+  cargo test --locked --no-fail-fast --test integration "$@"
   cargo test --locked --no-fail-fast --test chaos "$@" -- --test-threads 1
 fi

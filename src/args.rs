@@ -43,6 +43,11 @@ pub struct ServiceArgs {
     /// Jobs the broker may hold queued; the rest wait in Postgres and are released by priority.
     #[arg(long, global = true, env = "SCENEQUEUE_MAX_QUEUED", default_value_t = Services::default().max_queued)]
     pub max_queued: i64,
+    /// Unacknowledged jobs each worker holds from the broker; the scheduler counts on the same number when it
+    /// reconciles the queue, so set it once for the whole farm.
+    #[arg(long, global = true, env = "SCENEQUEUE_PREFETCH", default_value_t = Services::default().prefetch,
+          value_parser = clap::value_parser!(u16).range(1..))]
+    pub prefetch: u16,
 }
 
 #[derive(Subcommand, Debug)]

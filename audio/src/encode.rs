@@ -54,7 +54,9 @@ fn pcm16(s: f32) -> i16 {
     (s.clamp(-1.0, 1.0) * 32767.0).round() as i16
 }
 
-/// Writes mono `samples` to `path` in `format` (the path's extension is the caller's choice).
+/// Writes mono `samples` to `path` in `format` (the path's extension is the caller's choice). The file appears
+/// whole or not at all: it is written under a `.partial` name, moved into place, and removed if either fails (a
+/// full disk keeps no half-written file that would hold its space).
 pub fn write(path: &Path, samples: &[f32], sample_rate: u32, format: OutputFormat) -> Result<(), AudioError> {
     let err = |reason: String| AudioError::Write { path: path.to_path_buf(), reason };
     if let Some(dir) = path.parent() {
@@ -62,12 +64,15 @@ pub fn write(path: &Path, samples: &[f32], sample_rate: u32, format: OutputForma
     }
     let mut tmp = PathBuf::from(path);
     tmp.as_mut_os_string().push(".partial");
-    match format {
+    let written = match format {
         OutputFormat::Flac => write_flac(&tmp, samples, sample_rate),
         OutputFormat::Wav16 | OutputFormat::WavFloat => write_wav(&tmp, samples, sample_rate, format),
     }
-    .map_err(err)?;
-    std::fs::rename(&tmp, path).map_err(|e| err(e.to_string()))
+    .and_then(|()| std::fs::rename(&tmp, path).map_err(|e| e.to_string()));
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written.map_err(err)
 }
 
 fn write_wav(path: &Path, samples: &[f32], sample_rate: u32, format: OutputFormat) -> Result<(), String> {
@@ -125,6 +130,20 @@ mod tests {
             let tolerance = if format == OutputFormat::WavFloat { 1e-7 } else { 1.0 / 32767.0 };
             assert!(x.iter().zip(&y).all(|(a, b)| (a - b).abs() <= tolerance), "{format:?}");
         }
+        std::fs::remove_dir_all(dir).ok();
+    }
+
+    #[test]
+    fn a_write_that_fails_leaves_no_file_behind() {
+        let dir = std::env::temp_dir().join(format!("sq-encode-fail-{}", std::process::id()));
+        // A directory stands where the file must go: the samples are written, the move into place fails.
+        let path = dir.join("scene.wav");
+        std::fs::create_dir_all(path.join("in-the-way")).unwrap();
+        let x = vec![0.1f32; 4800];
+        let e = write(&path, &x, 48_000, OutputFormat::Wav16).unwrap_err();
+        assert!(matches!(e, AudioError::Write { .. }), "{e}");
+        let left: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(left, ["scene.wav"], "no partial file is left: {left:?}");
         std::fs::remove_dir_all(dir).ok();
     }
 

@@ -35,7 +35,7 @@ pub struct Args {
     /// Jobs the broker may hold queued (default: two per worker).
     #[arg(long)]
     max_queued: Option<i64>,
-    /// Unacknowledged jobs each worker may hold (the worker's `--prefetch`).
+    /// Unacknowledged jobs each worker may hold (the farm's `--prefetch`, `SCENEQUEUE_PREFETCH`).
     #[arg(long, default_value_t = 1)]
     prefetch: u16,
     /// Where the empty outputs go (a tmpfs keeps the disk out of the figures).
@@ -153,6 +153,7 @@ async fn measure(
         amqp_url: args.amqp_url.clone(),
         queue: format!("sq_bench_farm_{}", &batch.simple().to_string()[20..]),
         max_queued: args.max_queued.unwrap_or(2 * args.workers as i64),
+        prefetch: args.prefetch,
     };
     let connection = mq::connect(&services.amqp_url).await?;
     let topology = mq::Topology::new(&services.queue);
@@ -170,7 +171,6 @@ async fn measure(
         default_model: "nsnet2-48k".into(),
         simulate: Some(Duration::from_millis(args.scene_ms)),
         db_connections: args.db_connections,
-        prefetch: args.prefetch,
         ..WorkerConfig::default()
     };
     let mut workers = Vec::with_capacity(args.workers);

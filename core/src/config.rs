@@ -12,6 +12,10 @@ pub struct Services {
     pub queue: String,
     /// Jobs the broker may hold queued (see `dispatch`).
     pub max_queued: i64,
+    /// Unacknowledged jobs each worker holds from the broker. A farm-wide setting: the workers consume with it,
+    /// and the scheduler counts on it when it reconciles the queue with Postgres (jobs held by consumers are not
+    /// in the queue's count).
+    pub prefetch: u16,
 }
 
 /// Postgres of a local installation (README, set-up).
@@ -28,6 +32,7 @@ impl Default for Services {
             amqp_url: DEFAULT_AMQP_URL.into(),
             queue: DEFAULT_QUEUE.into(),
             max_queued: crate::dispatch::DEFAULT_MAX_QUEUED,
+            prefetch: crate::mq::DEFAULT_PREFETCH,
         }
     }
 }

@@ -1,10 +1,12 @@
 //! Postgres: the pool, the embedded migrations, and the notification that tells waiters a job or batch moved.
 
 use crate::ids::BatchId;
+use crate::outage::{Patience, transient, when_up};
 use crate::states::BatchState;
 use sqlx::PgPool;
 use sqlx::postgres::{PgListener, PgPoolOptions};
 use std::time::Duration;
+use tokio_util::sync::CancellationToken;
 
 /// Every migration under `migrations/`, embedded at build time and applied at start-up.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");
@@ -33,6 +35,38 @@ pub enum DbError {
     /// The batch was not finished when the wait's time-out (the `Duration`) ran out.
     #[error("batch {0} did not finish within {1:?}")]
     WaitTimeout(BatchId, Duration),
+}
+
+impl DbError {
+    /// Whether waiting may fix it: Postgres away, starting or saturated (`outage::transient`), also when a
+    /// migration met that, rather than a refusal (authentication, a missing database) or a migration that fails.
+    pub fn is_outage(&self) -> bool {
+        match self {
+            Self::Connect { source, .. } | Self::Query(source) => transient(source),
+            Self::Migrate(
+                sqlx::migrate::MigrateError::Execute(e) | sqlx::migrate::MigrateError::ExecuteMigration(e, _),
+            ) => transient(e),
+            Self::Migrate(_) | Self::WaitTimeout(..) => false,
+        }
+    }
+}
+
+/// [`connect`] once Postgres answers: an outage ([`DbError::is_outage`]) is waited out with capped back-off,
+/// each try logged with its reason, for as long as `patience` allows (then its last error). What waiting cannot
+/// fix is returned at once. None: `stop` fired first.
+pub async fn connect_when_up(
+    url: &str,
+    max_connections: u32,
+    patience: &Patience,
+    stop: &CancellationToken,
+) -> Result<Option<PgPool>, DbError> {
+    // One connection first: it fails with the driver's reason (refused, too many clients, starting up), where a
+    // pool only says that it timed out.
+    when_up("Postgres", patience, stop, DbError::is_outage, || async {
+        probe(url).await?;
+        connect(url, max_connections).await
+    })
+    .await
 }
 
 /// Opens a bounded pool and applies pending migrations. With none pending the migrator is not run at all, so a

@@ -78,41 +78,44 @@ pub async fn lease(pool: &PgPool, job: JobId, worker: WorkerId, ttl: Duration) -
     if let Some((batch, attempt, crashes)) = granted {
         return Ok(Lease::Granted { batch, attempt, fence: Fence { job, token }, crashes });
     }
-    let row: Option<(JobState, bool, bool, bool)> = sqlx::query_as(
-        "SELECT state, attempts >= max_attempts, state = $2 AND lease_expires >= now(),
-                coalesce(not_before > now(), false)
+    let found: Option<NotGranted> = sqlx::query_as(
+        "SELECT state, attempts >= max_attempts AS out_of_attempts,
+                coalesce(state = $2 AND lease_expires >= now(), false) AS leased,
+                coalesce(not_before > now(), false) AS backing_off
          FROM jobs WHERE id = $1",
     )
     .bind(job)
     .bind(JobState::Running)
     .fetch_optional(pool)
     .await?;
-    Ok(match row {
-        None => Lease::Missing,
-        Some((state, _, _, _)) if state.is_terminal() => Lease::Finished,
-        Some((_, _, true, _)) => Lease::HeldElsewhere,
-        Some((_, true, _, _)) => {
-            bury(pool, job, "every attempt was used").await?;
-            Lease::Exhausted
-        }
-        Some((_, _, _, true)) => Lease::NotDue,
-        Some(_) => Lease::HeldElsewhere,
+    let Some(job_now) = found else {
+        return Ok(Lease::Missing);
+    };
+    Ok(if job_now.state.is_terminal() {
+        Lease::Finished
+    } else if job_now.leased {
+        Lease::HeldElsewhere
+    } else if job_now.out_of_attempts {
+        bury(pool, job, "every attempt was used").await?;
+        Lease::Exhausted
+    } else if job_now.backing_off {
+        Lease::NotDue
+    } else {
+        // Taken by another worker between the two statements.
+        Lease::HeldElsewhere
     })
 }
 
-/// Extends a held lease; false if the lease was lost (taken back by the reaper, or by another worker).
-pub async fn extend_lease(pool: &PgPool, fence: &Fence, ttl: Duration) -> Result<bool, sqlx::Error> {
-    let r = sqlx::query(
-        "UPDATE jobs SET lease_expires = now() + make_interval(secs => $3)
-         WHERE id = $1 AND lease_token = $2 AND state = $4",
-    )
-    .bind(fence.job)
-    .bind(fence.token)
-    .bind(secs(ttl))
-    .bind(JobState::Running)
-    .execute(pool)
-    .await?;
-    Ok(r.rows_affected() == 1)
+/// Why a job was not granted: how it stands now.
+#[derive(sqlx::FromRow)]
+struct NotGranted {
+    state: JobState,
+    /// Every attempt was used.
+    out_of_attempts: bool,
+    /// Another worker holds a live lease.
+    leased: bool,
+    /// Released for a retry whose back-off has not passed.
+    backing_off: bool,
 }
 
 /// Locks the job's batch row, so the transactions that end jobs of one batch run one after the other and the

@@ -5,7 +5,7 @@
 //!
 //! Queries are checked at run time, not by `sqlx::query!` at compile time: the checked macros need a live
 //! database or a committed offline cache regenerated after every schema change, for a guarantee that
-//! `tests/states.rs` (the Rust enums against the Postgres enums) and the integration tests, which run every
+//! `tests/integration/states.rs` (the Rust enums against the Postgres enums) and the integration tests, which run every
 //! query against the migrated schema, already give.
 //!
 //! # Layout
@@ -19,7 +19,8 @@
 //! - [`config`]: typed service settings shared by every process.
 //! - [`db`]: the connection pool, the embedded migrations and completion notifications.
 //! - [`jobs`]: job leases and state transitions shared by workers and the reaper.
-//! - [`scenes`]: scene state transitions and result rows.
+//! - [`scenes`]: scene state transitions (an attempt's start, a scene's failure).
+//! - [`results`]: result rows: a scene's measurements, recorded with its output moved into place.
 //! - [`workers`]: worker rows (registration, state).
 //! - [`mq`]: RabbitMQ topology, confirmed publishing, queue depth and the job message.
 //! - [`requeue`]: jobs whose message the broker lost or dead-lettered, back to pending for dispatch.
@@ -45,6 +46,7 @@ pub mod options;
 pub mod outage;
 pub mod panics;
 pub mod requeue;
+pub mod results;
 pub mod retry;
 pub mod scenes;
 pub mod states;

@@ -5,6 +5,7 @@
 //! land that were rejected or redelivered too often. Nothing is ever dropped silently.
 
 use crate::ids::JobId;
+use crate::outage::{Patience, when_up};
 use lapin::options::{
     BasicPublishOptions, BasicQosOptions, ConfirmSelectOptions, ExchangeDeclareOptions, QueueBindOptions,
     QueueDeclareOptions, QueueDeleteOptions,
@@ -12,6 +13,7 @@ use lapin::options::{
 use lapin::types::{AMQPValue, FieldTable, ShortString};
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, ExchangeKind};
 use serde::{Deserialize, Serialize};
+use tokio_util::sync::CancellationToken;
 
 /// The body of every job message: the id alone. Postgres holds everything else, so a message can never
 /// disagree with the database.
@@ -42,6 +44,27 @@ pub enum MqError {
     /// A job message could not be encoded, or a received body is not a valid job message.
     #[error("job message is not valid: {0}")]
     BadMessage(#[from] serde_json::Error),
+}
+
+impl MqError {
+    /// Whether waiting (and reconnecting) may fix it: the broker away, starting, restarting or refusing a
+    /// message for now, rather than refusing these credentials or this virtual host, or a message that cannot
+    /// be encoded.
+    pub fn is_outage(&self) -> bool {
+        match self {
+            Self::Connect { source, .. } | Self::Protocol(source) => !refused_for_good(source),
+            Self::Nacked(_) => true,
+            Self::BadMessage(_) => false,
+        }
+    }
+}
+
+/// The broker refused these credentials or this virtual host: the same connection is refused however long one
+/// waits.
+fn refused_for_good(e: &lapin::Error) -> bool {
+    use lapin::protocol::{AMQPErrorKind, AMQPHardError, AMQPSoftError};
+    matches!(e, lapin::Error::ProtocolError(p)
+        if matches!(p.kind(), AMQPErrorKind::Soft(AMQPSoftError::ACCESSREFUSED) | AMQPErrorKind::Hard(AMQPHardError::NOTALLOWED)))
 }
 
 /// Names of everything declared for one queue base name.
@@ -127,6 +150,17 @@ pub async fn connect(url: &str) -> Result<Connection, MqError> {
         .map_err(|source| MqError::Connect { url: crate::db::redact(url), source })
 }
 
+/// [`connect`] once the broker answers: an outage ([`MqError::is_outage`]: refused while it starts, closed
+/// while it boots) is waited out with capped back-off, each try logged with its reason, for as long as
+/// `patience` allows (then its last error). None: `stop` fired first.
+pub async fn connect_when_up(
+    url: &str,
+    patience: &Patience,
+    stop: &CancellationToken,
+) -> Result<Option<Connection>, MqError> {
+    when_up("RabbitMQ", patience, stop, MqError::is_outage, || connect(url)).await
+}
+
 /// A channel in confirm mode: every publish waits for the broker's ack, so a message counts as sent only once
 /// the broker has taken responsibility for it.
 pub struct Publisher {
@@ -201,6 +235,10 @@ pub async fn queue_depth(connection: &Connection, queue: &str) -> Result<QueueDe
     let q = declared?;
     Ok(QueueDepth { messages: q.message_count(), consumers: q.consumer_count() })
 }
+
+/// Jobs a worker holds unacknowledged by default: one, so a job waits in the queue (where any idle worker can
+/// take it) rather than behind a busy worker's current job. Measured against 4 in docs/SCALING.md.
+pub const DEFAULT_PREFETCH: u16 = 1;
 
 /// Sets the prefetch of a consuming channel: a worker holds at most `prefetch` unacknowledged jobs.
 pub async fn set_prefetch(channel: &Channel, prefetch: u16) -> Result<(), MqError> {

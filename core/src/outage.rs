@@ -1,9 +1,12 @@
-//! Riding out an outage of Postgres or RabbitMQ: capped exponential back-off, which database errors are worth
-//! waiting out (the server is away) rather than reporting (the query is wrong), and a database step retried for
-//! a bounded time.
+//! Riding out an outage of Postgres or RabbitMQ: capped exponential back-off, the one rule for which database
+//! errors are worth waiting out (the server is away, starting, saturated) rather than reporting (the query is
+//! wrong), how long to wait ([`Patience`]), and a database step retried meanwhile. `db::connect_when_up` and
+//! `mq::connect_when_up` wait for a service that is starting the same way.
 
+use std::fmt::Display;
 use std::future::Future;
 use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
 use tracing::warn;
 
 /// Capped exponential back-off: `initial`, then doubling up to `max`.
@@ -33,16 +36,18 @@ impl Backoff {
     }
 }
 
-/// Whether a database error means Postgres is away (connection refused, lost or shutting down, no connection
-/// free in time) rather than that the query itself failed: only these are worth waiting out.
+/// Whether a database error means Postgres is away or saturated (connection refused, lost or shutting down,
+/// still starting, too many connections, no connection free in the pool in time) or that the transaction lost a
+/// race (serialization failure, deadlock), rather than that the query itself is wrong: only these are worth
+/// waiting out and trying again. Every process decides by this one rule.
 pub fn transient(error: &sqlx::Error) -> bool {
     match error {
-        sqlx::Error::Io(_) | sqlx::Error::Tls(_) | sqlx::Error::PoolTimedOut => true,
+        sqlx::Error::Io(_) | sqlx::Error::Tls(_) | sqlx::Error::PoolTimedOut | sqlx::Error::WorkerCrashed => true,
         e if closed_in_handshake(e) => true,
         sqlx::Error::Database(e) => e.code().is_some_and(|code| {
-            // 08: connection exception; 57P01-57P03: the server is shutting down or starting; 53300: too many
-            // connections.
-            code.starts_with("08") || matches!(code.as_ref(), "57P01" | "57P02" | "57P03" | "53300")
+            // 08: connection exception; 40001, 40P01: serialization failure, deadlock (the transaction rolled back);
+            // 57P01-57P03: the server is shutting down or starting; 53300: too many connections.
+            code.starts_with("08") || matches!(code.as_ref(), "40001" | "40P01" | "57P01" | "57P02" | "57P03" | "53300")
         }),
         _ => false,
     }
@@ -70,6 +75,59 @@ impl Default for Patience {
     /// Five minutes, with waits from 1 s doubling up to 30 s.
     fn default() -> Self {
         Self { budget: Duration::from_secs(300), initial: Duration::from_secs(1), max_wait: Duration::from_secs(30) }
+    }
+}
+
+impl Patience {
+    /// For a process that serves until it is stopped (worker, scheduler, API): it waits however long a service
+    /// is away, with the default waits between tries.
+    pub fn forever() -> Self {
+        Self { budget: Duration::MAX, ..Self::default() }
+    }
+
+    /// For a one-shot command (`status`, `submit`, `retry`): long enough for a service that is starting, short
+    /// enough that a wrong address is reported while the user still waits.
+    pub fn starting() -> Self {
+        Self { budget: Duration::from_secs(30), ..Self::default() }
+    }
+}
+
+/// Runs `attempt` until it succeeds, fails for a reason `is_outage` says waiting does not fix (returned at
+/// once), or `service` has been away for `patience.budget` (then the last error). Each failure is logged with
+/// its reason and the wait before the next try. None: `stop` fired first.
+pub async fn when_up<T, E, F, Fut>(
+    service: &'static str,
+    patience: &Patience,
+    stop: &CancellationToken,
+    is_outage: impl Fn(&E) -> bool,
+    mut attempt: F,
+) -> Result<Option<T>, E>
+where
+    E: Display,
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, E>>,
+{
+    let mut backoff = Backoff::new(patience.initial, patience.max_wait);
+    let started = Instant::now();
+    loop {
+        let error = tokio::select! {
+            _ = stop.cancelled() => return Ok(None),
+            tried = attempt() => match tried {
+                Ok(value) => return Ok(Some(value)),
+                Err(e) if is_outage(&e) => e,
+                Err(e) => return Err(e),
+            },
+        };
+        let waited = started.elapsed();
+        if waited >= patience.budget {
+            return Err(error);
+        }
+        let wait = backoff.next_wait().min(patience.budget - waited);
+        warn!(%error, retry_in = ?wait, "{service} unreachable; waiting for it");
+        tokio::select! {
+            _ = stop.cancelled() => return Ok(None),
+            _ = tokio::time::sleep(wait) => {}
+        }
     }
 }
 
@@ -134,6 +192,7 @@ mod tests {
     #[test]
     fn only_an_absent_server_is_waited_out() {
         assert!(transient(&sqlx::Error::PoolTimedOut));
+        assert!(transient(&sqlx::Error::WorkerCrashed));
         assert!(transient(&sqlx::Error::Io(std::io::ErrorKind::ConnectionRefused.into())));
         assert!(!transient(&sqlx::Error::RowNotFound));
         assert!(!transient(&sqlx::Error::PoolClosed));

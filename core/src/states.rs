@@ -20,13 +20,12 @@ pub enum BatchState {
     Interrupted,
 }
 
-/// A recording is pending until decoded and cut into scenes (split) or refused with a reason (failed).
+/// A recording's row is written once it was decoded and cut into scenes (split) or refused with a reason
+/// (failed).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, sqlx::Type)]
 #[sqlx(type_name = "media_state", rename_all = "lowercase")]
 #[serde(rename_all = "lowercase")]
 pub enum MediaState {
-    /// Stored, not yet decoded and cut.
-    Pending,
     /// Decoded and cut into scenes.
     Split,
     /// Refused, with the reason kept.
@@ -135,7 +134,7 @@ macro_rules! state_names {
 
 state_names! {
     BatchState { Ingesting => "ingesting", Active => "active", Finished => "finished", Interrupted => "interrupted" }
-    MediaState { Pending => "pending", Split => "split", Failed => "failed" }
+    MediaState { Split => "split", Failed => "failed" }
     SceneState { Pending => "pending", Queued => "queued", Running => "running", Succeeded => "succeeded", Failed => "failed" }
     JobState { Pending => "pending", Queued => "queued", Running => "running", Succeeded => "succeeded", Dead => "dead" }
     WorkerState { Idle => "idle", Busy => "busy", Stopped => "stopped", Unhealthy => "unhealthy", Lost => "lost" }

@@ -19,7 +19,8 @@ pub struct WorkerInfo {
     pub gpu: Option<(String, f32)>,
 }
 
-/// Registers a starting worker (state `idle`).
+/// Registers a starting worker (state `idle`); registering again is harmless, so it can be tried again after a
+/// failure whose commit went through.
 pub async fn register(pool: &PgPool, info: &WorkerInfo) -> Result<(), sqlx::Error> {
     let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|h| h.trim().to_string())
@@ -27,7 +28,8 @@ pub async fn register(pool: &PgPool, info: &WorkerInfo) -> Result<(), sqlx::Erro
     let (gpu_name, gpu_total_mb) = info.gpu.clone().unzip();
     sqlx::query(
         "INSERT INTO workers (id, hostname, pid, device, session_policy, gpu_name, gpu_total_mb, state)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+         ON CONFLICT (id) DO NOTHING",
     )
     .bind(info.id)
     .bind(hostname)
@@ -66,7 +68,16 @@ pub async fn beat(
     job: Option<JobId>,
     health: Option<&str>,
 ) -> Result<bool, sqlx::Error> {
-    beat_holding(pool, id, (state, job, health), None).await.map(|(drain, _)| drain)
+    beat_holding(pool, id, (state, job, health), None).await.map(|beat| beat.drain_requested)
+}
+
+/// What a heartbeat learnt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, sqlx::FromRow)]
+pub struct Beat {
+    /// An operator asked the worker to drain (finish its job and stop).
+    pub drain_requested: bool,
+    /// The lease the beat extended still holds (false without one).
+    pub lease_held: bool,
 }
 
 /// [`beat`], and, for a worker holding a job's lease, the lease extended to `ttl` from now if its fence still
@@ -78,8 +89,8 @@ pub async fn beat_holding(
     id: WorkerId,
     (state, job, health): (WorkerState, Option<JobId>, Option<&str>),
     lease: Option<(&Fence, Duration)>,
-) -> Result<(bool, bool), sqlx::Error> {
-    let (drain, held): (Option<bool>, bool) = sqlx::query_as(
+) -> Result<Beat, sqlx::Error> {
+    sqlx::query_as(
         "WITH extended AS (
              UPDATE jobs SET lease_expires = now() + make_interval(secs => $7)
              WHERE id = $5 AND lease_token = $6 AND state = $8
@@ -88,7 +99,8 @@ pub async fn beat_holding(
              UPDATE workers SET state = $2, current_job = $3, health = $4, last_seen = now() WHERE id = $1
              RETURNING drain_requested
          )
-         SELECT (SELECT drain_requested FROM beat), EXISTS (SELECT 1 FROM extended)",
+         SELECT coalesce((SELECT drain_requested FROM beat), false) AS drain_requested,
+                EXISTS (SELECT 1 FROM extended) AS lease_held",
     )
     .bind(id)
     .bind(state)
@@ -99,6 +111,5 @@ pub async fn beat_holding(
     .bind(lease.map_or(0.0, |(_, ttl)| ttl.as_secs_f64()))
     .bind(JobState::Running)
     .fetch_one(pool)
-    .await?;
-    Ok((drain.unwrap_or(false), held))
+    .await
 }

@@ -13,9 +13,10 @@ use crate::SchedulerError;
 use crate::dead_letters::{DeadLetterCounts, drain_dead_letters};
 use crate::reconcile::reconcile;
 use lapin::Connection;
+use scenequeue_core::config::Services;
 use scenequeue_core::dispatch::{DEFAULT_MAX_QUEUED, dispatch};
 use scenequeue_core::liveness::{DEFAULT_LOST_AFTER, mark_lost};
-use scenequeue_core::mq::{Publisher, Topology};
+use scenequeue_core::mq::{DEFAULT_PREFETCH, Publisher, Topology};
 use scenequeue_core::{batches, counts, jobs};
 use sqlx::PgPool;
 use std::time::Duration;
@@ -34,7 +35,8 @@ pub struct ReapSettings {
     /// its way to a worker is not counted missing.
     pub reconcile_grace: Duration,
     /// Unacknowledged messages one consumer may hold (the workers' prefetch): these are not in the queue's count.
-    pub prefetch_bound: u32,
+    /// The farm's one setting, `Services::prefetch`, which the workers consume with ([`ReapSettings::for_farm`]).
+    pub prefetch: u16,
 }
 
 impl Default for ReapSettings {
@@ -43,8 +45,15 @@ impl Default for ReapSettings {
             max_queued: DEFAULT_MAX_QUEUED,
             lost_after: DEFAULT_LOST_AFTER,
             reconcile_grace: Duration::from_secs(30),
-            prefetch_bound: 1,
+            prefetch: DEFAULT_PREFETCH,
         }
+    }
+}
+
+impl ReapSettings {
+    /// The defaults, with the farm's own queue bound and prefetch: the same settings its workers run with.
+    pub fn for_farm(services: &Services) -> Self {
+        Self { max_queued: services.max_queued, prefetch: services.prefetch, ..Self::default() }
     }
 }
 
@@ -97,7 +106,7 @@ pub async fn reap_with(
     let buried = jobs::bury_expired_on_last_attempt(pool).await?;
     let DeadLetterCounts { taken, requeued: dead_requeued, buried: dead_buried } =
         drain_dead_letters(pool, connection, topology).await?;
-    let reconciled = reconcile(pool, connection, topology, settings).await?;
+    let reconciled = reconcile(pool, connection, topology, (settings.prefetch, settings.reconcile_grace)).await?;
     let published = dispatch(pool, publisher, settings.max_queued).await?;
     // Fold the delta rows of the kept counts, so reading them stays a few rows per batch.
     counts::compact(pool).await?;

@@ -10,31 +10,32 @@
 //! since finished) hide as many lost ones until workers consume them.
 
 use crate::SchedulerError;
-use crate::reaper::ReapSettings;
 use lapin::Connection;
 use scenequeue_core::mq::{Topology, queue_depth};
 use scenequeue_core::requeue::{queued_count, requeue_lost_messages};
 use sqlx::PgPool;
+use std::time::Duration;
 use tracing::warn;
 
-/// Sends back to `pending` the queued jobs whose messages the broker no longer holds. Returns how many.
+/// Sends back to `pending` the queued jobs whose messages the broker no longer holds (each consumer may hold
+/// `prefetch` unacknowledged), confirmed more than `grace` ago. Returns how many.
 pub async fn reconcile(
     pool: &PgPool,
     connection: &Connection,
     topology: &Topology,
-    settings: &ReapSettings,
+    (prefetch, grace): (u16, Duration),
 ) -> Result<usize, SchedulerError> {
     let queued = queued_count(pool).await?;
     if queued == 0 {
         return Ok(0);
     }
     let depth = queue_depth(connection, &topology.queue).await?;
-    let held = i64::from(depth.messages) + i64::from(depth.consumers) * i64::from(settings.prefetch_bound);
+    let held = i64::from(depth.messages) + i64::from(depth.consumers) * i64::from(prefetch);
     let shortfall = queued - held;
     if shortfall <= 0 {
         return Ok(0);
     }
-    let requeued = requeue_lost_messages(pool, shortfall, settings.reconcile_grace).await?;
+    let requeued = requeue_lost_messages(pool, shortfall, grace).await?;
     if !requeued.is_empty() {
         warn!(
             queued,

@@ -15,7 +15,9 @@ mod worker;
 
 use crate::args::{Cli, Command, ServiceArgs};
 use scenequeue_core::config::Services;
+use scenequeue_core::outage::Patience;
 use scenequeue_core::{db, mq};
+use sqlx::PgPool;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
@@ -48,7 +50,16 @@ fn services(args: &ServiceArgs) -> Services {
         amqp_url: args.amqp_url.clone(),
         queue: args.queue.clone(),
         max_queued: args.max_queued,
+        prefetch: args.prefetch,
     }
+}
+
+/// A one-shot command's pool: Postgres is waited for while it starts (`Patience::starting`), then its error is
+/// the command's.
+pub async fn connect_db(services: &Services, connections: u32) -> anyhow::Result<PgPool> {
+    let never = CancellationToken::new();
+    let pool = db::connect_when_up(&services.database_url, connections, &Patience::starting(), &never).await?;
+    pool.ok_or_else(|| anyhow::anyhow!("stopped while waiting for Postgres"))
 }
 
 /// Longest wait for the broker to answer before a command goes on without it.

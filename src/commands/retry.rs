@@ -1,7 +1,6 @@
 //! `scenequeue retry <id>`
 
 use scenequeue_core::config::Services;
-use scenequeue_core::db;
 use scenequeue_core::retry::Target;
 use scenequeue_scheduler::RetryReport;
 use uuid::Uuid;
@@ -9,7 +8,7 @@ use uuid::Uuid;
 /// Resets what `id` names, publishes the jobs if the broker answers (else they wait pending for the next
 /// dispatcher), and prints what was done.
 pub async fn run(services: &Services, id: Uuid, json: bool) -> anyhow::Result<()> {
-    let pool = db::connect(&services.database_url, 2).await?;
+    let pool = super::connect_db(services, 2).await?;
     let broker = super::open_publisher(services).await;
     let publisher = broker.as_ref().ok().map(|(_, publisher)| publisher);
     let mut report = scenequeue_scheduler::retry(&pool, publisher, id, services.max_queued).await?;

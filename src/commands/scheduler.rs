@@ -2,17 +2,19 @@
 
 use crate::args::SchedulerArgs;
 use scenequeue_core::config::Services;
-use scenequeue_core::outage::{Backoff, transient};
+use scenequeue_core::outage::{Backoff, Patience};
 use scenequeue_core::{db, mq};
 use scenequeue_scheduler::{ReapSettings, reap_with};
-use sqlx::PgPool;
 use std::time::Duration;
-use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
+/// Migrates the database and declares the queue, waiting (five minutes at most) for either service while it
+/// starts: in a deployment this runs beside them as they boot.
 pub async fn migrate(services: &Services) -> anyhow::Result<()> {
-    db::connect(&services.database_url, 1).await?;
-    let connection = mq::connect(&services.amqp_url).await?;
+    let (patience, stop) = (Patience::default(), super::shutdown_on_signal());
+    let Some(pool) = db::connect_when_up(&services.database_url, 1, &patience, &stop).await? else { return Ok(()) };
+    pool.close().await;
+    let Some(connection) = mq::connect_when_up(&services.amqp_url, &patience, &stop).await? else { return Ok(()) };
     mq::Topology::new(&services.queue).declare(&connection.create_channel().await?).await?;
     let _ = connection.close(200, "done").await;
     eprintln!("database migrated and queue {} declared", services.queue);
@@ -36,40 +38,6 @@ async fn open_broker(services: &Services, topology: &mq::Topology) -> Result<Bro
 const FIRST_BACKOFF: Duration = Duration::from_secs(1);
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
-/// Opens the pool (and applies migrations) once Postgres answers, trying again with capped back-off and logging
-/// every failed attempt with its reason. None if shut down first; an error only for what waiting cannot fix (a
-/// migration that fails on a live database).
-async fn connect_db(url: &str, shutdown: &CancellationToken) -> anyhow::Result<Option<PgPool>> {
-    let mut backoff = Backoff::new(FIRST_BACKOFF, MAX_BACKOFF);
-    loop {
-        // The probe gives the driver's reason (refused, authentication...); a pool only says it timed out.
-        let attempt = async {
-            db::probe(url).await?;
-            db::connect(url, 4).await
-        };
-        match attempt.await {
-            Ok(pool) => return Ok(Some(pool)),
-            Err(db::DbError::Migrate(e)) if !migration_met_an_outage(&e) => return Err(e.into()),
-            Err(e) => {
-                let wait = backoff.next_wait();
-                warn!(error = %e, retry_in = ?wait, "Postgres unreachable; the scheduler waits for it");
-                tokio::select! {
-                    _ = shutdown.cancelled() => return Ok(None),
-                    _ = tokio::time::sleep(wait) => {}
-                }
-            }
-        }
-    }
-}
-
-/// Whether a migration failed because Postgres went away while it ran, rather than on the migration itself.
-fn migration_met_an_outage(e: &sqlx::migrate::MigrateError) -> bool {
-    match e {
-        sqlx::migrate::MigrateError::Execute(e) | sqlx::migrate::MigrateError::ExecuteMigration(e, _) => transient(e),
-        _ => false,
-    }
-}
-
 /// Runs the reaper every interval until SIGINT or SIGTERM. Never exits because a service is away: it starts
 /// without Postgres or RabbitMQ and waits for each (capped back-off, every failure logged with its reason),
 /// reconnects to the broker after it went away, and a pass that fails (Postgres gone for a while) is logged and
@@ -77,7 +45,8 @@ fn migration_met_an_outage(e: &sqlx::migrate::MigrateError) -> bool {
 pub async fn run(services: &Services, args: &SchedulerArgs) -> anyhow::Result<()> {
     let shutdown = super::shutdown_on_signal();
     let http = args.http.config()?;
-    let Some(pool) = connect_db(&services.database_url, &shutdown).await? else { return Ok(()) };
+    let connected = db::connect_when_up(&services.database_url, 4, &Patience::forever(), &shutdown).await?;
+    let Some(pool) = connected else { return Ok(()) };
     info!("Postgres connected");
     // The operator's view runs beside the reaper; a server that cannot listen is logged and the reaper goes on.
     let server = tokio::spawn({
@@ -89,10 +58,9 @@ pub async fn run(services: &Services, args: &SchedulerArgs) -> anyhow::Result<()
         }
     });
     let settings = ReapSettings {
-        max_queued: services.max_queued,
         lost_after: Duration::from_secs(args.lost_after_s),
         reconcile_grace: Duration::from_secs(args.reconcile_grace_s),
-        ..ReapSettings::default()
+        ..ReapSettings::for_farm(services)
     };
     let topology = mq::Topology::new(&services.queue);
     let mut broker: Option<Broker> = None;

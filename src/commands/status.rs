@@ -2,7 +2,6 @@
 
 use crate::args::SceneFormat;
 use scenequeue_core::config::Services;
-use scenequeue_core::db;
 use scenequeue_core::ids::BatchId;
 use scenequeue_scheduler::{StateCounts, manifest, status};
 
@@ -78,13 +77,13 @@ pub fn render(c: &StateCounts) -> String {
 }
 
 pub async fn run(services: &Services, batch: Option<BatchId>) -> anyhow::Result<()> {
-    let pool = db::connect(&services.database_url, 1).await?;
+    let pool = super::connect_db(services, 1).await?;
     println!("{}", render(&status(&pool, batch).await?));
     Ok(())
 }
 
 pub async fn scenes(services: &Services, batch: BatchId, format: SceneFormat) -> anyhow::Result<()> {
-    let pool = db::connect(&services.database_url, 1).await?;
+    let pool = super::connect_db(services, 1).await?;
     let list =
         scenequeue_scheduler::scene_list(&pool, batch).await?.ok_or_else(|| anyhow::anyhow!("no batch {batch}"))?;
     match format {

@@ -5,7 +5,6 @@ use crate::args::{DetectorKind, SplitArgs, SubmitArgs};
 use anyhow::Context;
 use scenequeue_audio::scenes::SplitParams;
 use scenequeue_core::config::Services;
-use scenequeue_core::db;
 use scenequeue_scheduler::PackMode;
 use scenequeue_scheduler::{Detector, MediaOutcome, SubmitReport, SubmitRequest, submit_until, submit_without_broker};
 use scenequeue_scheduler::{ProgressSnapshot, SubmitProgress};
@@ -68,7 +67,7 @@ pub fn request_from(
 /// recording.
 pub async fn submit_and_report(services: &Services, req: &SubmitRequest) -> anyhow::Result<SubmitReport> {
     let req = &SubmitRequest { max_queued: services.max_queued, ..req.clone() };
-    let pool = db::connect(&services.database_url, 4).await?;
+    let pool = super::connect_db(services, 4).await?;
     let broker = super::open_publisher(services).await;
     let stop = super::shutdown_on_signal();
     let bar = ProgressBar::start(&req.progress);

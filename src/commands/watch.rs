@@ -4,7 +4,6 @@
 use super::terminal::{bar, duration, plural, redraw};
 use scenequeue_api::resources::{overview, workers};
 use scenequeue_core::config::Services;
-use scenequeue_core::db;
 use scenequeue_core::ids::BatchId;
 use std::time::Duration;
 
@@ -30,7 +29,7 @@ fn line(o: &overview::Overview) -> String {
 }
 
 pub async fn run(services: &Services, batch: Option<BatchId>, json: bool, watch: bool) -> anyhow::Result<()> {
-    let pool = db::connect(&services.database_url, 1).await?;
+    let pool = super::connect_db(services, 1).await?;
     if json || !watch {
         println!("{}", serde_json::to_string_pretty(&overview::read(&pool, batch).await?)?);
         return Ok(());
@@ -49,7 +48,7 @@ pub async fn run(services: &Services, batch: Option<BatchId>, json: bool, watch:
 }
 
 pub async fn workers(services: &Services, json: bool) -> anyhow::Result<()> {
-    let pool = db::connect(&services.database_url, 1).await?;
+    let pool = super::connect_db(services, 1).await?;
     let list = workers::read(&pool).await?;
     if json {
         println!("{}", serde_json::to_string_pretty(&list)?);

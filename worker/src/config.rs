@@ -74,8 +74,6 @@ pub struct WorkerConfig {
     pub grace: Duration,
     /// First retry back-off of a failed job; doubled per attempt, with jitter, capped at 32 times this.
     pub retry_backoff: Duration,
-    /// Unacknowledged jobs held from the broker.
-    pub prefetch: u16,
     /// Failed connections to RabbitMQ in a row before giving up (capped exponential back-off between them);
     /// None: never give up, however long the broker is away.
     pub max_reconnects: Option<u32>,
@@ -116,7 +114,6 @@ impl Default for WorkerConfig {
             health_check: Duration::from_secs(10),
             grace: Duration::from_secs(25),
             retry_backoff: Duration::from_secs(5),
-            prefetch: 1,
             max_reconnects: None,
             max_jobs: None,
             alive_file: None,
@@ -157,9 +154,6 @@ impl WorkerConfig {
         }
         if self.db_connections < 2 {
             return Err("a worker needs at least 2 database connections (its job and its heartbeat)".into());
-        }
-        if self.prefetch == 0 {
-            return Err("the prefetch must be at least 1".into());
         }
         self.recovery.validate()?;
         self.post.validate()

@@ -8,14 +8,18 @@
 //! scheduler. A worker found unhealthy stops consuming until its self-check passes.
 
 use crate::config::WorkerConfig;
+use crate::ctx::Ctx;
+use crate::disposition::Disposition;
+use crate::error::WorkerError;
 use crate::health::{self, SelfCheck};
 use crate::heartbeat::{self, HeldLease, Progress, Status};
 use crate::inference::{self, InferenceHandle, MakeRunner};
-use crate::job::{self, Attempt, JobEnd};
+use crate::job::{self, Attempt};
 use crate::memory::MemoryProbe;
+use crate::report::WorkerReport;
 use crate::runner::Runner;
-use crate::runtime::RuntimeError;
-use crate::scene::SceneFailure;
+use crate::settle::{self, After};
+use crate::shutdown::Shutdown;
 use crate::simulated::Simulated;
 use crate::watchdog::Watchdog;
 use futures_util::StreamExt;
@@ -23,100 +27,21 @@ use lapin::message::Delivery;
 use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicGetOptions, BasicNackOptions, BasicRejectOptions};
 use lapin::types::FieldTable;
 use scenequeue_core::config::Services;
-use scenequeue_core::db::{self, DbError};
+use scenequeue_core::db;
 use scenequeue_core::dispatch::{dispatch, top_up};
 use scenequeue_core::fence::Fence;
 use scenequeue_core::ids::{BatchId, WorkerId};
-use scenequeue_core::jobs::{self, JobCosts, Lease};
-use scenequeue_core::mq::{self, JobMessage, MqError, Topology};
+use scenequeue_core::jobs::{self, Lease};
+use scenequeue_core::mq::{self, JobMessage, Topology};
+use scenequeue_core::outage::{Patience, retry_step};
 use scenequeue_core::states::WorkerState;
 use scenequeue_core::workers::{self, WorkerInfo};
-use sqlx::PgPool;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, info, info_span, warn};
 
-/// Times a job is handed back without spending an attempt (by unhealthy or stopping workers) before hand-backs
-/// spend attempts too, so a job that breaks every worker still ends.
-const MAX_HANDBACKS: i32 = 5;
-
-/// Longest wait between two attempts to reach a service again.
+/// Longest wait between two attempts to reach the broker again.
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
-
-/// How a worker is asked to stop: `stop` (first SIGTERM) ends consuming and gives the job in progress its grace
-/// period; `now` (a second signal) hands the job back at once.
-#[derive(Debug, Clone, Default)]
-pub struct Shutdown {
-    /// Stop taking jobs; finish the current one within the grace period, or hand it back.
-    pub stop: CancellationToken,
-    /// Hand the current job back now.
-    pub now: CancellationToken,
-}
-
-impl From<CancellationToken> for Shutdown {
-    fn from(stop: CancellationToken) -> Self {
-        Self { stop, now: CancellationToken::new() }
-    }
-}
-
-/// Why a worker stopped with an error.
-#[derive(Debug, thiserror::Error)]
-pub enum WorkerError {
-    /// Postgres could not be reached or migrated at start-up.
-    #[error(transparent)]
-    Db(#[from] DbError),
-    /// A query failed in a way a reconnect does not fix.
-    #[error("database: {0}")]
-    Sql(#[from] sqlx::Error),
-    /// RabbitMQ refused the topology or a channel operation.
-    #[error(transparent)]
-    Mq(#[from] MqError),
-    /// ONNX Runtime could not be loaded or configured.
-    #[error(transparent)]
-    Runtime(#[from] RuntimeError),
-    /// The model given at start-up could not be loaded.
-    #[error("model check at start-up failed: {0}")]
-    Startup(SceneFailure),
-    /// A failure that nothing this worker does can fix (its disposition is fatal), or an inference side that
-    /// cannot go on (too many hung threads): the worker stops so that its supervisor starts it afresh.
-    #[error("{0}")]
-    Fatal(String),
-    /// The broker stayed unreachable for every reconnection attempt.
-    #[error("giving up after {attempts} failed connections to the broker; last error: {last}")]
-    Reconnect {
-        /// Connections tried in a row.
-        attempts: u32,
-        /// The last connection error.
-        last: String,
-    },
-}
-
-impl From<lapin::Error> for WorkerError {
-    fn from(e: lapin::Error) -> Self {
-        Self::Mq(MqError::Protocol(e))
-    }
-}
-
-/// What a worker did before it stopped.
-#[derive(Debug, Default, Clone, PartialEq)]
-pub struct WorkerReport {
-    /// Jobs completed (every scene with a terminal state).
-    pub jobs_done: u64,
-    /// Scenes enhanced and recorded.
-    pub scenes_succeeded: u64,
-    /// Scenes recorded as failed, with their cause.
-    pub scenes_failed: u64,
-    /// Out-of-memory errors met (and recovered from, unless the scene failed).
-    pub ooms: u64,
-    /// Scenes whose output came from a recovery step.
-    pub scenes_recovered: u64,
-    /// Deliveries of jobs that were already finished or held by another worker.
-    pub duplicates: u64,
-    /// Sessions (or isolated child processes) created.
-    pub sessions_created: u64,
-    /// Time spent creating them.
-    pub session_create_time: Duration,
-}
 
 enum Stop {
     Shutdown,
@@ -130,22 +55,12 @@ enum Stop {
     Unhealthy(String, SelfCheck),
 }
 
-/// What the consume loop and a job share.
-pub(crate) struct Ctx<'a> {
-    pub(crate) pool: &'a PgPool,
-    pub(crate) inference: &'a InferenceHandle,
-    pub(crate) config: &'a WorkerConfig,
-    pub(crate) worker: WorkerId,
-    /// Jobs the broker may hold queued; the worker tops the queue up to this once it is half empty (`top_up`).
-    max_queued: i64,
-    status: Status,
-    shutdown: Shutdown,
-}
-
 /// Runs a worker until `shutdown` fires (the job in progress is finished within the grace period, or handed
-/// back) or `max_jobs` are done.
+/// back) or `max_jobs` are done. Postgres and the broker are waited for, however long they take to answer.
 pub async fn run(config: WorkerConfig, services: Services, shutdown: Shutdown) -> Result<WorkerReport, WorkerError> {
-    let Some(pool) = connect_db(&services.database_url, config.db_connections, &shutdown.stop).await? else {
+    let forever = Patience::forever();
+    let connected = db::connect_when_up(&services.database_url, config.db_connections, &forever, &shutdown.stop);
+    let Some(pool) = connected.await? else {
         return Ok(WorkerReport::default());
     };
     let options = config.inference_options();
@@ -167,7 +82,12 @@ pub async fn run(config: WorkerConfig, services: Services, shutdown: Shutdown) -
         session_policy: config.session_policy.to_string(),
         gpu,
     };
-    workers::register(&pool, &info).await?;
+    // A saturated database (every connection taken, the pool timing out) is waited out like one that is away.
+    let registered = tokio::select! {
+        _ = shutdown.stop.cancelled() => return Ok(WorkerReport::default()),
+        registered = retry_step(&forever, "registering the worker", || workers::register(&pool, &info)) => registered,
+    };
+    registered.map_err(|e| WorkerError::Fatal(e.to_string()))?;
     info!(worker.id = %worker, device = %config.device, policy = %config.session_policy, model = %config.default_model, "worker started");
     let status = Status::new();
     let beat = tokio::spawn(heartbeat::worker(
@@ -185,6 +105,7 @@ pub async fn run(config: WorkerConfig, services: Services, shutdown: Shutdown) -
         config: &config,
         worker,
         max_queued: services.max_queued,
+        prefetch: services.prefetch,
         status,
         shutdown: shutdown.clone(),
     };
@@ -215,7 +136,7 @@ pub async fn run(config: WorkerConfig, services: Services, shutdown: Shutdown) -
             Err(e) => break Err(e),
         };
         if config.max_reconnects.is_some_and(|max| failures > max) {
-            break Err(WorkerError::Reconnect { attempts: failures, last: reason });
+            break Err(WorkerError::GaveUp { attempts: failures, last: reason });
         }
         let backoff = Duration::from_secs(1u64 << failures.min(5)).min(MAX_BACKOFF);
         warn!(%reason, ?backoff, attempt = failures, "connection lost; reconnecting");
@@ -230,35 +151,6 @@ pub async fn run(config: WorkerConfig, services: Services, shutdown: Shutdown) -
     }
     info!(worker.id = %worker, jobs = report.jobs_done, "worker stopped");
     result.map(|()| report)
-}
-
-/// Connects to Postgres (and migrates), waiting with capped back-off while it is away. None: shut down first.
-async fn connect_db(url: &str, connections: u32, stop: &CancellationToken) -> Result<Option<PgPool>, WorkerError> {
-    let mut backoff = Duration::from_secs(1);
-    loop {
-        match db::connect(url, connections).await {
-            Ok(pool) => return Ok(Some(pool)),
-            Err(DbError::Connect { source, .. }) if !stop.is_cancelled() && db_away(&source) => {}
-            Err(e) => return Err(e.into()),
-        }
-        warn!(retry_in = ?backoff, "Postgres unreachable; waiting for it");
-        tokio::select! {
-            _ = stop.cancelled() => return Ok(None),
-            _ = tokio::time::sleep(backoff) => {}
-        }
-        backoff = (backoff * 2).min(MAX_BACKOFF);
-    }
-}
-
-/// Whether a connection error means Postgres is away (down, restarting, unreachable) rather than refusing us.
-fn db_away(e: &sqlx::Error) -> bool {
-    match e {
-        sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut => true,
-        e if scenequeue_core::outage::closed_in_handshake(e) => true,
-        // 57P01..57P03: shutting down, crashed, starting up.
-        sqlx::Error::Database(d) => d.code().is_some_and(|c| c.starts_with("57P")),
-        _ => false,
-    }
 }
 
 /// An unhealthy worker: marked so, it runs its self-check every `health_check` until it passes (true) or the
@@ -286,7 +178,8 @@ async fn recover(ctx: &Ctx<'_>, reason: &str, check: &SelfCheck) -> bool {
     }
 }
 
-/// One broker connection's worth of consuming.
+/// One broker connection's worth of consuming. An error that escapes is acted on by its disposition alone: a
+/// service away is reconnected to, a worker at fault checks itself, anything else stops the worker.
 async fn consume(
     ctx: &Ctx<'_>,
     topology: &Topology,
@@ -296,17 +189,24 @@ async fn consume(
 ) -> Result<Stop, WorkerError> {
     let connection = match mq::connect(amqp_url).await {
         Ok(c) => c,
-        Err(e) => return Ok(Stop::Unreachable(e.to_string())),
+        Err(e) if e.is_outage() => return Ok(Stop::Unreachable(e.to_string())),
+        // Refused credentials or virtual host: the same connection is refused however often it is tried.
+        Err(e) => return Err(e.into()),
     };
-    let stop = match consume_on(ctx, &connection, topology, watchdog, report).await {
-        Ok(stop) => stop,
-        Err(WorkerError::Mq(e)) => Stop::ConnectionLost(e.to_string()),
-        Err(WorkerError::Sql(e)) => Stop::ConnectionLost(format!("database: {e}")),
-        Err(e) => return Err(e),
-    };
+    let stopped = consume_on(ctx, &connection, topology, watchdog, report).await;
     // Closing returns any prefetched, unacknowledged message to the queue.
     let _ = connection.close(200, "worker stopping").await;
-    Ok(stop)
+    match stopped {
+        Ok(stop) => Ok(stop),
+        Err(e) => match e.disposition() {
+            Disposition::Reconnect => Ok(Stop::ConnectionLost(e.to_string())),
+            Disposition::Unhealthy => {
+                let check = SelfCheck { model: ctx.config.default_model.clone(), output_dir: None };
+                Ok(Stop::Unhealthy(e.to_string(), check))
+            }
+            Disposition::FailScene | Disposition::RetryJob | Disposition::Fatal => Err(e),
+        },
+    }
 }
 
 async fn consume_on(
@@ -318,7 +218,7 @@ async fn consume_on(
 ) -> Result<Stop, WorkerError> {
     let channel = connection.create_channel().await?;
     topology.declare(&channel).await?;
-    mq::set_prefetch(&channel, ctx.config.prefetch).await?;
+    mq::set_prefetch(&channel, ctx.prefetch).await?;
     // This worker also releases pending jobs to the broker, so the farm flows without a scheduler running.
     let publisher = mq::Publisher::new(connection, topology).await?;
     if let Err(e) = release_due(ctx, &publisher).await {
@@ -369,12 +269,11 @@ async fn consume_on(
         match handle(ctx, &delivery, watchdog, report).await {
             Ok(None) => {}
             Ok(Some(stop)) => return Ok(stop),
-            Err(WorkerError::Sql(e)) => {
-                // The database went away: hand the message back and retry through the reconnect path.
+            Err(e) => {
+                // Whatever this worker does next, the message goes back to the queue for another.
                 let _ = delivery.nack(BasicNackOptions { requeue: true, ..Default::default() }).await;
-                return Ok(Stop::ConnectionLost(format!("database: {e}")));
+                return Err(e);
             }
-            Err(e) => return Err(e),
         }
         // The queue is topped up (once half empty) after every job; expired leases are taken back on the heartbeat's
         // tick, which the select above takes between jobs too, so a busy farm does not scan for them after every job.
@@ -411,35 +310,28 @@ async fn handle(
     match jobs::lease(ctx.pool, job, ctx.worker, ctx.config.lease_ttl).await? {
         Lease::Granted { batch, attempt, fence, crashes } => {
             let span = info_span!("job", job.id = %job, batch.id = %batch, attempt);
-            run_leased(ctx, delivery, fence, batch, crashes, attempt, watchdog, report).instrument(span).await
+            run_leased(ctx, delivery, (fence, batch, crashes, attempt), watchdog, report).instrument(span).await
         }
-        other => {
+        other @ (Lease::Finished | Lease::HeldElsewhere) => {
+            info!(job.id = %job, outcome = ?other, "a duplicate delivery: the job is done or another worker's");
+            report.duplicates += 1;
+            delivery.ack(BasicAckOptions::default()).await?;
+            Ok(None)
+        }
+        other @ (Lease::Missing | Lease::Exhausted | Lease::NotDue) => {
             info!(job.id = %job, outcome = ?other, "nothing to do for this delivery");
-            if matches!(other, Lease::Finished | Lease::HeldElsewhere) {
-                report.duplicates += 1;
-            }
             delivery.ack(BasicAckOptions::default()).await?;
             Ok(None)
         }
     }
 }
 
-/// The back-off before retry `attempt`: `base` doubled per attempt, capped at 32 times `base`, with jitter
-/// between half and all of it, so retries of many jobs spread out.
-fn backoff(base: Duration, attempt: i32) -> Duration {
-    let doubled = base * (1u32 << attempt.clamp(1, 6).saturating_sub(1));
-    let jitter = (uuid::Uuid::new_v4().as_u128() % 1000) as f64 / 2000.0;
-    doubled.mul_f64(0.5 + jitter)
-}
-
-#[allow(clippy::too_many_arguments)]
+/// Runs a leased job (its lease extended by the heartbeat while the job progresses, handed back after the
+/// grace period once shutdown began) and settles the attempt.
 async fn run_leased(
     ctx: &Ctx<'_>,
     delivery: &Delivery,
-    fence: Fence,
-    batch: BatchId,
-    crashes: i32,
-    attempt: i32,
+    (fence, batch, crashes, attempt): (Fence, BatchId, i32, i32),
     watchdog: &mut Watchdog,
     report: &mut WorkerReport,
 ) -> Result<Option<Stop>, WorkerError> {
@@ -460,78 +352,17 @@ async fn run_leased(
         }
     });
     let at = Attempt { fence, batch, crashes, lost: &lost, hand_back: &hand_back, progress: &progress };
-    let outcome = job::run(ctx, &at, watchdog, report).await;
+    let attempted = job::run(ctx, &at, watchdog).await;
     ctx.status.let_go(&fence);
     grace.abort();
-    let costs = match outcome {
-        Ok(JobEnd::HandedBack) => None,
-        _ => job_costs(ctx, report).await?,
-    };
-    // A completion records the costs with it; any other end on their own.
-    if let (Some(costs), Ok(JobEnd::LeaseLost | JobEnd::Retry { .. } | JobEnd::Unhealthy { .. })) = (&costs, &outcome) {
-        jobs::record_costs(ctx.pool, fence.job, costs).await?;
-    }
-    let stop = match outcome? {
-        JobEnd::Done => {
-            if jobs::complete(ctx.pool, &fence, costs.as_ref()).await? {
-                report.jobs_done += 1;
-                info!("job succeeded");
-            } else {
-                warn!("lease lost before completion: the completion was fenced out; another worker owns the job");
-            }
-            delivery.ack(BasicAckOptions::default()).await?;
-            None
-        }
-        JobEnd::LeaseLost => {
-            warn!("lease lost mid-job: its writes are fenced out; leaving the job to its new owner");
-            delivery.ack(BasicAckOptions::default()).await?;
-            None
-        }
-        JobEnd::Retry { reason, crashed } => {
-            let wait = backoff(ctx.config.retry_backoff, attempt);
-            warn!(%reason, retry_in = ?wait, crashed, "job attempt failed; it is retried after a back-off");
-            jobs::release(ctx.pool, &fence, &reason, wait, crashed).await?;
-            delivery.ack(BasicAckOptions::default()).await?;
-            None
-        }
-        JobEnd::Unhealthy { reason, check } => {
-            warn!(%reason, "the worker is at fault: handing the job back without spending an attempt");
-            jobs::hand_back(ctx.pool, &fence, &format!("handed back by an unhealthy worker: {reason}"), MAX_HANDBACKS)
-                .await?;
-            delivery.nack(BasicNackOptions { requeue: true, ..Default::default() }).await?;
-            Some(Stop::Unhealthy(reason, check))
-        }
-        JobEnd::HandedBack => {
-            warn!("shutting down: handing the job back without spending an attempt");
-            jobs::hand_back(ctx.pool, &fence, "handed back by a worker shutting down", MAX_HANDBACKS).await?;
-            delivery.nack(BasicNackOptions { requeue: true, ..Default::default() }).await?;
-            Some(Stop::Shutdown)
-        }
-    };
-    if stop.is_none() {
-        ctx.status.note(WorkerState::Idle, None, None);
-        workers::job_ended(ctx.pool, ctx.worker).await?;
-    }
-    Ok(stop)
-}
-
-/// Applies the session policy and returns what the job cost (None: no telemetry came back).
-async fn job_costs(ctx: &Ctx<'_>, report: &mut WorkerReport) -> Result<Option<JobCosts>, WorkerError> {
-    let telemetry = match ctx.inference.job_done().await {
-        Ok(t) => t,
-        Err(crate::inference::ThreadGone::Broken(reason)) => return Err(WorkerError::Fatal(reason)),
-        Err(e) => {
-            warn!(error = %e, "no telemetry for this job");
-            return Ok(None);
-        }
-    };
-    let costs = JobCosts {
-        gpu_peak_mb: telemetry.gpu_peak_mb,
-        gpu_after_mb: telemetry.after.gpu_held_mb(),
-        rss_after_mb: telemetry.after.rss_mb,
-        session_create_ms: telemetry.session_create_ms,
-    };
-    report.sessions_created += telemetry.sessions_created;
-    report.session_create_time += Duration::from_secs_f64(telemetry.session_create_ms / 1000.0);
-    Ok(Some(costs))
+    report.add(attempted.counts);
+    let settled = settle::settle(ctx, delivery, &fence, attempt, attempted.end).await?;
+    report.jobs_done += u64::from(settled.completed);
+    report.sessions_created += settled.sessions.0;
+    report.session_create_time += settled.sessions.1;
+    Ok(match settled.after {
+        After::Next => None,
+        After::Unhealthy { reason, check } => Some(Stop::Unhealthy(reason, check)),
+        After::ShuttingDown => Some(Stop::Shutdown),
+    })
 }

@@ -1,9 +1,8 @@
-//! One disposition per failure, decided here and nowhere else. Every way a scene or a job can fail maps to one
-//! of five answers, and the consume loop acts on the answer alone. An isolated child process sends the answer
-//! itself across its protocol, so the decision is the same whichever runner met the failure.
+//! What becomes of the work a failure interrupted: five answers. Each error type gives its own, in one
+//! exhaustive match (`SceneFailure::disposition` for a scene's failures, `WorkerError::disposition` for the
+//! worker's), and the job and the consume loop act on the answer alone. An isolated child process sends the
+//! answer itself across its protocol, so the decision is the same whichever runner met the failure.
 
-use crate::scene::{SceneError, SceneFailure};
-use scenequeue_audio::AudioError;
 use serde::{Deserialize, Serialize};
 
 /// What becomes of the work a failure interrupted.
@@ -24,32 +23,4 @@ pub enum Disposition {
     Unhealthy,
     /// Nothing this process can do helps (its settings are unusable): it stops with the reason.
     Fatal,
-}
-
-impl SceneFailure {
-    /// The one place a scene's failure is given its disposition.
-    pub fn disposition(&self) -> Disposition {
-        match self {
-            // A model that cannot be loaded or a session that cannot be created: this worker's fault.
-            Self::Model(_) => Disposition::Unhealthy,
-            // Writing the output failed: a missing mount, a read-only directory, a full disk.
-            Self::Scene(SceneError::Audio(AudioError::Write { .. })) => Disposition::Unhealthy,
-            Self::Scene(_) | Self::Panicked { .. } | Self::Hung { .. } | Self::NotTried { .. } => {
-                Disposition::FailScene
-            }
-            Self::Isolated { disposition, .. } => *disposition,
-            Self::Stuck { .. } | Self::NoResult => Disposition::RetryJob,
-        }
-    }
-
-    /// Whether the failure stops the rest of a group (every disposition but failing the scene alone).
-    pub fn ends_job(&self) -> bool {
-        self.disposition() != Disposition::FailScene
-    }
-
-    /// Whether the failure counts as a crash of the job (a group of scenes hung or panicked together): a job
-    /// with two crashes runs scene by scene, each in a child process, so the culprit is failed alone.
-    pub fn is_crash(&self) -> bool {
-        matches!(self, Self::Stuck { .. })
-    }
 }

@@ -134,12 +134,12 @@ pub async fn worker(
         });
         let row = (state, job, health.as_deref());
         match workers::beat_holding(&pool, id, row, lease.as_ref().map(|l| (&l.fence, l.ttl))).await {
-            Ok((asked, held)) => {
-                if let Some(l) = lease.as_ref().filter(|_| !held) {
+            Ok(beat) => {
+                if let Some(l) = lease.as_ref().filter(|_| !beat.lease_held) {
                     l.lost.cancel();
                     status.let_go(&l.fence);
                 }
-                if asked && !drain.is_cancelled() {
+                if beat.drain_requested && !drain.is_cancelled() {
                     tracing::info!("an operator asked this worker to drain: finishing the current job, then stopping");
                     drain.cancel();
                 }

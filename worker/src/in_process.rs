@@ -1,13 +1,14 @@
 //! The in-process runner: the worker's own sessions, managed by the session policy, run every scene.
 
 use crate::batching::FixedWindows;
+use crate::failure::SceneFailure;
 use crate::faults::FaultPlan;
 use crate::memory::MemoryProbe;
 use crate::output_check::OnBadOutput;
 use crate::recovery::RecoveryConfig;
 use crate::runner::{InferenceOptions, JobTelemetry, Runner, max_opt, one_by_one};
 use crate::runtime::Runtime;
-use crate::scene::{self, SceneFailure, SceneOutput, SceneTask};
+use crate::scene::{self, SceneOutput, SceneTask};
 use crate::sessions::{SessionPolicy, Sessions};
 use scenequeue_audio::dsp::PostProcess;
 use scenequeue_audio::encode::OutputFormat;

@@ -5,11 +5,12 @@
 //! fresh thread with a fresh runner takes its place; a thread that died is replaced the same way. Abandoned
 //! threads are bounded: past [`MAX_ABANDONED`] the worker must be restarted.
 
+use crate::failure::SceneFailure;
 use crate::in_process::InProcess;
 use crate::isolation::Isolated;
 use crate::runner::{InferenceOptions, JobTelemetry, KillSwitch, Runner};
 use crate::runtime::{Runtime, RuntimeError};
-use crate::scene::{SceneFailure, SceneOutput, SceneTask};
+use crate::scene::{SceneOutput, SceneTask};
 use crate::sessions::SessionPolicy;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering};

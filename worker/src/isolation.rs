@@ -6,11 +6,12 @@
 //! settings travel in the `SCENEQUEUE_CHILD_SPEC` environment variable. Closing stdin ends the child.
 
 use crate::disposition::Disposition;
+use crate::failure::SceneFailure;
 use crate::in_process::InProcess;
 use crate::memory::MemoryProbe;
 use crate::runner::{InferenceOptions, JobTelemetry, KillSwitch, Runner, max_opt, one_by_one};
 use crate::runtime::Runtime;
-use crate::scene::{SceneFailure, SceneOutput, SceneTask};
+use crate::scene::{SceneOutput, SceneTask};
 use crate::sessions::SessionPolicy;
 use serde::{Deserialize, Serialize};
 use std::io::{BufRead, BufReader, Write};

@@ -6,12 +6,17 @@
 //!
 //! # Layout
 //! - `config`: worker settings (device, threads, session policy, lease), with their defaults.
-//! - `consume`: the consume loop, job leases and acks, reconnection, unhealthy pauses; state changes go through
-//!   `scenequeue_core`.
+//! - `shutdown`, `ctx`, `error`, `report`: the ground floor every layer above shares: how a worker is asked to
+//!   stop, the handles a job shares with the consume loop, the worker's errors (each deciding its own fate) and
+//!   its counts.
+//! - `consume`: the consume loop: connections, deliveries, job leases, reconnection, unhealthy pauses; state
+//!   changes go through `scenequeue_core`.
 //! - `job`: one leased job, group by group under the watchdog, every write fenced by the lease.
+//! - `settle`: an attempt's outcome written under its lease, with its costs, then the delivery acknowledged.
 //! - `recorder`: a job's results recorded in batches (one transaction for many scenes).
-//! - `disposition`: the one place a failure is given what becomes of it (fail the scene, retry the job,
-//!   reconnect, unhealthy worker, fatal).
+//! - `disposition`: the five answers to what becomes of the work a failure interrupted (fail the scene, retry the
+//!   job, reconnect, unhealthy worker, fatal).
+//! - `failure`: why a scene produced no output, each failure with its disposition.
 //! - `heartbeat`: the worker's row and the job's lease, refreshed every few seconds while the job progresses.
 //! - `watchdog`: how long a scene may run without an answer, from its length and the measured speed.
 //! - `health`: the self-check an unhealthy worker runs before it takes jobs again.
@@ -37,7 +42,10 @@
 mod batching;
 mod config;
 mod consume;
+mod ctx;
 mod disposition;
+mod error;
+mod failure;
 mod faults;
 mod health;
 mod heartbeat;
@@ -51,10 +59,13 @@ mod output_check;
 mod paths;
 mod recorder;
 mod recovery;
+mod report;
 mod runner;
 mod runtime;
 mod scene;
 mod sessions;
+mod settle;
+mod shutdown;
 mod simulated;
 mod tuning;
 mod vad;
@@ -62,25 +73,29 @@ mod watchdog;
 
 pub use batching::FixedWindows;
 pub use config::{MIN_LEASE, ModelFiles, WorkerConfig};
-pub use consume::{Shutdown, WorkerError, WorkerReport, run};
+pub use consume::run;
 pub use disposition::Disposition;
+pub use error::WorkerError;
 pub use faults::FaultPlan;
 pub use isolation::child_main;
 pub use model::{AdapterKind, Manifest, ModelError, manifest};
 pub use output_check::OnBadOutput;
 pub use recovery::RecoveryConfig;
+pub use report::WorkerReport;
 pub use runtime::{ArenaExtend, ConvSearch, CudaSettings, Device, Runtime, RuntimeError, RuntimeOptions};
 pub use sessions::SessionPolicy;
+pub use shutdown::Shutdown;
 pub use vad::SileroVad;
 
 /// The inference path below the consume loop, for the integration tests and the benchmarks: runners built as
 /// a worker builds them, model adapters, scene tasks and memory probes.
 pub mod testing {
+    pub use crate::failure::SceneFailure;
     pub use crate::inference::runner;
     pub use crate::memory::{MemoryProbe, MemorySample};
     pub use crate::model::{Enhancer, InferenceError};
     pub use crate::runner::{InferenceOptions, JobTelemetry, Runner};
-    pub use crate::scene::{SceneFailure, SceneOutput, SceneTask};
+    pub use crate::scene::{SceneOutput, SceneTask};
     pub use crate::tuning::Tuning;
 
     /// Model manifests and loading.

@@ -3,9 +3,9 @@
 //! results not yet recorded are attempt files, removed if the attempt ends before recording them: a crash
 //! loses no result, it only leaves those scenes for the next attempt.
 
-use crate::consume::WorkerReport;
+use crate::report::JobCounts;
 use scenequeue_core::fence::Fence;
-use scenequeue_core::scenes::{self, SceneResult};
+use scenequeue_core::results::{self, RecordError, SceneResult};
 use scenequeue_core::states::RecoveryStep;
 use sqlx::PgPool;
 use std::path::PathBuf;
@@ -35,20 +35,15 @@ impl Recorder {
         self.pending.len() >= BATCH_SCENES || self.since.is_some_and(|t| t.elapsed() >= BATCH_WINDOW)
     }
 
-    /// Records every pending scene under the lease. False if the lease was lost (nothing recorded, their files
-    /// removed).
-    pub async fn flush(
-        &mut self,
-        pool: &PgPool,
-        fence: &Fence,
-        report: &mut WorkerReport,
-    ) -> Result<bool, sqlx::Error> {
+    /// Records every pending scene under the lease, and says what was recorded. None if the lease was lost
+    /// (nothing recorded, their files removed).
+    pub async fn flush(&mut self, pool: &PgPool, fence: &Fence) -> Result<Option<JobCounts>, RecordError> {
         if self.pending.is_empty() {
-            return Ok(true);
+            return Ok(Some(JobCounts::default()));
         }
         let pending = std::mem::take(&mut self.pending);
         self.since = None;
-        let recorded = scenes::record_successes(pool, fence, &pending).await;
+        let recorded = results::record_successes(pool, fence, &pending).await;
         if recorded.is_err() {
             // Not recorded: the attempt's files must not outlive it (those moved into place have none left).
             for (_, file) in &pending {
@@ -56,14 +51,15 @@ impl Recorder {
             }
         }
         if !recorded? {
-            return Ok(false);
+            return Ok(None);
         }
+        let mut counts = JobCounts::default();
         for (r, _) in &pending {
-            report.scenes_succeeded += 1;
-            report.ooms += u64::from(r.oom_count);
-            report.scenes_recovered += u64::from(r.recovery != RecoveryStep::None);
+            counts.scenes_succeeded += 1;
+            counts.ooms += u64::from(r.measured.oom_count);
+            counts.scenes_recovered += u64::from(r.measured.recovery != RecoveryStep::None);
         }
-        Ok(true)
+        Ok(Some(counts))
     }
 }
 

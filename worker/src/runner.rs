@@ -3,12 +3,13 @@
 //! job); `inference` runs whichever was chosen on a dedicated thread.
 
 use crate::batching::FixedWindows;
+use crate::failure::SceneFailure;
 use crate::faults::FaultPlan;
 use crate::memory::MemorySample;
 use crate::output_check::OnBadOutput;
 use crate::recovery::RecoveryConfig;
 use crate::runtime::RuntimeOptions;
-use crate::scene::{SceneFailure, SceneOutput, SceneTask};
+use crate::scene::{SceneOutput, SceneTask};
 use scenequeue_audio::dsp::PostProcess;
 use scenequeue_audio::encode::OutputFormat;
 use serde::{Deserialize, Serialize};

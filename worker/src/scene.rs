@@ -6,8 +6,9 @@
 //! scenes of a job, which arrive in source order, are read from each recording in one forward pass.
 
 use crate::batching::FixedWindows;
+use crate::failure::{SceneError, SceneFailure};
 use crate::memory::MemoryProbe;
-use crate::model::{InferenceError, ModelError};
+use crate::model::InferenceError;
 use crate::output_check::{self, OnBadOutput};
 use crate::recovery::{self, Recovered, RecoveryConfig};
 use crate::sessions::{EnhanceError, Sessions};
@@ -16,7 +17,8 @@ use scenequeue_audio::dsp::PostProcess;
 use scenequeue_audio::encode::OutputFormat;
 use scenequeue_audio::spans::SpanReader;
 use scenequeue_audio::stream::Decoder;
-use scenequeue_audio::{AudioError, encode, level, resample};
+use scenequeue_audio::{encode, level, resample};
+use scenequeue_core::results::Measurements;
 use scenequeue_core::states::{OutputFlag, RecoveryStep};
 use serde::{Deserialize, Serialize};
 use std::cell::RefCell;
@@ -42,125 +44,8 @@ pub struct SceneTask {
     pub decoder: Option<Decoder>,
 }
 
-/// What one scene produced.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct SceneOutput {
-    /// Sample rate of the output (the model's), Hz.
-    pub sample_rate: u32,
-    /// Length of the output, seconds.
-    pub duration_s: f64,
-    /// Input level, dBFS RMS.
-    pub rms_in_db: f32,
-    /// Output level, dBFS RMS.
-    pub rms_out_db: f32,
-    /// Time the scene cost (its share of a batched call included), milliseconds.
-    pub processing_ms: f64,
-    /// The out-of-memory recovery step that produced the output.
-    pub recovery: RecoveryStep,
-    /// Out-of-memory errors met on the way.
-    pub oom_count: u32,
-    /// GPU memory held by the worker right after the scene, MiB.
-    pub gpu_mem_mb: Option<f32>,
-    /// What the output checks found (empty: it passed).
-    #[serde(default)]
-    pub flags: Vec<OutputFlag>,
-    /// Speech-band level of the input, dBFS.
-    #[serde(default)]
-    pub speech_in_db: f32,
-    /// Speech-band level of what was written, dBFS.
-    #[serde(default)]
-    pub speech_out_db: f32,
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum SceneError {
-    #[error(transparent)]
-    Audio(#[from] AudioError),
-    #[error("inference failed: {0}")]
-    Inference(#[from] crate::model::InferenceError),
-    /// The enhanced output failed its checks and the setting says to fail the scene.
-    #[error("{path}: {reason}")]
-    BadOutput {
-        /// The recording.
-        path: PathBuf,
-        /// What the checks found.
-        reason: String,
-    },
-    /// The decoder panicked on the recording.
-    #[error("{path}: the decoder crashed on this file: {message}")]
-    DecoderCrashed {
-        /// The recording.
-        path: PathBuf,
-        /// The panic's message.
-        message: String,
-    },
-}
-
-/// Why a scene produced no output. What becomes of it is decided in one place: [`SceneFailure::disposition`].
-#[derive(Debug, thiserror::Error)]
-pub enum SceneFailure {
-    /// The model could not be loaded or its session created: a problem of this worker, not of the scene.
-    #[error(transparent)]
-    Model(#[from] ModelError),
-    /// The scene itself failed (unreadable span, inference error, bad output), or its output could not be written.
-    #[error(transparent)]
-    Scene(#[from] SceneError),
-    /// The scene panicked in decoding, DSP or inference; the panic was caught at the scene boundary.
-    #[error("{path}: processing crashed (panic: {message})")]
-    Panicked {
-        /// The recording.
-        path: PathBuf,
-        /// The panic's message.
-        message: String,
-    },
-    /// The scene made no progress within its bound (the watchdog); its session or child was abandoned.
-    #[error("{path}: no progress for {seconds:.0} s (the scene hung); abandoned")]
-    Hung {
-        /// The recording.
-        path: PathBuf,
-        /// The bound that passed, seconds.
-        seconds: f64,
-    },
-    /// Not run: an earlier scene of the same recording hung in this job, and this one would hang as well.
-    #[error("{path}: not tried, as an earlier scene of this recording hung")]
-    NotTried {
-        /// The recording.
-        path: PathBuf,
-    },
-    /// A group of scenes hung or panicked together, so the culprit is unknown: the job is retried, and runs
-    /// scene by scene once this has happened twice.
-    #[error("{reason}")]
-    Stuck {
-        /// What happened.
-        reason: String,
-    },
-    /// Reported by an isolated inference process, with the disposition it decided.
-    #[error("{message}")]
-    Isolated {
-        /// The child's message.
-        message: String,
-        /// What the child decided becomes of it.
-        disposition: crate::disposition::Disposition,
-    },
-    /// The inference side returned no outcome for the scene (a bug; the job is retried).
-    #[error("no outcome was returned for the scene")]
-    NoResult,
-}
-
-impl From<EnhanceError> for SceneFailure {
-    fn from(e: EnhanceError) -> Self {
-        match e {
-            EnhanceError::Model(e) => Self::Model(e),
-            EnhanceError::Inference(e) => Self::Scene(SceneError::Inference(e)),
-        }
-    }
-}
-
-impl From<AudioError> for SceneFailure {
-    fn from(e: AudioError) -> Self {
-        Self::Scene(SceneError::Audio(e))
-    }
-}
+/// What one scene produced: its measurements, as its result row records them (the file is the task's output).
+pub type SceneOutput = Measurements;
 
 thread_local! {
     /// The recording being read, kept open between the scenes of a job.

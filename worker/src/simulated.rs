@@ -2,8 +2,9 @@
 //! inference thread and its output is an empty file, so everything around inference (leases, heartbeats, fenced
 //! writes, file moves, acks, dispatch) runs exactly as in a real worker, at whatever pace the state path allows.
 
+use crate::failure::{SceneError, SceneFailure};
 use crate::runner::{JobTelemetry, Runner};
-use crate::scene::{SceneError, SceneFailure, SceneOutput, SceneTask};
+use crate::scene::{SceneOutput, SceneTask};
 use scenequeue_audio::AudioError;
 use scenequeue_core::states::RecoveryStep;
 use std::time::Duration;

@@ -48,7 +48,7 @@ pub async fn run(services: &Services, args: &DemoArgs) -> anyhow::Result<()> {
     let shutdown = CancellationToken::new();
     let config = crate::commands::worker::config(&args.worker)?;
     let mut worker = tokio::spawn(scenequeue_worker::run(config, services.clone(), shutdown.clone().into()));
-    let pool = db::connect(&services.database_url, 2).await?;
+    let pool = super::connect_db(services, 2).await?;
     let wait = db::wait_for_batch(&pool, report.batch, Duration::from_secs(3600));
     tokio::pin!(wait);
     tokio::select! {

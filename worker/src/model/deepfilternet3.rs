@@ -13,7 +13,7 @@
 //!    model already attenuates and leaves bins it keeps (g near 1) as they are;
 //! 5. overlap-add inverse STFT, aligned with the input.
 //!
-//! Checked against the official runtime (libdeepfilter.so from the same package) in tests/deepfilternet.rs.
+//! Checked against the official runtime (libdeepfilter.so from the same package) in tests/integration/deepfilternet.rs.
 
 use super::graph_cache::batch_opened;
 use super::{AdapterKind, InferenceError, ModelError};

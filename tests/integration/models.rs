@@ -1,15 +1,11 @@
 //! The real models through the real ONNX Runtime: quality on real speech, and clear errors for bad model
 //! directories.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-
-use common::{Noise, model_dir, ort_library};
-use scenequeue_audio::{decode, level, resample};
+use crate::common::{mix_at, model_dir, ort_library, speak};
+use scenequeue_audio::level;
 use scenequeue_worker::testing::model::{self, ModelError};
 use scenequeue_worker::{Device, Runtime};
 use std::path::Path;
-use std::process::Command;
 
 fn runtime() -> Runtime {
     Runtime::init(&ort_library(), Device::Cpu, 1).expect("ONNX Runtime loads (run scripts/fetch-models.sh)")
@@ -17,25 +13,8 @@ fn runtime() -> Runtime {
 
 /// Real speech from espeak-ng at `rate` Hz.
 fn speech(dir: &Path, rate: u32) -> Vec<f32> {
-    let path = dir.join("speech.wav");
-    let status = Command::new("espeak-ng")
-        .args(["-v", "en-us", "-s", "150", "-w"])
-        .arg(&path)
-        .arg("The quick brown fox jumps over the lazy dog. Enhancement should keep every word of this sentence.")
-        .status()
-        .expect("espeak-ng is installed (scripts/test.sh installs it)");
-    assert!(status.success());
-    let info = decode::probe(&path).unwrap();
-    let (x, sr) = decode::read_span_mono(&path, 0.0, info.duration_s()).unwrap();
-    resample::resample(&x, sr, rate).unwrap().iter().map(|s| s * 0.5).collect()
-}
-
-fn mix_at(clean: &[f32], snr_db: f64, seed: u64) -> Vec<f32> {
-    let mut noise = Noise::new(seed);
-    let n: Vec<f32> = clean.iter().map(|_| noise.next()).collect();
-    let p = |x: &[f32]| x.iter().map(|&s| f64::from(s).powi(2)).sum::<f64>() / x.len() as f64;
-    let g = (p(clean) / (p(&n) * 10f64.powf(snr_db / 10.0))).sqrt() as f32;
-    clean.iter().zip(&n).map(|(&c, &v)| c + g * v).collect()
+    let text = "The quick brown fox jumps over the lazy dog. Enhancement should keep every word of this sentence.";
+    speak(dir, text, 150, rate).iter().map(|s| s * 0.5).collect()
 }
 
 fn scratch(name: &str) -> std::path::PathBuf {

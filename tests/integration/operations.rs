@@ -1,17 +1,13 @@
 //! What an operator relies on when something went wrong: `retry`, queued jobs whose message the broker lost,
 //! lost workers in `status`, and submissions and the scheduler riding out an outage of Postgres or RabbitMQ. An
-//! outage is played by a forwarder between the client and the real service (`operations/proxy.rs`): the services
+//! outage is played by a forwarder between the client and the real service (`common/proxy.rs`): the services
 //! themselves are never restarted here.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod common;
-#[path = "operations/proxy.rs"]
-mod proxy;
-
-use common::{TestEnv, job_ids, small_batch, speech_like, submit_request, write_wav};
-use proxy::Proxy;
+use crate::common;
+use crate::common::proxy::Proxy;
+use crate::common::{Loud, TestEnv, job_ids, small_batch, speech_like, submit_request, write_wav};
 use scenequeue_audio::vad::{SpeechDetector, SpeechStream};
+use scenequeue_core::config::Services;
 use scenequeue_core::ids::{BatchId, JobId, SceneId};
 use scenequeue_core::outage::Patience;
 use scenequeue_core::retry::Target;
@@ -20,6 +16,7 @@ use scenequeue_core::{batches, db, jobs, workers};
 use scenequeue_scheduler::{
     Detector, ReapSettings, SchedulerError, SubmitRequest, reap_with, submit, submit_without_broker,
 };
+use sqlx::{Connection, PgConnection};
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
@@ -341,18 +338,6 @@ async fn a_submission_without_the_broker_stores_its_batch_and_the_scheduler_publ
     env.cleanup().await;
 }
 
-/// Cuts each recording into scenes where it is loud.
-struct Loud;
-
-impl SpeechStream for Loud {
-    fn push(&mut self, samples: &[f32]) -> Result<Vec<f32>, String> {
-        Ok(samples.chunks(160).map(|c| if c.iter().any(|s| s.abs() > 0.01) { 1.0 } else { 0.0 }).collect())
-    }
-    fn finish(&mut self) -> Result<Vec<f32>, String> {
-        Ok(Vec::new())
-    }
-}
-
 /// A detector that holds the first recording until the test lets it go, so an outage can start at a known step
 /// of the submission: after the batch was opened, before the recording is looked up and stored.
 struct Gate {
@@ -533,5 +518,89 @@ async fn the_scheduler_starts_without_its_services_and_rides_out_their_outages()
     for said in ["Postgres unreachable", "RabbitMQ unreachable", "reaper pass failed"] {
         assert!(log.contains(said), "the log says {said:?}:\n{log}");
     }
+    env.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_started_while_postgres_refuses_connections_waits_for_it() {
+    let env = TestEnv::new().await;
+    let batch = small_batch(&env).await;
+    let postgres = Proxy::start(&env.services.database_url, false).await;
+    let services = Services { database_url: postgres.url(&env.services.database_url), ..env.services.clone() };
+    let worker = tokio::spawn(scenequeue_worker::run(env.worker_config(), services, CancellationToken::new().into()));
+    wait_until("the worker tried Postgres twice", || postgres.refused() >= 2).await;
+    assert!(!worker.is_finished(), "the worker waits while Postgres refuses it");
+    postgres.up();
+    let report = worker.await.unwrap().expect("the worker runs once Postgres answers");
+    assert_eq!(report.jobs_done as usize, job_ids(&env, batch).await.len());
+    assert_eq!(db::batch_state(&env.pool, batch).await.unwrap(), Some(BatchState::Finished));
+    env.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_started_while_postgres_has_no_connection_to_spare_waits_for_one() {
+    let env = TestEnv::new().await;
+    let batch = small_batch(&env).await;
+    // The real server refuses every new connection to this database as saturated ("too many connections",
+    // 53300), as it does when a farm's workers take every connection it has. One connection is kept to end it.
+    let mut admin = PgConnection::connect(&env.services.database_url).await.unwrap();
+    let superuser: bool = sqlx::query_scalar("SELECT rolsuper FROM pg_roles WHERE rolname = current_user")
+        .fetch_one(&mut admin)
+        .await
+        .unwrap();
+    assert!(
+        !superuser,
+        "a database's connection limit binds no superuser: run the tests as scripts/services.sh's role"
+    );
+    let name: String = sqlx::query_scalar("SELECT current_database()").fetch_one(&mut admin).await.unwrap();
+    sqlx::query(&format!("ALTER DATABASE {name} CONNECTION LIMIT 0")).execute(&mut admin).await.unwrap();
+    // Through a forwarder, which counts the worker's tries.
+    let postgres = Proxy::start(&env.services.database_url, true).await;
+    let services = Services { database_url: postgres.url(&env.services.database_url), ..env.services.clone() };
+    let worker = tokio::spawn(scenequeue_worker::run(env.worker_config(), services, CancellationToken::new().into()));
+    wait_until("the worker was refused as saturated twice", || postgres.forwarded() >= 2).await;
+    assert!(!worker.is_finished(), "the worker waits while Postgres has no connection to spare");
+    sqlx::query(&format!("ALTER DATABASE {name} CONNECTION LIMIT -1")).execute(&mut admin).await.unwrap();
+    admin.close().await.ok();
+    let report = worker.await.unwrap().expect("the worker runs once a connection is free");
+    assert_eq!(report.jobs_done as usize, job_ids(&env, batch).await.len());
+    env.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn migrate_waits_for_a_broker_that_is_still_starting() {
+    let env = TestEnv::new().await;
+    let rabbitmq = Proxy::start(&env.services.amqp_url, false).await;
+    // A queue of this test's own, declared by `migrate` once the broker answers.
+    let queue = format!("{}.migrate", env.services.queue);
+    let child = cli(&env)
+        .arg("migrate")
+        .env("SCENEQUEUE_AMQP_URL", rabbitmq.url(&env.services.amqp_url))
+        .env("SCENEQUEUE_QUEUE", &queue)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let child = Arc::new(Mutex::new(child));
+    wait_until("migrate tried RabbitMQ twice", || rabbitmq.refused() >= 2).await;
+    assert!(child.lock().unwrap().try_wait().unwrap().is_none(), "migrate waits while the broker refuses it");
+    rabbitmq.up();
+    let out = tokio::task::spawn_blocking(move || {
+        let mut child = child.lock().unwrap();
+        let mut said = String::new();
+        if let Some(mut stderr) = child.stderr.take() {
+            std::io::Read::read_to_string(&mut stderr, &mut said).ok();
+        }
+        (child.wait().unwrap(), said)
+    })
+    .await
+    .unwrap();
+    assert!(out.0.success() && out.1.contains(&format!("queue {queue} declared")), "{}", out.1);
+    let (connection, channel) = env.channel().await;
+    let topology = scenequeue_core::mq::Topology::new(&queue);
+    let depth = scenequeue_core::mq::queue_depth(&connection, &queue).await.expect("the queue exists");
+    assert_eq!(depth.messages, 0);
+    topology.delete(&channel).await.unwrap();
+    connection.close(200, "ok").await.ok();
     env.cleanup().await;
 }

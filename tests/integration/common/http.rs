@@ -1,6 +1,5 @@
 //! A minimal HTTP/1.1 client for the API tests: one request per connection, the answer read by its length (or to
 //! the end), within a deadline.
-#![allow(dead_code)]
 
 use std::net::SocketAddr;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};

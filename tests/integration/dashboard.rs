@@ -3,15 +3,11 @@
 //! events), an action works from the page, and the scene page draws both spectrograms. Screenshots go to
 //! target/dashboard-screenshots/.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-#[path = "dashboard/cdp.rs"]
 mod cdp;
-mod common;
-#[path = "api/http.rs"]
-mod http;
 
-use common::{TestEnv, speech_like, submit_request, write_wav};
+use crate::common;
+use crate::common::http;
+use crate::common::{TestEnv, speech_like, submit_request, write_wav};
 use scenequeue_api::ApiConfig;
 use scenequeue_core::ids::BatchId;
 use scenequeue_scheduler::submit;

@@ -1,11 +1,10 @@
-//! Test support: every test gets its own Postgres database and its own RabbitMQ queues on the real local
-//! services, removed again when it ends (also when it fails: a drop guard), plus generated audio fixtures.
-#![allow(dead_code)]
+//! What both test binaries (the integration tests and the chaos suite) use: every test gets its own Postgres
+//! database and its own RabbitMQ queues on the real local services, removed again when it ends (also when it
+//! fails: a drop guard), plus generated audio fixtures and where ONNX Runtime and the models are.
 
 use scenequeue_core::config::Services;
 use scenequeue_core::mq::{self, Topology};
 use scenequeue_core::{db, ids::BatchId};
-use scenequeue_worker::{ModelFiles, WorkerConfig};
 use sqlx::{Connection, PgConnection, PgPool};
 use std::path::{Path, PathBuf};
 use uuid::Uuid;
@@ -22,11 +21,6 @@ pub fn ort_library() -> PathBuf {
 
 pub fn model_dir() -> PathBuf {
     std::env::var_os("SCENEQUEUE_MODEL_DIR").map(PathBuf::from).unwrap_or_else(|| root().join("models"))
-}
-
-/// ONNX Runtime and the models, where the test run found them.
-pub fn model_files() -> ModelFiles {
-    ModelFiles { ort_library: ort_library(), model_dir: model_dir() }
 }
 
 /// One test's services: its own database, queues and directory, removed when it is dropped.
@@ -59,29 +53,13 @@ impl TestEnv {
         topology.declare(&connection.create_channel().await.expect("channel")).await.expect("declare topology");
         connection.close(200, "ok").await.ok();
         Self {
-            services: Services { database_url: url, amqp_url, queue, max_queued: defaults.max_queued },
+            services: Services { database_url: url, amqp_url, queue, ..defaults },
             pool,
             topology,
             dir,
             base_url,
             db_name,
         }
-    }
-
-    pub fn worker_config(&self) -> WorkerConfig {
-        WorkerConfig { drain: true, ..WorkerConfig::new(model_files(), "nsnet2-48k") }
-    }
-
-    pub async fn publisher(&self) -> (lapin::Connection, mq::Publisher) {
-        let connection = mq::connect(&self.services.amqp_url).await.expect("RabbitMQ");
-        let publisher = mq::Publisher::new(&connection, &self.topology).await.expect("publisher");
-        (connection, publisher)
-    }
-
-    pub async fn channel(&self) -> (lapin::Connection, lapin::Channel) {
-        let connection = mq::connect(&self.services.amqp_url).await.expect("RabbitMQ");
-        let channel = connection.create_channel().await.expect("channel");
-        (connection, channel)
     }
 
     pub async fn count(&self, sql: &str, batch: BatchId) -> i64 {
@@ -170,62 +148,8 @@ pub fn write_wav(path: &Path, samples: &[f32], sample_rate: u32, channels: u16) 
     w.finalize().expect("finalize wav");
 }
 
-/// A submission of `inputs` to this test's output directory with the default model and splitter.
-pub fn submit_request(env: &TestEnv, inputs: Vec<PathBuf>, job_budget_s: f64) -> scenequeue_scheduler::SubmitRequest {
-    scenequeue_scheduler::SubmitRequest {
-        inputs,
-        output_dir: env.dir.join("out"),
-        model: "nsnet2-48k".into(),
-        job_budget_s,
-        decode_concurrency: 2,
-        max_queued: env.services.max_queued,
-        ..Default::default()
-    }
-}
-
-/// A scratch directory, removed when dropped.
-pub struct TempDir(pub PathBuf);
-
-impl TempDir {
-    /// `sq-<suite>-<name>-<pid>` under the system's temporary directory.
-    pub fn new(suite: &str, name: &str) -> Self {
-        let d = std::env::temp_dir().join(format!("sq-{suite}-{name}-{}", std::process::id()));
-        std::fs::create_dir_all(&d).unwrap();
-        Self(d)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 /// Runs a command that makes a fixture (sox, ffmpeg), failing the test with its error output.
 pub fn run(cmd: &mut std::process::Command) {
     let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e} (scripts/test.sh installs sox and ffmpeg)"));
     assert!(out.status.success(), "{cmd:?}: {}", String::from_utf8_lossy(&out.stderr));
-}
-
-/// One 9 s recording in jobs of 4 s: a few jobs of one scene each, submitted and published.
-pub async fn small_batch(env: &TestEnv) -> BatchId {
-    let input = env.dir.join("in");
-    std::fs::create_dir_all(&input).unwrap();
-    write_wav(&input.join("talk.wav"), &speech_like(48_000, 9.0, 7), 48_000, 1);
-    let (connection, publisher) = env.publisher().await;
-    let report = scenequeue_scheduler::submit(&env.pool, &publisher, &submit_request(env, vec![input], 4.0))
-        .await
-        .expect("submit");
-    connection.close(200, "ok").await.ok();
-    assert!(report.jobs >= 3, "{} jobs", report.jobs);
-    report.batch
-}
-
-/// The batch's jobs, by id.
-pub async fn job_ids(env: &TestEnv, batch: BatchId) -> Vec<scenequeue_core::ids::JobId> {
-    sqlx::query_scalar("SELECT id FROM jobs WHERE batch_id = $1 ORDER BY id")
-        .bind(batch)
-        .fetch_all(&env.pool)
-        .await
-        .unwrap()
 }

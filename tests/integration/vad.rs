@@ -1,29 +1,14 @@
 //! Scene detection with the Silero VAD model on real speech, through the same `cut` the scheduler uses.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-
-use common::{Noise, model_dir, ort_library, write_wav};
-use scenequeue_audio::decode::{probe, read_span_mono};
-use scenequeue_audio::resample::resample;
+use crate::common::{Noise, model_dir, ort_library, speak, write_wav};
 use scenequeue_audio::scenes::SplitParams;
 use scenequeue_scheduler::testing::cut;
 use scenequeue_worker::SileroVad;
 use scenequeue_worker::{Device, Runtime};
-use std::path::Path;
-use std::process::Command;
 
 fn vad() -> SileroVad {
     let runtime = Runtime::init(&ort_library(), Device::Cpu, 1).unwrap();
     SileroVad::load(&runtime, &model_dir()).expect("Silero VAD model (scripts/fetch-models.sh)")
-}
-
-fn speak(dir: &Path, text: &str) -> Vec<f32> {
-    let path = dir.join("s.wav");
-    assert!(Command::new("espeak-ng").args(["-v", "en-us", "-w"]).arg(&path).arg(text).status().unwrap().success());
-    let info = probe(&path).unwrap();
-    let (x, sr) = read_span_mono(&path, 0.0, info.duration_s()).unwrap();
-    resample(&x, sr, 44_100).unwrap()
 }
 
 #[test]
@@ -37,7 +22,7 @@ fn silero_finds_each_sentence_and_ignores_a_loud_tone() {
     let mut truth = Vec::new();
     for s in sentences {
         audio.extend((0..66_150).map(|_| 0.003 * noise.next()));
-        let speech = speak(&dir, s);
+        let speech = speak(&dir, s, 175, 44_100);
         truth.push((audio.len() as f64 / 44_100.0, (audio.len() + speech.len()) as f64 / 44_100.0));
         audio.extend(speech.iter().map(|v| v * 0.5 + 0.003 * noise.next()));
     }

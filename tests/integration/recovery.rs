@@ -1,10 +1,7 @@
 //! Session policies and out-of-memory recovery through the real inference path (real model, real ONNX
 //! Runtime), with failures injected at the inference seam so every step runs without a GPU.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-
-use common::{model_dir, ort_library, speech_like, write_wav};
+use crate::common::{model_dir, ort_library, speech_like, write_wav};
 use scenequeue_core::states::RecoveryStep;
 use scenequeue_worker::FaultPlan;
 use scenequeue_worker::RecoveryConfig;

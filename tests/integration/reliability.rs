@@ -2,15 +2,13 @@
 //! scene that hangs, a scene that crashes its process, an output directory that cannot be written, SIGTERM in
 //! the middle of a job, and a job buried after all its scenes ended.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod common;
-
-use common::{TestEnv, speech_like, submit_request, write_wav};
+use crate::common;
+use crate::common::{TestEnv, speech_like, submit_request, write_wav};
 use scenequeue_core::ids::{BatchId, JobId, WorkerId};
 use scenequeue_core::jobs::{self, Lease};
-use scenequeue_core::scenes;
+use scenequeue_core::results::{self, Measurements, RecordError, SceneResult};
 use scenequeue_core::states::{BatchState, JobState, SceneState, WorkerState};
+use scenequeue_core::{controls, scenes, workers};
 use scenequeue_scheduler::submit;
 use scenequeue_worker::{FaultPlan, Shutdown, WorkerConfig};
 use std::path::{Path, PathBuf};
@@ -100,15 +98,19 @@ async fn a_worker_that_lost_its_lease_can_write_nothing() {
     };
     assert_ne!(old.token, new.token);
 
-    // Every write of A is refused; its attempt's file is removed, the final file never appears.
-    assert!(!jobs::extend_lease(&env.pool, &old, Duration::from_secs(60)).await.unwrap());
+    // Every write of A is refused (its heartbeat extends no lease); its attempt's file is removed, the final file
+    // never appears.
+    let busy = (WorkerState::Busy, Some(job), None);
+    assert!(
+        !workers::beat_holding(&env.pool, a, busy, Some((&old, Duration::from_secs(60)))).await.unwrap().lease_held
+    );
     assert!(scenes::start_attempt(&env.pool, &old).await.unwrap().is_none());
     assert!(!scenes::mark_failed(&env.pool, &old, scene, "late").await.unwrap());
     let final_path = env.dir.join("scene.wav");
     let attempt_file = env.dir.join(format!("scene.{}.wav", old.short()));
     std::fs::write(&attempt_file, b"late").unwrap();
     let late = result_row(scene, job, a, &final_path);
-    assert!(!scenes::record_successes(&env.pool, &old, &[(late, attempt_file.clone())]).await.unwrap());
+    assert!(!results::record_successes(&env.pool, &old, &[(late, attempt_file.clone())]).await.unwrap());
     assert!(!attempt_file.exists() && !final_path.exists());
     assert!(!jobs::release(&env.pool, &old, "late", Duration::ZERO, false).await.unwrap());
     assert!(!jobs::hand_back(&env.pool, &old, "late", 5).await.unwrap());
@@ -123,7 +125,7 @@ async fn a_worker_that_lost_its_lease_can_write_nothing() {
     let attempt_file = env.dir.join(format!("scene.{}.wav", new.short()));
     std::fs::write(&attempt_file, b"audio").unwrap();
     let recorded = [(result_row(scene, job, b, &final_path), attempt_file.clone())];
-    assert!(scenes::record_successes(&env.pool, &new, &recorded).await.unwrap());
+    assert!(results::record_successes(&env.pool, &new, &recorded).await.unwrap());
     assert!(final_path.exists() && !attempt_file.exists());
     assert_eq!(scene_state(&env, scene).await, SceneState::Succeeded);
     let writer: WorkerId = sqlx::query_scalar("SELECT worker_id FROM results WHERE scene_id = $1")
@@ -135,25 +137,185 @@ async fn a_worker_that_lost_its_lease_can_write_nothing() {
     env.cleanup().await;
 }
 
-fn result_row(scene: scenequeue_core::ids::SceneId, job: JobId, worker: WorkerId, path: &Path) -> scenes::SceneResult {
-    scenes::SceneResult {
+fn result_row(scene: scenequeue_core::ids::SceneId, job: JobId, worker: WorkerId, path: &Path) -> SceneResult {
+    SceneResult {
         scene,
         job,
         worker,
         attempt: 1,
         output_path: path.to_string_lossy().into_owned(),
-        sample_rate: 48_000,
-        duration_s: 1.0,
-        rms_in_db: -20.0,
-        rms_out_db: -20.0,
-        processing_ms: 1.0,
-        recovery: Default::default(),
-        oom_count: 0,
-        gpu_mem_mb: None,
-        flags: vec![],
-        speech_in_db: -20.0,
-        speech_out_db: -20.0,
+        measured: Measurements {
+            sample_rate: 48_000,
+            duration_s: 1.0,
+            rms_in_db: -20.0,
+            rms_out_db: -20.0,
+            processing_ms: 1.0,
+            recovery: Default::default(),
+            oom_count: 0,
+            gpu_mem_mb: None,
+            flags: vec![],
+            speech_in_db: -20.0,
+            speech_out_db: -20.0,
+        },
     }
+}
+
+/// Seconds until the job's lease expires (negative once expired; None without a lease).
+async fn lease_left_s(env: &TestEnv, job: JobId) -> Option<f64> {
+    sqlx::query_scalar("SELECT extract(epoch FROM lease_expires - now())::float8 FROM jobs WHERE id = $1")
+        .bind(job)
+        .fetch_one(&env.pool)
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_heartbeat_extends_the_lease_it_holds_and_no_other() {
+    let env = TestEnv::new().await;
+    let (batch, _) = one_job_batch(&env, &[("talk.wav", 4.0)]).await;
+    let job = the_job(&env, batch).await;
+    let (a, b) = (WorkerId::new(), WorkerId::new());
+    for id in [a, b] {
+        let info = workers::WorkerInfo { id, device: "cpu".into(), session_policy: "per-job".into(), gpu: None };
+        workers::register(&env.pool, &info).await.unwrap();
+    }
+    let Lease::Granted { fence, .. } = jobs::lease(&env.pool, job, a, Duration::from_secs(5)).await.unwrap() else {
+        panic!("A gets the lease")
+    };
+    assert!(lease_left_s(&env, job).await.unwrap() <= 5.0);
+    let busy = (WorkerState::Busy, Some(job), None);
+
+    // A's beat extends its lease to the TTL it gives, in the same statement as its row.
+    let beat = workers::beat_holding(&env.pool, a, busy, Some((&fence, Duration::from_secs(600)))).await.unwrap();
+    assert!(beat.lease_held && !beat.drain_requested);
+    assert!(lease_left_s(&env, job).await.unwrap() > 500.0, "extended to about 600 s");
+
+    // B beating with a token that is not the lease's extends nothing.
+    let forged = scenequeue_core::fence::Fence { job, token: uuid::Uuid::new_v4() };
+    let beat = workers::beat_holding(&env.pool, b, busy, Some((&forged, Duration::from_secs(6000)))).await.unwrap();
+    assert!(!beat.lease_held);
+    assert!(lease_left_s(&env, job).await.unwrap() < 700.0, "B did not extend A's lease");
+
+    // Without a lease the beat says so, and carries an operator's drain request.
+    assert!(controls::drain_worker(&env.pool, a).await.unwrap());
+    let beat = workers::beat_holding(&env.pool, a, (WorkerState::Idle, None, None), None).await.unwrap();
+    assert!(!beat.lease_held && beat.drain_requested);
+
+    // Once the job is released, A's old lease is gone: its beat finds nothing to extend.
+    assert!(jobs::release(&env.pool, &fence, "test", Duration::ZERO, false).await.unwrap());
+    let beat = workers::beat_holding(&env.pool, a, busy, Some((&fence, Duration::from_secs(600)))).await.unwrap();
+    assert!(!beat.lease_held);
+    assert_eq!(lease_left_s(&env, job).await, None);
+    env.cleanup().await;
+}
+
+/// A tmpfs of `size` mounted at `dir` for one test, unmounted when dropped.
+struct Tmpfs(PathBuf);
+
+impl Tmpfs {
+    fn mount(dir: &Path, size: &str) -> Self {
+        std::fs::create_dir_all(dir).unwrap();
+        common::run(
+            std::process::Command::new("mount").args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"]).arg(dir),
+        );
+        Self(dir.to_path_buf())
+    }
+
+    fn read_only(&self) {
+        common::run(std::process::Command::new("mount").args(["-o", "remount,ro"]).arg(&self.0));
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_result_whose_file_cannot_be_moved_is_a_disk_failure_and_records_nothing() {
+    let env = TestEnv::new().await;
+    let (batch, _) = one_job_batch(&env, &[("talk.wav", 4.0)]).await;
+    let job = the_job(&env, batch).await;
+    let Lease::Granted { fence, .. } =
+        jobs::lease(&env.pool, job, WorkerId::new(), Duration::from_secs(60)).await.unwrap()
+    else {
+        panic!("the lease")
+    };
+    let work = scenes::start_attempt(&env.pool, &fence).await.unwrap().expect("the lease holds");
+    let scene = work.scenes[0].id;
+    // The attempt's file was written; then the output disk turned read-only.
+    let disk = Tmpfs::mount(&env.dir.join("disk"), "1m");
+    let attempt_file = disk.0.join(format!("scene.{}.wav", fence.short()));
+    std::fs::write(&attempt_file, b"audio").unwrap();
+    disk.read_only();
+    let row = result_row(scene, job, WorkerId::new(), &disk.0.join("scene.wav"));
+    let recorded = results::record_successes(&env.pool, &fence, &[(row, attempt_file)]).await;
+    match recorded {
+        Err(RecordError::Move { source, .. }) => assert_eq!(source.raw_os_error(), Some(30), "EROFS: {source}"),
+        other => panic!("a disk failure, not {other:?}"),
+    }
+    assert_eq!(scene_state(&env, scene).await, SceneState::Running, "nothing recorded");
+    let results: i64 = env
+        .count("SELECT count(*) FROM results r JOIN scenes s ON s.id = r.scene_id WHERE s.batch_id = $1", batch)
+        .await;
+    assert_eq!(results, 0);
+    drop(disk);
+    env.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_output_disk_makes_the_worker_unhealthy_and_hands_the_job_back() {
+    let env = TestEnv::new().await;
+    let (batch, _) = one_job_batch(&env, &[("talk.wav", 6.0)]).await;
+    let job = the_job(&env, batch).await;
+    // The batch's output directory is a small disk (room for the scene's output once it is empty), filled to the
+    // last byte before the worker starts.
+    let disk = Tmpfs::mount(&env.dir.join("out"), "2m");
+    let filler = disk.0.join("filler");
+    let mut chunk = 0u64;
+    while std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .open(&filler)
+        .and_then(|mut f| std::io::Write::write_all(&mut f, &[0u8; 4096]))
+        .is_ok()
+    {
+        chunk += 1;
+        assert!(chunk < 1_000, "a 2 MiB disk fills up");
+    }
+    let shutdown = Shutdown::default();
+    let config = WorkerConfig { drain: false, ..worker(&env) };
+    let running = tokio::spawn(scenequeue_worker::run(config, env.services.clone(), shutdown.clone()));
+
+    wait_until(
+        &env,
+        "SELECT handbacks >= 1 AND attempts = 0 AND error LIKE '%unhealthy%' FROM jobs WHERE id = $1",
+        job.0,
+        Duration::from_secs(60),
+    )
+    .await;
+    wait_until(
+        &env,
+        "SELECT bool_or(state = 'unhealthy' AND health LIKE '%No space left%') FROM workers WHERE $1::uuid IS NOT NULL",
+        job.0,
+        Duration::from_secs(30),
+    )
+    .await;
+    assert!(
+        scene_rows(&env, batch).await.iter().all(|(_, s, _)| *s != SceneState::Failed),
+        "no scene was failed for the disk's fault"
+    );
+
+    // Space again: the self-check passes and the job is done, without having spent an attempt on the disk.
+    std::fs::remove_file(&filler).unwrap();
+    wait_until(&env, "SELECT state = 'finished' FROM batches WHERE id = $1", batch.0, Duration::from_secs(60)).await;
+    shutdown.stop.cancel();
+    let report = running.await.unwrap().unwrap();
+    assert_eq!(report.jobs_done, 1);
+    assert!(scene_rows(&env, batch).await.iter().all(|(_, s, _)| *s == SceneState::Succeeded));
+    drop(disk);
+    env.cleanup().await;
 }
 
 async fn scene_state(env: &TestEnv, scene: scenequeue_core::ids::SceneId) -> SceneState {

@@ -8,16 +8,15 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-#[path = "chaos/farm.rs"]
 mod farm;
-#[path = "chaos/hosts.rs"]
 mod hosts;
+#[path = "../shared/mod.rs"]
+mod shared;
 
-use common::{TestEnv, speech_like, write_wav};
 use farm::{Farm, Recipe, since};
 use scenequeue_core::ids::BatchId;
 use scenequeue_core::states::{BatchState, SceneState};
+use shared::{TestEnv, speech_like, write_wav};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -34,8 +33,8 @@ fn scenequeue(env: &TestEnv) -> Command {
         .env("SCENEQUEUE_AMQP_URL", &env.services.amqp_url)
         .env("SCENEQUEUE_QUEUE", &env.services.queue)
         .env("SCENEQUEUE_MAX_QUEUED", MAX_QUEUED)
-        .env("SCENEQUEUE_ORT_LIBRARY", common::ort_library())
-        .env("SCENEQUEUE_MODEL_DIR", common::model_dir())
+        .env("SCENEQUEUE_ORT_LIBRARY", shared::ort_library())
+        .env("SCENEQUEUE_MODEL_DIR", shared::model_dir())
         .env("RUST_LOG", "info");
     cmd
 }
@@ -169,7 +168,7 @@ fn spoil(poison: &Path, hang: &Path) {
     bytes[24..28].copy_from_slice(&0u32.to_le_bytes());
     std::fs::write(poison, bytes).unwrap();
     std::fs::remove_file(hang).unwrap();
-    common::run(Command::new("mkfifo").arg(hang));
+    shared::run(Command::new("mkfifo").arg(hang));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -371,8 +370,8 @@ async fn a_host_cut_off_mid_job_is_fenced_out() {
         c.env("SCENEQUEUE_DATABASE_URL", via(&env.services.database_url, host.gateway, 5432))
             .env("SCENEQUEUE_AMQP_URL", via(&env.services.amqp_url, host.gateway, 5672))
             .env("SCENEQUEUE_QUEUE", &env.services.queue)
-            .env("SCENEQUEUE_ORT_LIBRARY", common::ort_library())
-            .env("SCENEQUEUE_MODEL_DIR", common::model_dir())
+            .env("SCENEQUEUE_ORT_LIBRARY", shared::ort_library())
+            .env("SCENEQUEUE_MODEL_DIR", shared::model_dir())
             .env("RUST_LOG", "info")
             .args(["worker", "--model", "nsnet2-48k", "--threads", "1", "--lease-s", "4"]);
         let recipe = Recipe::of(&c);

@@ -1,6 +1,6 @@
 //! A TCP forwarder between a client under test and a real service, that can play the service going away and
 //! coming back without touching the service itself: `down` severs every open connection and answers new ones by
-//! closing them at once (counted), `up` forwards again.
+//! closing them at once (counted), `up` forwards again (counted too).
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -10,6 +10,7 @@ use tokio::task::{AbortHandle, JoinHandle};
 struct State {
     up: AtomicBool,
     refused: AtomicUsize,
+    forwarded: AtomicUsize,
     live: Mutex<Vec<AbortHandle>>,
 }
 
@@ -40,7 +41,12 @@ impl Proxy {
         let (_, target) = authority(url);
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind a local port");
         let port = listener.local_addr().unwrap().port();
-        let state = Arc::new(State { up: AtomicBool::new(up), refused: AtomicUsize::new(0), live: Mutex::default() });
+        let state = Arc::new(State {
+            up: AtomicBool::new(up),
+            refused: AtomicUsize::new(0),
+            forwarded: AtomicUsize::new(0),
+            live: Mutex::default(),
+        });
         let s = state.clone();
         let accept = tokio::spawn(async move {
             while let Ok((mut inbound, _)) = listener.accept().await {
@@ -49,6 +55,7 @@ impl Proxy {
                     drop(inbound);
                     continue;
                 }
+                s.forwarded.fetch_add(1, Ordering::SeqCst);
                 let target = target.clone();
                 let task = tokio::spawn(async move {
                     if let Ok(mut outbound) = TcpStream::connect(&target).await {
@@ -83,6 +90,11 @@ impl Proxy {
     /// Connections closed at once while down.
     pub fn refused(&self) -> usize {
         self.state.refused.load(Ordering::SeqCst)
+    }
+
+    /// Connections forwarded to the service while up.
+    pub fn forwarded(&self) -> usize {
+        self.state.forwarded.load(Ordering::SeqCst)
     }
 }
 

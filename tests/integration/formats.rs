@@ -1,12 +1,9 @@
 //! Decoding what a backlog holds, through the same calls the scheduler and workers use, and a clear error for
 //! each kind of bad input. Fixtures are made with sox and ffmpeg (installed by scripts/test.sh).
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common::{TempDir, run};
 
-use common::{TempDir, run};
-
-use common::{TestEnv, speech_like, submit_request, write_wav};
+use crate::common::{TestEnv, speech_like, submit_request, write_wav};
 use scenequeue_audio::decode::{frame_energies_db, probe, read_span_mono};
 use scenequeue_audio::level::{rms_db, snr_db};
 use std::path::{Path, PathBuf};

@@ -3,11 +3,8 @@
 //! recorded exactly once. PgBouncer comes from `SCENEQUEUE_PGBOUNCER` (scripts/test.sh sets it from
 //! scripts/pgbouncer.sh).
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod common;
-
-use common::{TempDir, TestEnv, speech_like, submit_request, write_wav};
+use crate::common;
+use crate::common::{TempDir, TestEnv, speech_like, submit_request, write_wav};
 use scenequeue_core::config::Services;
 use scenequeue_core::db;
 use scenequeue_core::states::{BatchState, SceneState};

@@ -1,30 +1,19 @@
 //! DeepFilterNet3 in Rust against the official runtime of the same model (libdeepfilter.so, run by
 //! tests/support/deepfilter_reference.py), and its effect on noisy speech.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-
-use common::{Noise, model_dir, ort_library, root};
-use scenequeue_audio::decode::{probe, read_span_mono};
+use crate::common;
+use crate::common::{Noise, model_dir, ort_library, root};
+use scenequeue_audio::decode::read_span_mono;
 use scenequeue_audio::level::snr_db;
-use scenequeue_audio::resample::resample;
 use scenequeue_worker::testing::model;
 use scenequeue_worker::{Device, Runtime};
 use std::process::Command;
 
 /// Real speech (espeak-ng) at 48 kHz with white noise at 5 dB SNR: (clean, noisy).
 fn noisy_speech(dir: &std::path::Path) -> (Vec<f32>, Vec<f32>) {
-    let path = dir.join("speech.wav");
     let text = "The quick brown fox jumps over the lazy dog. Enhancement should keep every word of this sentence.";
-    assert!(Command::new("espeak-ng").args(["-v", "en-us", "-w"]).arg(&path).arg(text).status().unwrap().success());
-    let info = probe(&path).unwrap();
-    let (x, sr) = read_span_mono(&path, 0.0, info.duration_s()).unwrap();
-    let clean: Vec<f32> = resample(&x, sr, 48_000).unwrap().iter().map(|v| v * 0.5).collect();
-    let mut noise = Noise::new(17);
-    let n: Vec<f32> = clean.iter().map(|_| noise.next()).collect();
-    let p = |x: &[f32]| x.iter().map(|&s| f64::from(s).powi(2)).sum::<f64>() / x.len() as f64;
-    let g = (p(&clean) / (p(&n) * 10f64.powf(0.5))).sqrt() as f32;
-    let noisy = clean.iter().zip(&n).map(|(&c, &v)| c + g * v).collect();
+    let clean: Vec<f32> = common::speak(dir, text, 175, 48_000).iter().map(|v| v * 0.5).collect();
+    let noisy = common::mix_at(&clean, 5.0, 17);
     (clean, noisy)
 }
 

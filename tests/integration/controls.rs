@@ -1,11 +1,8 @@
 //! The kept counts per state and an operator's controls (pause, resume, cancel, priority, drain), through the
 //! real pipeline on the real Postgres and RabbitMQ; the drain also on a real worker process.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod common;
-
-use common::{TestEnv, small_batch, speech_like, submit_request, write_wav};
+use crate::common;
+use crate::common::{TestEnv, small_batch, speech_like, submit_request, write_wav};
 use scenequeue_core::ids::{BatchId, WorkerId};
 use scenequeue_core::states::{BatchState, JobState, SceneState, WorkerState};
 use scenequeue_core::workers::{self, WorkerInfo};

@@ -1,10 +1,7 @@
 //! The generic waveform adapter with small models this test writes itself (ONNX protobuf, encoded by hand):
 //! `y = gain * x` with input shapes [T], [1, T] and [B, T], and models that do not fit.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-
-use common::{ort_library, speech_like};
+use crate::common::{ort_library, speech_like};
 use scenequeue_worker::testing::model::{self, ModelError};
 use scenequeue_worker::{Device, Runtime};
 use std::path::{Path, PathBuf};

@@ -1,8 +1,6 @@
 //! The configuration file and `scenequeue config`: precedence flags > environment > file > defaults, secrets
 //! masked, a bad file refused by name. Runs the binary; needs no service.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
 use std::path::Path;
 use std::process::{Command, Output};
 

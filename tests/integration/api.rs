@@ -2,13 +2,8 @@
 //! pagination, every action (token required, effect visible in the database and through the API), error bodies,
 //! and /metrics parsed by a Prometheus text-format parser.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod common;
-#[path = "api/http.rs"]
-mod http;
-
-use common::{TestEnv, speech_like, submit_request, write_wav};
+use crate::common::http;
+use crate::common::{TestEnv, speech_like, submit_request, write_wav};
 use scenequeue_api::ApiConfig;
 use scenequeue_core::ids::{BatchId, WorkerId};
 use scenequeue_core::states::WorkerState;

@@ -1,10 +1,6 @@
 //! The whole path on the real services: submit, publish, consume, enhance with the real model, record.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod common;
-
-use common::{TestEnv, job_ids, small_batch, speech_like, submit_request, write_wav};
+use crate::common::{TestEnv, job_ids, small_batch, speech_like, submit_request, write_wav};
 use scenequeue_core::ids::{BatchId, JobId};
 use scenequeue_core::states::{BatchState, JobState, MediaState, OutputFlag, SceneState};
 use scenequeue_scheduler::{MediaOutcome, SubmitRequest, submit};

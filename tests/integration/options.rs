@@ -1,11 +1,7 @@
 //! Per-submission enhancement options on the real services and models: stored on the batch at submission,
 //! applied by the worker over its own defaults, refused when out of range or not offered by the model.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod common;
-
-use common::{TestEnv, speech_like, submit_request, write_wav};
+use crate::common::{TestEnv, speech_like, submit_request, write_wav};
 use scenequeue_audio::decode::read_span_mono;
 use scenequeue_audio::dsp::loudness_lufs;
 use scenequeue_audio::level::snr_db;

@@ -1,11 +1,8 @@
 //! What a deployment relies on beyond the pipeline: the worker's alive file (its liveness probe) and an isolated
 //! inference child that never sees the services' URLs or the API token.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod common;
-
-use common::TestEnv;
+use crate::common;
+use crate::common::TestEnv;
 use scenequeue_worker::{Shutdown, WorkerConfig};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 

@@ -2,11 +2,7 @@
 //! with every kind of bad entry ends with each one enhanced or failed with its specific reason and a terminal
 //! batch; interrupted submissions resume into the same batch; manifests map every output back to its source.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod common;
-
-use common::{TestEnv, speech_like, submit_request, write_wav};
+use crate::common::{Loud, TestEnv, speech_like, submit_request, write_wav};
 use scenequeue_audio::vad::{SpeechDetector, SpeechStream};
 use scenequeue_core::ids::BatchId;
 use scenequeue_core::states::{BatchState, MediaState, OutputFlag, SceneState};
@@ -182,17 +178,6 @@ struct StoppingDetector {
     calls: AtomicUsize,
     stop_at: usize,
     stop: CancellationToken,
-}
-
-struct Loud;
-
-impl SpeechStream for Loud {
-    fn push(&mut self, samples: &[f32]) -> Result<Vec<f32>, String> {
-        Ok(samples.chunks(160).map(|c| if c.iter().any(|s| s.abs() > 0.01) { 1.0 } else { 0.0 }).collect())
-    }
-    fn finish(&mut self) -> Result<Vec<f32>, String> {
-        Ok(Vec::new())
-    }
 }
 
 impl SpeechDetector for StoppingDetector {
