@@ -6,7 +6,7 @@
 use crate::ids::BatchId;
 use crate::jobs::finish_batch_if_done;
 use crate::options::BatchOptions;
-use crate::states::{BatchState, MediaState};
+use crate::states::BatchState;
 use sqlx::PgPool;
 use std::time::Duration;
 use uuid::Uuid;
@@ -200,21 +200,4 @@ pub async fn activate(pool: &PgPool, batch: BatchId, owner: Uuid) -> Result<bool
     finish_batch_if_done(&mut tx, batch).await?;
     tx.commit().await?;
     Ok(true)
-}
-
-/// The batch in which a recording with these bytes was already cut into scenes for `model`, if any.
-pub async fn earlier_submission(
-    pool: &PgPool,
-    content_hash: &str,
-    model: &str,
-) -> Result<Option<BatchId>, sqlx::Error> {
-    sqlx::query_scalar(
-        "SELECT m.batch_id FROM media m JOIN batches b ON b.id = m.batch_id
-         WHERE m.content_hash = $1 AND m.state = $3 AND b.model = $2 LIMIT 1",
-    )
-    .bind(content_hash)
-    .bind(model)
-    .bind(MediaState::Split)
-    .fetch_optional(pool)
-    .await
 }

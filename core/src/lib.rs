@@ -19,6 +19,8 @@
 //! - [`config`]: typed service settings shared by every process.
 //! - [`db`]: the connection pool, the embedded migrations and completion notifications.
 //! - [`jobs`]: job leases and state transitions shared by workers and the reaper.
+//! - [`media`]: a submission's planned rows (recordings, scenes, jobs) stored into its batch; recordings already
+//!   split.
 //! - [`scenes`]: scene state transitions (an attempt's start, a scene's failure).
 //! - [`results`]: result rows: a scene's measurements, recorded with its output moved into place.
 //! - [`workers`]: worker rows (registration, state).
@@ -41,6 +43,7 @@ pub mod fence;
 pub mod ids;
 pub mod jobs;
 pub mod liveness;
+pub mod media;
 pub mod mq;
 pub mod options;
 pub mod outage;

@@ -10,7 +10,12 @@
 //! - `ingest`: find the recordings of a submission, decode (and hash, in the same read) and cut them.
 //! - [`manifest`]: JSON Lines and CSV manifests of the enhanced scenes, for transcription tools.
 //! - `packing`: group scenes into jobs by a duration budget (pure).
-//! - `submit`: persist a batch (media, scenes, jobs) and publish its jobs.
+//! - `submit`: a submission's request and flow: open (or resume) its batch, store it chunk by chunk, publish.
+//! - `examine`: one recording hashed, and decoded and cut unless it is a duplicate.
+//! - `writer`: examined recordings planned into rows and stored a chunk at a time.
+//! - `steps`: a submission's database steps, tried again while Postgres is away.
+//! - `report`: what became of each recording of a submission.
+//! - `progress`: counters a progress bar reads while a submission runs.
 //! - `reaper`: requeue jobs whose worker vanished, bury those out of attempts, mark lost workers, drain dead
 //!   letters, republish messages the broker lost.
 //! - `reconcile`: queued jobs against the messages the broker holds.
@@ -18,6 +23,7 @@
 //! - `status`: counts per state for the CLI.
 
 mod dead_letters;
+mod examine;
 mod export;
 mod ingest;
 pub mod manifest;
@@ -25,19 +31,21 @@ mod packing;
 mod progress;
 mod reaper;
 mod reconcile;
+mod report;
 mod retry;
 mod status;
+mod steps;
 mod submit;
+mod writer;
 
 pub use export::{RecordingEntry, SceneEntry, SceneList, scene_list};
 pub use packing::PackMode;
 pub use progress::{ProgressSnapshot, SubmitProgress};
 pub use reaper::{DEFAULT_REAP_INTERVAL, ReapReport, ReapSettings, reap, reap_with};
+pub use report::{MediaOutcome, MediaReport, SubmitReport};
 pub use retry::{RetryReport, retry};
 pub use status::{FlaggedScene, MemorySummary, StateCounts, WorkerRow, status};
-pub use submit::{
-    Detector, MediaOutcome, MediaReport, SubmitReport, SubmitRequest, submit, submit_until, submit_without_broker,
-};
+pub use submit::{Detector, SubmitRequest, submit, submit_until, submit_without_broker};
 
 /// Planning steps below `submit`, for the integration tests and the benchmarks.
 pub mod testing {

@@ -1,7 +1,7 @@
 //! How far a submission has come, for a progress bar: counters the submission bumps as each recording is stored
 //! or refused, which anyone holding a clone reads at any time (no lock, no channel to fill up).
 
-use crate::submit::{MediaOutcome, MediaReport};
+use crate::report::{MediaOutcome, MediaReport};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 

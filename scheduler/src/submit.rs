@@ -1,4 +1,6 @@
-//! A submission: recordings in, a stored batch with its scenes and jobs, jobs published.
+//! A submission: recordings in, a stored batch with its scenes and jobs, jobs published. This file holds the
+//! request and its flow; `examine` reads each recording, `writer` stores the plan, `report` says what became of
+//! each recording.
 //!
 //! Streaming and resumable. Recordings are decoded a few at a time and planned one after another (see
 //! `packing`); every `CHUNK_SCENES` scenes the plan so far is committed and its jobs published, so memory stays
@@ -17,23 +19,25 @@
 //! run whose batch was marked interrupted while it could not renew its heartbeat takes it back and goes on.
 
 use crate::SchedulerError;
-use crate::ingest::{CutRecording, Entry, collect_inputs, content_hash, cut, cut_and_hash};
-use crate::packing::{PackMode, PackedJob, Packer};
+use crate::examine::{Examined, Lookup, Rejected, examine};
+use crate::ingest::{CutRecording, Entry, collect_inputs};
+use crate::packing::PackMode;
 use crate::progress::SubmitProgress;
+use crate::report::SubmitReport;
+use crate::steps::Steps;
+use crate::writer::BatchWriter;
 use futures_util::{Stream, StreamExt, stream};
-use scenequeue_audio::scenes::{Span, SplitParams};
+use scenequeue_audio::scenes::SplitParams;
 use scenequeue_audio::vad::SpeechDetector;
 use scenequeue_core::batches;
 use scenequeue_core::config::valid_model_name;
 use scenequeue_core::dispatch::dispatch;
-use scenequeue_core::ids::{BatchId, JobId, MediaId, SceneId};
+use scenequeue_core::ids::BatchId;
 use scenequeue_core::mq::Publisher;
 use scenequeue_core::options::BatchOptions;
-use scenequeue_core::outage::{Patience, StepError, retry_step};
-use scenequeue_core::states::MediaState;
+use scenequeue_core::outage::Patience;
 use sqlx::PgPool;
-use std::collections::{HashMap, HashSet};
-use std::future::Future;
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
@@ -105,28 +109,6 @@ impl Default for SubmitRequest {
     }
 }
 
-/// The database steps of one submission, tried again while Postgres is away (see the module's documentation).
-#[derive(Debug, Clone, Copy)]
-struct Steps {
-    patience: Patience,
-    /// The batch, once it is open: giving up then leaves it interrupted; before, nothing was stored.
-    batch: Option<BatchId>,
-}
-
-impl Steps {
-    async fn run<T, F, Fut>(&self, what: &'static str, step: F) -> Result<T, SchedulerError>
-    where
-        F: FnMut() -> Fut,
-        Fut: Future<Output = Result<T, sqlx::Error>>,
-    {
-        retry_step(&self.patience, what, step).await.map_err(|e| match (e, self.batch) {
-            (StepError::Failed(e), _) => SchedulerError::Db(e),
-            (gave_up, Some(batch)) => SchedulerError::DatabaseLost { batch, source: gave_up },
-            (gave_up, None) => SchedulerError::DatabaseAway(gave_up),
-        })
-    }
-}
-
 /// Publishes pending jobs when there is a broker; a failure leaves them pending for the scheduler or a worker,
 /// and is logged, never an error. Returns how many were published.
 async fn publish(pool: &PgPool, publisher: Option<&Publisher>, max_queued: i64) -> usize {
@@ -148,167 +130,6 @@ impl std::fmt::Debug for Detector {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "Detector({} Hz, {} s frames)", self.0.sample_rate(), self.0.frame_s())
     }
-}
-
-/// What became of one recording.
-#[derive(Debug, Clone, PartialEq)]
-pub enum MediaOutcome {
-    /// Cut into scenes and stored.
-    Split {
-        /// Scenes cut.
-        scenes: usize,
-        /// Length, seconds.
-        duration_s: f64,
-        /// Something the user should know about how it was read (non-finite samples replaced).
-        warning: Option<String>,
-    },
-    /// Refused, with the reason stored for it.
-    Failed(String),
-    /// Already split for this model in `batch` (which may be this one, for a file given twice).
-    Duplicate {
-        /// The batch that holds it.
-        batch: BatchId,
-    },
-}
-
-/// One recording of a submission and what became of it.
-#[derive(Debug, Clone)]
-pub struct MediaReport {
-    /// The recording.
-    pub path: PathBuf,
-    /// What became of it.
-    pub outcome: MediaOutcome,
-}
-
-/// What a submission stored and published.
-#[derive(Debug, Clone)]
-pub struct SubmitReport {
-    /// The batch.
-    pub batch: BatchId,
-    /// Every recording examined by this run.
-    pub media: Vec<MediaReport>,
-    /// Scenes stored by this run.
-    pub scenes: usize,
-    /// Jobs stored by this run.
-    pub jobs: usize,
-    /// Jobs published to the broker by this run.
-    pub published: usize,
-    /// This run took an interrupted batch back (recordings it already held were not read again).
-    pub resumed: bool,
-    /// The run was stopped before every recording was stored: the batch is `interrupted`.
-    pub interrupted: bool,
-}
-
-/// Why a recording is not planned.
-pub enum Rejected {
-    Failed(String),
-    Duplicate(BatchId),
-}
-
-/// One recording after hashing and (unless a duplicate) decoding.
-pub struct Examined {
-    pub path: PathBuf,
-    pub hash: Option<String>,
-    pub outcome: Result<CutRecording, Rejected>,
-}
-
-/// Runs blocking work on the blocking pool; a panic in it (a decoder bug on a hostile file) becomes an error
-/// naming `path`, never the end of the submission.
-async fn blocking<T: Send + 'static>(
-    path: &Path,
-    work: impl FnOnce() -> Result<T, String> + Send + 'static,
-) -> Result<T, String> {
-    match tokio::task::spawn_blocking(work).await {
-        Ok(result) => result,
-        Err(e) if e.is_panic() => {
-            let panic = e.into_panic();
-            let message = scenequeue_core::panics::message(panic.as_ref());
-            Err(format!("{}: the decoder crashed on this file: {message}", path.display()))
-        }
-        Err(e) => Err(format!("{}: {e}", path.display())),
-    }
-}
-
-/// What examining a recording looks up in the database, and how patiently.
-#[derive(Clone)]
-struct Lookup {
-    pool: PgPool,
-    model: String,
-    skip_duplicates: bool,
-    steps: Steps,
-}
-
-async fn examine(
-    lookup: Lookup,
-    entry: Entry,
-    split: SplitParams,
-    detector: Option<Detector>,
-) -> Result<Examined, SchedulerError> {
-    let Lookup { pool, model, skip_duplicates, steps } = lookup;
-    let path = match entry {
-        Entry::Recording(path) => path,
-        Entry::Failed(path, reason) => {
-            let outcome = Err(Rejected::Failed(format!("{}: {reason}", path.display())));
-            return Ok(Examined { path, hash: None, outcome });
-        }
-    };
-    let detect = move || detector.as_ref().map(|d| d.0.clone());
-    // A path already split for this model is probably the same recording submitted again: hash it first, so a
-    // duplicate costs one read and no decoding. Anything else is hashed while it is decoded: one read.
-    let known = skip_duplicates && steps.run("looking up a recording", || path_known(&pool, &model, &path)).await?;
-    if !known {
-        let (p, detector) = (path.clone(), detect());
-        let (hash, outcome) = match blocking(&path, move || Ok(cut_and_hash(&p, &split, detector.as_deref()))).await {
-            Ok(done) => done,
-            Err(crashed) => (None, Err(crashed)),
-        };
-        if let Some(hash) = &hash
-            && let Some(batch) =
-                steps.run("looking up a recording", || earlier_split(&pool, &model, hash, skip_duplicates)).await?
-        {
-            return Ok(Examined { path, hash: Some(hash.clone()), outcome: Err(Rejected::Duplicate(batch)) });
-        }
-        return Ok(Examined { path, hash, outcome: outcome.map_err(Rejected::Failed) });
-    }
-    let p = path.clone();
-    let hash = match blocking(&path, move || content_hash(&p)).await {
-        Ok(h) => h,
-        Err(e) => return Ok(Examined { path, hash: None, outcome: Err(Rejected::Failed(e)) }),
-    };
-    if let Some(batch) =
-        steps.run("looking up a recording", || earlier_split(&pool, &model, &hash, skip_duplicates)).await?
-    {
-        return Ok(Examined { path, hash: Some(hash), outcome: Err(Rejected::Duplicate(batch)) });
-    }
-    let (p, detector) = (path.clone(), detect());
-    let outcome = blocking(&path, move || cut(&p, &split, detector.as_deref())).await.map_err(Rejected::Failed);
-    Ok(Examined { path, hash: Some(hash), outcome })
-}
-
-/// Whether a recording at `path` was already split for `model`.
-async fn path_known(pool: &PgPool, model: &str, path: &Path) -> Result<bool, sqlx::Error> {
-    sqlx::query_scalar(
-        "SELECT EXISTS (SELECT 1 FROM media m JOIN batches b ON b.id = m.batch_id
-         WHERE m.path = $1 AND m.state = $3 AND b.model = $2)",
-    )
-    .bind(path.to_string_lossy().as_ref())
-    .bind(model)
-    .bind(MediaState::Split)
-    .fetch_one(pool)
-    .await
-}
-
-/// The batch in which the recording with `hash` was already split for `model`, when duplicates are skipped.
-async fn earlier_split(
-    pool: &PgPool,
-    model: &str,
-    hash: &str,
-    skip_duplicates: bool,
-) -> Result<Option<BatchId>, sqlx::Error> {
-    if !skip_duplicates {
-        return Ok(None);
-    }
-    batches::earlier_submission(pool, hash, model).await
 }
 
 /// Identifies a submission by what shapes its batch (model, outputs, inputs, cutting and packing), not by its
@@ -450,7 +271,7 @@ async fn submit_through(
     let heartbeat = tokio::spawn(ingest_heartbeat(pool.clone(), batch, owner, stop.clone()));
     let lookup = Lookup { pool: pool.clone(), model: req.model.clone(), skip_duplicates: req.skip_duplicates, steps };
     let examined = stream::iter(entries)
-        .map(|entry| examine(lookup.clone(), entry, req.split.clone(), req.detector.clone()))
+        .map(|entry| examine(lookup.clone(), entry, req.split.clone(), req.detector.as_ref().map(|d| d.0.clone())))
         .buffered(req.decode_concurrency.max(1));
     let stored = store(pool, publisher, req, (batch, owner), examined, &stop).await;
     heartbeat.abort();
@@ -551,7 +372,7 @@ async fn store(
         let media = writer.add(item);
         req.progress.record(&media);
         report.media.push(media);
-        if writer.pending_scenes >= CHUNK_SCENES || writer.media.len() >= CHUNK_MEDIA {
+        if writer.pending_scenes >= CHUNK_SCENES || writer.pending_media() >= CHUNK_MEDIA {
             let (scenes, jobs) = writer.flush(pool, &steps).await?;
             report.scenes += scenes;
             report.jobs += jobs;
@@ -567,229 +388,6 @@ async fn store(
     }
     report.published += publish(pool, publisher, req.max_queued).await;
     Ok(report)
-}
-
-/// Rows planned but not yet stored. Scenes wait here until the packer closes their job.
-struct BatchWriter {
-    batch: BatchId,
-    /// The run that owns the batch: checked, under a row lock, in every chunk's transaction.
-    owner: Uuid,
-    packer: Packer,
-    max_attempts: i32,
-    next_recording: usize,
-    /// Recordings with scenes not yet in a closed job: id and spans.
-    open: HashMap<usize, (MediaId, Vec<Span>)>,
-    /// Scenes assigned per recording so far (to know when a recording is complete).
-    assigned: HashMap<usize, usize>,
-    media: Vec<MediaRow>,
-    jobs: Vec<(JobId, f64)>,
-    scenes: Vec<SceneRow>,
-    pending_scenes: usize,
-}
-
-struct MediaRow {
-    id: MediaId,
-    path: String,
-    hash: Option<String>,
-    info: Option<(i32, i16, f64)>,
-    decoder: Option<&'static str>,
-    error: Option<String>,
-    warning: Option<String>,
-}
-
-struct SceneRow {
-    id: SceneId,
-    media: MediaId,
-    job: JobId,
-    idx: i32,
-    span: Span,
-}
-
-impl BatchWriter {
-    fn new((batch, owner): (BatchId, Uuid), budget_s: f64, mode: PackMode, max_attempts: i32) -> Self {
-        Self {
-            batch,
-            owner,
-            packer: Packer::new(budget_s, mode),
-            max_attempts,
-            next_recording: 0,
-            open: HashMap::new(),
-            assigned: HashMap::new(),
-            media: Vec::new(),
-            jobs: Vec::new(),
-            scenes: Vec::new(),
-            pending_scenes: 0,
-        }
-    }
-
-    fn add(&mut self, item: Examined) -> MediaReport {
-        let path = item.path.to_string_lossy().into_owned();
-        let outcome = match item.outcome {
-            Err(Rejected::Duplicate(batch)) => {
-                return MediaReport { path: item.path, outcome: MediaOutcome::Duplicate { batch } };
-            }
-            Err(Rejected::Failed(error)) => {
-                let row = MediaRow {
-                    id: MediaId::new(),
-                    path,
-                    hash: item.hash,
-                    info: None,
-                    decoder: None,
-                    error: Some(error.clone()),
-                    warning: None,
-                };
-                self.media.push(row);
-                MediaOutcome::Failed(error)
-            }
-            Ok(cut) => {
-                let id = MediaId::new();
-                let recording = self.next_recording;
-                self.next_recording += 1;
-                let durations: Vec<f64> = cut.scenes.iter().map(Span::duration_s).collect();
-                let warning = (cut.info.non_finite > 0).then(|| {
-                    format!(
-                        "{} non-finite samples (NaN or infinity) were replaced by silence while decoding",
-                        cut.info.non_finite
-                    )
-                });
-                let outcome = MediaOutcome::Split {
-                    scenes: cut.scenes.len(),
-                    duration_s: cut.info.duration_s(),
-                    warning: warning.clone(),
-                };
-                self.media.push(MediaRow {
-                    id,
-                    path,
-                    hash: item.hash,
-                    info: Some((
-                        cut.info.sample_rate as i32,
-                        i16::try_from(cut.info.channels).unwrap_or(i16::MAX),
-                        cut.info.duration_s(),
-                    )),
-                    decoder: Some(cut.info.decoder.as_str()),
-                    error: None,
-                    warning,
-                });
-                self.pending_scenes += cut.scenes.len();
-                self.open.insert(recording, (id, cut.scenes));
-                for job in self.packer.add_recording(recording, &durations) {
-                    self.close(job);
-                }
-                outcome
-            }
-        };
-        MediaReport { path: item.path, outcome }
-    }
-
-    /// Turns a closed job into rows and releases recordings whose scenes are all assigned.
-    fn close(&mut self, job: PackedJob) {
-        let job_id = JobId::new();
-        for (recording, idx) in job.scenes {
-            let Some((media, spans)) = self.open.get(&recording) else { continue };
-            self.scenes.push(SceneRow {
-                id: SceneId::new(),
-                media: *media,
-                job: job_id,
-                idx: idx as i32,
-                span: spans[idx],
-            });
-            let done = self.assigned.entry(recording).or_default();
-            *done += 1;
-            if *done == spans.len() {
-                self.open.remove(&recording);
-                self.assigned.remove(&recording);
-            }
-        }
-        self.jobs.push((job_id, job.cost_s));
-    }
-
-    /// Closes the open job and stores everything planned, in one transaction (tried again while Postgres is away).
-    /// Returns (scenes, jobs) stored.
-    async fn flush(&mut self, pool: &PgPool, steps: &Steps) -> Result<(usize, usize), SchedulerError> {
-        if let Some(job) = self.packer.flush() {
-            self.close(job);
-        }
-        let this = &*self;
-        if !steps.run("storing recordings", || this.commit(pool)).await? {
-            return Err(SchedulerError::TakenOver(self.batch));
-        }
-        let stored = (self.scenes.len(), self.jobs.len());
-        self.media.clear();
-        self.jobs.clear();
-        self.scenes.clear();
-        self.pending_scenes = 0;
-        Ok(stored)
-    }
-
-    /// Stores the planned rows if this run still owns the batch (taking it back if it was marked interrupted while
-    /// Postgres was away); false, with nothing stored, if another run took it. Rows already stored by a commit
-    /// whose answer was lost are left as they are, so it can be run again.
-    async fn commit(&self, pool: &PgPool) -> Result<bool, sqlx::Error> {
-        let mut tx = pool.begin().await?;
-        if !batches::owns(&mut tx, self.batch, self.owner).await?
-            && !batches::reclaim(&mut tx, self.batch, self.owner).await?
-        {
-            return Ok(false);
-        }
-        self.insert(&mut tx).await?;
-        tx.commit().await?;
-        Ok(true)
-    }
-
-    async fn insert(&self, tx: &mut sqlx::PgConnection) -> Result<(), sqlx::Error> {
-        sqlx::query(
-            "INSERT INTO media (id, batch_id, path, content_hash, state, sample_rate, channels, duration_s, error,
-                               decoder, warning)
-             SELECT id, $1, path, hash, CASE WHEN error IS NULL THEN $10 ELSE $11 END,
-                    sr, ch, dur, error, decoder, warning
-             FROM UNNEST($2::uuid[], $3::text[], $4::text[], $5::int4[], $6::int2[], $7::float8[], $8::text[],
-                         $9::text[], $12::text[])
-                  AS t(id, path, hash, sr, ch, dur, error, decoder, warning)
-             ON CONFLICT (id) DO NOTHING",
-        )
-        .bind(self.batch)
-        .bind(self.media.iter().map(|m| m.id.0).collect::<Vec<Uuid>>())
-        .bind(self.media.iter().map(|m| m.path.as_str()).collect::<Vec<&str>>())
-        .bind(self.media.iter().map(|m| m.hash.as_deref()).collect::<Vec<Option<&str>>>())
-        .bind(self.media.iter().map(|m| m.info.map(|i| i.0)).collect::<Vec<Option<i32>>>())
-        .bind(self.media.iter().map(|m| m.info.map(|i| i.1)).collect::<Vec<Option<i16>>>())
-        .bind(self.media.iter().map(|m| m.info.map(|i| i.2)).collect::<Vec<Option<f64>>>())
-        .bind(self.media.iter().map(|m| m.error.as_deref()).collect::<Vec<Option<&str>>>())
-        .bind(self.media.iter().map(|m| m.decoder).collect::<Vec<Option<&str>>>())
-        .bind(MediaState::Split)
-        .bind(MediaState::Failed)
-        .bind(self.media.iter().map(|m| m.warning.as_deref()).collect::<Vec<Option<&str>>>())
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query(
-            "INSERT INTO jobs (id, batch_id, audio_s, max_attempts)
-             SELECT id, $1, audio_s, $4 FROM UNNEST($2::uuid[], $3::float8[]) AS t(id, audio_s)
-             ON CONFLICT (id) DO NOTHING",
-        )
-        .bind(self.batch)
-        .bind(self.jobs.iter().map(|(j, _)| j.0).collect::<Vec<Uuid>>())
-        .bind(self.jobs.iter().map(|(_, d)| *d).collect::<Vec<f64>>())
-        .bind(self.max_attempts)
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query(
-            "INSERT INTO scenes (id, media_id, batch_id, job_id, idx, start_s, end_s)
-             SELECT id, media_id, $1, job_id, idx, start_s, end_s
-             FROM UNNEST($2::uuid[], $3::uuid[], $4::uuid[], $5::int4[], $6::float8[], $7::float8[])
-                  AS t(id, media_id, job_id, idx, start_s, end_s)
-             ON CONFLICT (id) DO NOTHING",
-        )
-        .bind(self.batch)
-        .bind(self.scenes.iter().map(|s| s.id.0).collect::<Vec<Uuid>>())
-        .bind(self.scenes.iter().map(|s| s.media.0).collect::<Vec<Uuid>>())
-        .bind(self.scenes.iter().map(|s| s.job.0).collect::<Vec<Uuid>>())
-        .bind(self.scenes.iter().map(|s| s.idx).collect::<Vec<i32>>())
-        .bind(self.scenes.iter().map(|s| s.span.start_s).collect::<Vec<f64>>())
-        .bind(self.scenes.iter().map(|s| s.span.end_s).collect::<Vec<f64>>())
-        .execute(&mut *tx)
-        .await?;
-        Ok(())
-    }
 }
 
 /// Stores already-cut recordings as a batch through the same planner and writer as `submit` (benchmarks).

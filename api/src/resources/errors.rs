@@ -7,8 +7,10 @@ use crate::resources::overview::BatchFilter;
 use axum::Json;
 use axum::extract::{Query, State};
 use scenequeue_core::ids::BatchId;
+use scenequeue_core::states::{JobState, MediaState, SceneState};
 use serde::Serialize;
 use sqlx::PgPool;
+use std::sync::LazyLock;
 
 /// One class of reasons and what failed for it.
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
@@ -34,6 +36,38 @@ pub const PATHS_SHOWN: usize = 5;
 /// Failed rows read per class to find the recordings it hit.
 const PATH_ROWS: i64 = 200;
 
+// The states are written into the statements, not bound, so the partial indexes on failed rows serve generic
+// plans too; their names come from the state enums.
+
+/// Failed scenes of a reason class (`$2`), of a batch (`$1`) or every one.
+static FAILED_SCENES: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "SELECT m.path, coalesce(s.error, '') FROM scenes s JOIN media m ON m.id = s.media_id
+         WHERE s.state = '{}' AND reason_class(s.error) = $2 AND ($1::uuid IS NULL OR s.batch_id = $1) LIMIT $3",
+        SceneState::Failed
+    )
+});
+
+/// Dead jobs of a reason class, each with a recording of its own.
+static DEAD_JOBS: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "SELECT m.path, coalesce(j.error, '') FROM jobs j
+         JOIN LATERAL (SELECT media_id FROM scenes WHERE job_id = j.id LIMIT 1) s ON true
+         JOIN media m ON m.id = s.media_id
+         WHERE j.state = '{}' AND reason_class(j.error) = $2 AND ($1::uuid IS NULL OR j.batch_id = $1) LIMIT $3",
+        JobState::Dead
+    )
+});
+
+/// Refused recordings of a reason class.
+static FAILED_RECORDINGS: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "SELECT path, coalesce(error, '') FROM media WHERE state = '{}' AND reason_class(error) = $2
+         AND ($1::uuid IS NULL OR batch_id = $1) LIMIT $3",
+        MediaState::Failed
+    )
+});
+
 /// Failures of `batch` (or of every batch) grouped by reason class, most frequent first: counts from the kept
 /// `failure_counts`, then, through the failed rows' class indexes, one example reason and a few recordings for
 /// each class shown.
@@ -47,25 +81,11 @@ pub async fn read(pool: &PgPool, batch: Option<BatchId>) -> Result<Vec<ErrorGrou
     .bind(GROUPS_SHOWN)
     .fetch_all(pool)
     .await?;
-    // The states are written out, not bound, so the partial indexes on failed rows serve generic plans too.
     let found = futures_util::future::try_join_all(groups.iter().map(|g| {
         let sql = match g.kind.as_str() {
-            "scene" => {
-                "SELECT m.path, coalesce(s.error, '') FROM scenes s JOIN media m ON m.id = s.media_id
-                 WHERE s.state = 'failed' AND reason_class(s.error) = $2 AND ($1::uuid IS NULL OR s.batch_id = $1)
-                 LIMIT $3"
-            }
-            "job" => {
-                "SELECT m.path, coalesce(j.error, '') FROM jobs j
-                 JOIN LATERAL (SELECT media_id FROM scenes WHERE job_id = j.id LIMIT 1) s ON true
-                 JOIN media m ON m.id = s.media_id
-                 WHERE j.state = 'dead' AND reason_class(j.error) = $2 AND ($1::uuid IS NULL OR j.batch_id = $1)
-                 LIMIT $3"
-            }
-            _ => {
-                "SELECT path, coalesce(error, '') FROM media WHERE state = 'failed' AND reason_class(error) = $2
-                 AND ($1::uuid IS NULL OR batch_id = $1) LIMIT $3"
-            }
+            "scene" => FAILED_SCENES.as_str(),
+            "job" => DEAD_JOBS.as_str(),
+            _ => FAILED_RECORDINGS.as_str(),
         };
         sqlx::query_as::<_, (String, String)>(sql).bind(batch).bind(&g.class).bind(PATH_ROWS).fetch_all(pool)
     }))

@@ -3,6 +3,7 @@
 
 use scenequeue_audio::{decode, level};
 use scenequeue_core::ids::BatchId;
+use scenequeue_core::states::{MediaState, SceneState};
 use scenequeue_worker::WorkerReport;
 use sqlx::PgPool;
 use std::collections::BTreeMap;
@@ -79,10 +80,12 @@ pub async fn evaluate(pool: &PgPool, batch: BatchId, reference_dir: &Path) -> an
     .fetch_all(pool)
     .await?;
     let failed: Vec<String> = sqlx::query_scalar(
-        "SELECT coalesce(error, 'unknown') FROM scenes WHERE batch_id = $1 AND state = 'failed'
-         UNION ALL SELECT coalesce(error, 'unknown') FROM media WHERE batch_id = $1 AND state = 'failed'",
+        "SELECT coalesce(error, 'unknown') FROM scenes WHERE batch_id = $1 AND state = $2
+         UNION ALL SELECT coalesce(error, 'unknown') FROM media WHERE batch_id = $1 AND state = $3",
     )
     .bind(batch)
+    .bind(SceneState::Failed)
+    .bind(MediaState::Failed)
     .fetch_all(pool)
     .await?;
     let reference_dir = reference_dir.to_path_buf();
