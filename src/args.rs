@@ -315,7 +315,7 @@ pub struct WorkerArgs {
 #[derive(Args, Debug, Clone)]
 pub struct HttpArgs {
     /// Where the operator's view (dashboard, JSON API, /metrics) listens.
-    #[arg(long, env = "SCENEQUEUE_HTTP_ADDR", default_value = scenequeue_api::config::DEFAULT_ADDR)]
+    #[arg(long, env = "SCENEQUEUE_HTTP_ADDR", default_value = scenequeue_api::DEFAULT_ADDR)]
     pub http_addr: std::net::SocketAddr,
     /// The token every action of the API needs (Authorization: Bearer <token>); without one, actions are off.
     #[arg(long, env = "SCENEQUEUE_API_TOKEN", hide_env_values = true)]
@@ -327,7 +327,7 @@ pub struct HttpArgs {
 
 impl HttpArgs {
     /// The server's settings.
-    pub fn config(&self) -> Result<scenequeue_api::ApiConfig, scenequeue_api::config::ConfigError> {
+    pub fn config(&self) -> Result<scenequeue_api::ApiConfig, scenequeue_api::ConfigError> {
         scenequeue_api::ApiConfig::new(self.http_addr, self.api_token.as_deref(), self.api_token_file.as_deref())
     }
 }
@@ -341,7 +341,7 @@ pub struct ProbeArgs {
     #[arg(long, default_value_t = 60)]
     pub max_age_s: u64,
     /// The HTTP server to probe.
-    #[arg(long, env = "SCENEQUEUE_HTTP_ADDR", default_value = scenequeue_api::config::DEFAULT_ADDR)]
+    #[arg(long, env = "SCENEQUEUE_HTTP_ADDR", default_value = scenequeue_api::DEFAULT_ADDR)]
     pub http_addr: std::net::SocketAddr,
 }
 

@@ -3,31 +3,36 @@
 //! at `/` served from the binary. Everything is read from Postgres (the kept counts, never a recount), so
 //! several servers show the same farm.
 //!
+//! The public surface is what a binary needs: [`serve`] with its [`ApiConfig`], and the two reads the CLI prints
+//! ([`overview`], [`workers`]).
+//!
 //! # Layout
-//! - [`config`]: the listening address and the API token, from the environment.
+//! - `config`: the listening address and the API token, from the environment.
 //! - `router`: every route, in one table.
-//! - [`auth`]: the token and the constant-time check every action goes through.
-//! - [`error`]: the one error type and its JSON body.
-//! - [`page`]: keyset pagination.
-//! - [`resources`]: one module per read resource (overview, batches, recordings, jobs, scenes, workers, errors).
-//! - [`actions`]: retry, cancel, pause, resume, priority, drain.
-//! - [`metrics`]: the Prometheus text exposition.
+//! - `auth`: the token and the constant-time check every action goes through.
+//! - `error`: the one error type and its JSON body.
+//! - `page`: keyset pagination.
+//! - `resources`: one module per read resource (overview, batches, recordings, jobs, scenes, workers, errors).
+//! - `actions`: retry, cancel, pause, resume, priority, drain.
+//! - `metrics`: the Prometheus text exposition.
 //! - `dashboard`: server-rendered pages, embedded assets, audio files the database knows.
 //! - `events`: server-sent events fed by Postgres LISTEN/NOTIFY.
 
-pub mod actions;
-pub mod auth;
-pub mod config;
+mod actions;
+mod auth;
+mod config;
 mod dashboard;
-pub mod error;
+mod error;
 mod events;
-pub mod metrics;
-pub mod page;
-pub mod resources;
+mod metrics;
+mod page;
+mod resources;
 mod router;
 
-pub use config::ApiConfig;
-pub use router::router;
+pub use config::{ApiConfig, ConfigError, DEFAULT_ADDR};
+pub use resources::overview::{Overview, read as overview};
+pub use resources::workers::{GpuPoint, Worker, gpu_series_of, read as workers};
+use router::router;
 
 use sqlx::PgPool;
 use std::sync::Arc;
@@ -35,7 +40,7 @@ use tokio_util::sync::CancellationToken;
 
 /// What every handler shares.
 #[derive(Debug, Clone)]
-pub struct AppState {
+pub(crate) struct AppState {
     /// The farm's database.
     pub pool: PgPool,
     /// The token actions need; `None` disables them.

@@ -11,23 +11,12 @@ pub const DEFAULT_LIMIT: i64 = 50;
 /// The most items one page may hold.
 pub const MAX_LIMIT: i64 = 500;
 
-/// `?after=<id>&limit=<n>`.
-#[derive(Debug, Clone, Copy, Default, Deserialize)]
-pub struct PageParams {
-    /// The `next` of the previous page.
-    pub after: Option<Uuid>,
-    /// Items wanted, 1 to [`MAX_LIMIT`].
-    pub limit: Option<i64>,
-}
-
-impl PageParams {
-    /// The limit asked for, checked.
-    pub fn limit(&self) -> Result<i64, ApiError> {
-        match self.limit {
-            None => Ok(DEFAULT_LIMIT),
-            Some(n) if (1..=MAX_LIMIT).contains(&n) => Ok(n),
-            Some(n) => Err(ApiError::BadRequest(format!("limit {n} is out of range 1..={MAX_LIMIT}"))),
-        }
+/// The `?limit=<n>` asked for, checked: 1 to [`MAX_LIMIT`], [`DEFAULT_LIMIT`] when not given.
+pub fn limit(asked: Option<i64>) -> Result<i64, ApiError> {
+    match asked {
+        None => Ok(DEFAULT_LIMIT),
+        Some(n) if (1..=MAX_LIMIT).contains(&n) => Ok(n),
+        Some(n) => Err(ApiError::BadRequest(format!("limit {n} is out of range 1..={MAX_LIMIT}"))),
     }
 }
 
@@ -47,7 +36,7 @@ pub struct ListQuery<S> {
 impl<S> ListQuery<S> {
     /// The limit asked for, checked.
     pub fn limit(&self) -> Result<i64, ApiError> {
-        PageParams { after: self.after, limit: self.limit }.limit()
+        limit(self.limit)
     }
 }
 

@@ -14,11 +14,11 @@ const BAND_HZ: (f32, f32) = (300.0, 3400.0);
 /// Frame length, seconds.
 const FRAME_S: f32 = 1024.0 / 48_000.0;
 /// An input whose speech-band level reaches this holds speech worth keeping, dBFS.
-pub const SPEECH_PRESENT_DB: f32 = -50.0;
+pub(crate) const SPEECH_PRESENT_DB: f32 = -50.0;
 /// An output at or below this RMS level is silent, dBFS.
-pub const SILENT_DB: f32 = -90.0;
+pub(crate) const SILENT_DB: f32 = -90.0;
 /// Speech-band loss beyond which an output's speech counts as removed, dB.
-pub const COLLAPSE_DB: f32 = 30.0;
+pub(crate) const COLLAPSE_DB: f32 = 30.0;
 
 /// What a check found wrong with an output.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -133,18 +133,10 @@ pub fn frame_energies_hashed(
     Ok((info(&stream, frames), energies))
 }
 
-/// Streams the whole recording as mono chunks (of at most `chunk` frames) at its own rate to `sink`; a sink
-/// error stops the stream and is returned as the reason the recording is unreadable.
-pub fn for_each_chunk(
-    path: &Path,
-    chunk: usize,
-    sink: impl FnMut(&[f32], u32) -> Result<(), String>,
-) -> Result<AudioInfo, AudioError> {
-    for_each_chunk_hashed(path, chunk, None, sink)
-}
-
-/// [`for_each_chunk`], extending `hash` with the bytes read.
-pub fn for_each_chunk_hashed(
+/// Streams the whole recording as mono chunks (of at most `chunk` frames) at its own rate to `sink`, extending
+/// `hash` with the bytes read; a sink error stops the stream and is returned as the reason the recording is
+/// unreadable.
+pub(crate) fn for_each_chunk_hashed(
     path: &Path,
     chunk: usize,
     hash: Option<&FileHash>,

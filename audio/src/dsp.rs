@@ -120,7 +120,7 @@ impl Biquad {
 }
 
 /// Second-order Butterworth high-pass run forwards then backwards: zero phase, 24 dB/octave in all.
-pub fn highpass_zero_phase(x: &mut [f32], rate: u32, hz: f32) {
+pub(crate) fn highpass_zero_phase(x: &mut [f32], rate: u32, hz: f32) {
     let f = Biquad::highpass(rate, f64::from(hz), std::f64::consts::FRAC_1_SQRT_2);
     f.run_in_place(x.iter_mut());
     f.run_in_place(x.iter_mut().rev());
@@ -148,7 +148,7 @@ pub fn loudness_lufs(x: &[f32], rate: u32) -> Option<f32> {
 }
 
 /// Scales the whole signal down if its peak passes `ceiling_dbfs`.
-pub fn limit_peak(x: &mut [f32], ceiling_dbfs: f32) {
+pub(crate) fn limit_peak(x: &mut [f32], ceiling_dbfs: f32) {
     let ceiling = 10f32.powf(ceiling_dbfs / 20.0);
     let peak = x.iter().fold(0.0f32, |m, &s| m.max(s.abs()));
     if peak > ceiling {

@@ -19,7 +19,7 @@ const BLOCK_BYTES: usize = 1 << 16;
 const STDERR_KEEP: usize = 4096;
 
 /// The ffmpeg program: `SCENEQUEUE_FFMPEG`, or `ffmpeg` on PATH.
-pub fn program() -> PathBuf {
+pub(crate) fn program() -> PathBuf {
     std::env::var_os("SCENEQUEUE_FFMPEG")
         .filter(|p| !p.is_empty())
         .map_or_else(|| PathBuf::from("ffmpeg"), PathBuf::from)
@@ -34,7 +34,7 @@ fn ffprobe() -> PathBuf {
 }
 
 /// How to enable this route, for refusals.
-pub const HOW_TO_ENABLE: &str =
+pub(crate) const HOW_TO_ENABLE: &str =
     "install ffmpeg (Debian: apt-get install ffmpeg) or set SCENEQUEUE_FFMPEG to an ffmpeg program";
 
 /// What ffprobe says about the first audio stream.

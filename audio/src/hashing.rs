@@ -37,7 +37,7 @@ impl FileHash {
 }
 
 /// A file whose bytes, read in order, extend a [`FileHash`].
-pub struct HashingFile {
+pub(crate) struct HashingFile {
     file: File,
     len: u64,
     position: u64,

@@ -1,7 +1,7 @@
 //! Level measurements used for result rows and for showing that enhancement worked.
 
 /// Power (mean square) to dBFS, floored at -150 dB so silence stays finite.
-pub fn power_to_db(power: f64) -> f32 {
+pub(crate) fn power_to_db(power: f64) -> f32 {
     (10.0 * power.max(1e-15).log10()) as f32
 }
 

@@ -5,13 +5,13 @@
 
 /// The mix is this much below its loudest channel when channels cancel, dB (uncorrelated channels lose at most
 /// 3 dB per halving of the count; identical ones nothing).
-pub const CANCEL_DB: f64 = 20.0;
+pub(crate) const CANCEL_DB: f64 = 20.0;
 /// A channel quieter than this (mean square, dBFS) is silence, not cancellation.
 const AUDIBLE_DB: f64 = -60.0;
 
 /// Running state of one stream's mixdown.
 #[derive(Debug, Clone, Default)]
-pub struct Mixdown {
+pub(crate) struct Mixdown {
     /// Samples that were not finite, replaced by 0.
     pub non_finite: u64,
     channel_energy: Vec<f64>,

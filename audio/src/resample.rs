@@ -80,7 +80,7 @@ mod tests {
 
 /// Resampling of a stream that arrives in pieces of any size, with bounded memory: the same resampler as
 /// `resample`, fed chunk by chunk, its delay removed and its length exact at the end.
-pub struct StreamResampler {
+pub(crate) struct StreamResampler {
     inner: Option<FftFixedIn<f32>>,
     from: u32,
     to: u32,

@@ -136,7 +136,7 @@ pub fn split(energies: &[f32], duration_s: f64, p: &SplitParams) -> Vec<Span> {
 
 /// Cuts a recording described by a per-frame silence decision (frames of `frame_s` seconds) into scenes: the
 /// same passes as `split`, for any detector (energy, or a voice-activity model).
-pub fn split_silent(silent: &[bool], frame_s: f64, duration_s: f64, p: &SplitParams) -> Vec<Span> {
+pub(crate) fn split_silent(silent: &[bool], frame_s: f64, duration_s: f64, p: &SplitParams) -> Vec<Span> {
     if silent.is_empty() || duration_s <= 0.0 {
         return Vec::new();
     }

@@ -15,9 +15,9 @@ use std::path::Path;
 
 /// A gap between two spans longer than this is skipped by seeking rather than decoded through, seconds: in
 /// process a seek costs half a second of preroll; through ffmpeg it costs a new ffmpeg process.
-pub const SEEK_GAP_S: f64 = 1.0;
+pub(crate) const SEEK_GAP_S: f64 = 1.0;
 /// The same through ffmpeg, where a seek starts a new ffmpeg process, seconds.
-pub const SEEK_GAP_FFMPEG_S: f64 = 30.0;
+pub(crate) const SEEK_GAP_FFMPEG_S: f64 = 30.0;
 
 struct Open {
     id: FileId,

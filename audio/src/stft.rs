@@ -51,7 +51,7 @@ impl Stft {
     }
 
     /// Number of frames `analyze` yields for `len` samples.
-    pub fn frames_for(&self, len: usize) -> usize {
+    pub(crate) fn frames_for(&self, len: usize) -> usize {
         (len + self.hop).div_ceil(self.hop) + (self.win_len / self.hop).saturating_sub(1)
     }
 

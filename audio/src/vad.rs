@@ -30,7 +30,7 @@ pub trait SpeechStream {
 
 /// Speech starts above `on` and continues until the probability falls below `off` (Silero's own defaults).
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Hysteresis {
+pub(crate) struct Hysteresis {
     /// Speech starts when the probability rises above this.
     pub on: f32,
     /// Speech ends when the probability falls below this.
@@ -44,7 +44,7 @@ impl Default for Hysteresis {
 }
 
 /// Per-frame silence from per-frame speech probabilities.
-pub fn silence_from_probs(probs: &[f32], h: Hysteresis) -> Vec<bool> {
+pub(crate) fn silence_from_probs(probs: &[f32], h: Hysteresis) -> Vec<bool> {
     let mut speaking = false;
     probs
         .iter()
@@ -57,7 +57,7 @@ pub fn silence_from_probs(probs: &[f32], h: Hysteresis) -> Vec<bool> {
 
 /// Decodes `path` as a stream through `detector`; returns what the recording holds and its silence per frame.
 /// With `hash`, the bytes read extend it.
-pub fn detect(
+pub(crate) fn detect(
     path: &Path,
     detector: &dyn SpeechDetector,
     h: Hysteresis,

@@ -7,7 +7,7 @@ use std::borrow::Cow;
 
 /// Where the windows of a signal of `len` samples start: every `window - overlap` samples until one reaches
 /// the end.
-pub fn window_starts(len: usize, window: usize, overlap: usize) -> Vec<usize> {
+pub(crate) fn window_starts(len: usize, window: usize, overlap: usize) -> Vec<usize> {
     let hop = window.saturating_sub(overlap).max(1);
     let mut starts = vec![0];
     while starts.last().is_some_and(|&s| s + window < len) {

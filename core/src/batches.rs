@@ -14,7 +14,7 @@ use uuid::Uuid;
 /// How often a submitter renews its batch's heartbeat.
 pub const INGEST_HEARTBEAT: Duration = Duration::from_secs(10);
 /// A batch still ingesting whose heartbeat is older than this lost its submitter.
-pub const INGEST_STALE: Duration = Duration::from_secs(60);
+pub(crate) const INGEST_STALE: Duration = Duration::from_secs(60);
 
 /// What a new batch is made of.
 #[derive(Debug, Clone)]

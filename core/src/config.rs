@@ -19,11 +19,11 @@ pub struct Services {
 }
 
 /// Postgres of a local installation (README, set-up).
-pub const DEFAULT_DATABASE_URL: &str = "postgres://scenequeue:scenequeue@127.0.0.1:5432/scenequeue";
+pub(crate) const DEFAULT_DATABASE_URL: &str = "postgres://scenequeue:scenequeue@127.0.0.1:5432/scenequeue";
 /// RabbitMQ of a local installation.
-pub const DEFAULT_AMQP_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
+pub(crate) const DEFAULT_AMQP_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
 /// The job queue of a farm that names none.
-pub const DEFAULT_QUEUE: &str = "scenequeue.jobs";
+pub(crate) const DEFAULT_QUEUE: &str = "scenequeue.jobs";
 
 impl Default for Services {
     fn default() -> Self {

@@ -10,7 +10,7 @@ use serde::Serialize;
 use sqlx::PgPool;
 
 /// The reason kept on the jobs and scenes a cancellation ended.
-pub const CANCELLED: &str = "cancelled by an operator";
+pub(crate) const CANCELLED: &str = "cancelled by an operator";
 
 /// Pauses (`true`) or resumes (`false`) `batch`. False when there is no such batch.
 pub async fn set_paused(pool: &PgPool, batch: BatchId, paused: bool) -> Result<bool, sqlx::Error> {

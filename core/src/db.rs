@@ -9,7 +9,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 /// Every migration under `migrations/`, embedded at build time and applied at start-up.
-pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");
+pub(crate) static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");
 
 /// Channel on which a `NOTIFY` is sent with the batch id whenever one of its jobs reaches a terminal state.
 pub const JOB_EVENTS_CHANNEL: &str = "scenequeue_job_events";
@@ -102,7 +102,7 @@ async fn up_to_date(pool: &PgPool) -> bool {
 
 /// Opens one connection and closes it again: whether Postgres answers, with the driver's own reason when it does
 /// not (a pool reports only that it timed out).
-pub async fn probe(url: &str) -> Result<(), DbError> {
+async fn probe(url: &str) -> Result<(), DbError> {
     use sqlx::Connection;
     let connection =
         sqlx::PgConnection::connect(url).await.map_err(|source| DbError::Connect { url: redact(url), source })?;
@@ -137,7 +137,7 @@ pub fn with_database(url: &str, name: &str) -> String {
 
 /// Tells listeners that a job of `batch` reached a terminal state. Runs inside the caller's transaction so the
 /// notification is delivered only if the state change commits.
-pub async fn notify_job_event<'e, E>(executor: E, batch: BatchId) -> Result<(), sqlx::Error>
+pub(crate) async fn notify_job_event<'e, E>(executor: E, batch: BatchId) -> Result<(), sqlx::Error>
 where
     E: sqlx::PgExecutor<'e>,
 {

@@ -350,7 +350,7 @@ pub async fn record_costs(pool: &PgPool, job: JobId, costs: &JobCosts) -> Result
 
 /// finished: a batch is finished once none of its jobs can still change. A batch still ingesting is never
 /// finished here: its submitter activates it when every recording is stored.
-pub async fn finish_batch_if_done(tx: &mut sqlx::PgConnection, batch: BatchId) -> Result<(), sqlx::Error> {
+pub(crate) async fn finish_batch_if_done(tx: &mut sqlx::PgConnection, batch: BatchId) -> Result<(), sqlx::Error> {
     bind_finish(sqlx::query(FINISH_BATCH_IF_DONE), batch).execute(tx).await?;
     Ok(())
 }
@@ -358,7 +358,7 @@ pub async fn finish_batch_if_done(tx: &mut sqlx::PgConnection, batch: BatchId) -
 /// [`finish_batch_if_done`], and tells listeners that a job of `batch` reached a terminal state (see
 /// `db::notify_job_event`), in one statement. Inside the caller's transaction, after the job's change and
 /// under the batch's lock.
-pub async fn finish_batch_and_notify(tx: &mut sqlx::PgConnection, batch: BatchId) -> Result<(), sqlx::Error> {
+pub(crate) async fn finish_batch_and_notify(tx: &mut sqlx::PgConnection, batch: BatchId) -> Result<(), sqlx::Error> {
     let sql = format!("WITH finished AS ({FINISH_BATCH_IF_DONE}) SELECT pg_notify($6, $7)");
     bind_finish(sqlx::query(&sql), batch).bind(JOB_EVENTS_CHANNEL).bind(batch.to_string()).execute(tx).await?;
     Ok(())

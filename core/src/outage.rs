@@ -56,7 +56,7 @@ pub fn transient(error: &sqlx::Error) -> bool {
 /// Whether the connection was closed while TLS was being negotiated (`sslmode=prefer`, the default, asks first):
 /// the driver reports the closed socket as an odd answer to its `SSLRequest`. A server going away, or a proxy or
 /// load balancer with nothing behind it, does this.
-pub fn closed_in_handshake(error: &sqlx::Error) -> bool {
+pub(crate) fn closed_in_handshake(error: &sqlx::Error) -> bool {
     matches!(error, sqlx::Error::Protocol(message) if message.contains("SSLRequest"))
 }
 
@@ -95,7 +95,7 @@ impl Patience {
 /// Runs `attempt` until it succeeds, fails for a reason `is_outage` says waiting does not fix (returned at
 /// once), or `service` has been away for `patience.budget` (then the last error). Each failure is logged with
 /// its reason and the wait before the next try. None: `stop` fired first.
-pub async fn when_up<T, E, F, Fut>(
+pub(crate) async fn when_up<T, E, F, Fut>(
     service: &'static str,
     patience: &Patience,
     stop: &CancellationToken,

@@ -13,7 +13,7 @@ use uuid::Uuid;
 
 /// Times a job's message may be dead-lettered and published again before the job is buried, so a message that
 /// keeps dying without costing an attempt cannot circle for ever.
-pub const MAX_DEAD_LETTERS: i32 = 3;
+pub(crate) const MAX_DEAD_LETTERS: i32 = 3;
 
 /// The note a job published again after a dead letter carries in its error, before its last error.
 pub const DEAD_LETTER_NOTE: &str = "the broker dead-lettered its message (delivery limit reached); published again";

@@ -2,7 +2,6 @@
 //! (the same kept counts and figures as the dashboard) for people and scripts.
 
 use super::terminal::{bar, duration, plural, redraw};
-use scenequeue_api::resources::{overview, workers};
 use scenequeue_core::config::Services;
 use scenequeue_core::ids::BatchId;
 use std::time::Duration;
@@ -11,7 +10,7 @@ use std::time::Duration;
 const REFRESH: Duration = Duration::from_secs(2);
 
 /// One line: a bar, audio hours done of all, throughput, ETA, and scenes per state.
-fn line(o: &overview::Overview) -> String {
+fn line(o: &scenequeue_api::Overview) -> String {
     let scenes: Vec<String> =
         o.counts.scenes.iter().filter(|t| t.count > 0).map(|t| format!("{} {}", t.count, t.state)).collect();
     let total = o.counts.scenes_total().count;
@@ -31,12 +30,12 @@ fn line(o: &overview::Overview) -> String {
 pub async fn run(services: &Services, batch: Option<BatchId>, json: bool, watch: bool) -> anyhow::Result<()> {
     let pool = super::connect_db(services, 1).await?;
     if json || !watch {
-        println!("{}", serde_json::to_string_pretty(&overview::read(&pool, batch).await?)?);
+        println!("{}", serde_json::to_string_pretty(&scenequeue_api::overview(&pool, batch).await?)?);
         return Ok(());
     }
     let shutdown = super::shutdown_on_signal();
     loop {
-        let o = overview::read(&pool, batch).await?;
+        let o = scenequeue_api::overview(&pool, batch).await?;
         redraw(&mut std::io::stdout(), Some(&line(&o)))?;
         tokio::select! {
             _ = shutdown.cancelled() => break,
@@ -49,7 +48,7 @@ pub async fn run(services: &Services, batch: Option<BatchId>, json: bool, watch:
 
 pub async fn workers(services: &Services, json: bool) -> anyhow::Result<()> {
     let pool = super::connect_db(services, 1).await?;
-    let list = workers::read(&pool).await?;
+    let list = scenequeue_api::workers(&pool).await?;
     if json {
         println!("{}", serde_json::to_string_pretty(&list)?);
         return Ok(());

@@ -133,7 +133,7 @@ async fn read_endpoints_filter_page_and_agree_with_the_database() {
     // The dashboard reads several workers' series in one query: the same points, in the same order.
     let id: WorkerId = workers[0]["id"].as_str().unwrap().parse().unwrap();
     let nobody = WorkerId::new();
-    let series = scenequeue_api::resources::workers::gpu_series_of(&env.pool, &[nobody, id], 100).await.unwrap();
+    let series = scenequeue_api::gpu_series_of(&env.pool, &[nobody, id], 100).await.unwrap();
     assert!(series[0].0 == nobody && series[0].1.is_empty());
     let ids: Vec<String> = series[1].1.iter().map(|p| p.job_id.to_string()).collect();
     let expected: Vec<String> = gpu.as_array().unwrap().iter().map(|p| p["job_id"].as_str().unwrap().into()).collect();

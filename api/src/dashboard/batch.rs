@@ -4,7 +4,7 @@ use super::html::{esc, layout};
 use super::overview::figures;
 use crate::AppState;
 use crate::error::{ApiError, ApiResult};
-use crate::page::{Page, PageParams};
+use crate::page::{self, Page};
 use crate::resources::{batches, overview};
 use axum::extract::{Path, Query, State};
 use axum::response::Html;
@@ -54,7 +54,7 @@ pub async fn page(
         pause = if batch.paused { "resume" } else { "pause" },
     );
     body.push_str(&figures(&o));
-    let limit = PageParams { after: filter.after, limit: Some(PAGE) }.limit()?;
+    let limit = page::limit(Some(PAGE))?;
     let rows: Vec<Row> = sqlx::query_as(
         "SELECT s.id, m.path, s.idx, s.start_s, s.end_s, s.state, s.error FROM scenes s JOIN media m ON m.id = s.media_id
          WHERE s.batch_id = $1 AND ($2::scene_state IS NULL OR s.state = $2) AND ($3::uuid IS NULL OR s.id > $3)

@@ -3,7 +3,7 @@
 
 use crate::AppState;
 use crate::error::{ApiError, ApiResult};
-use crate::page::{Page, PageParams};
+use crate::page::{self, Page};
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use chrono::{DateTime, Utc};
@@ -86,7 +86,7 @@ async fn with_progress(pool: &PgPool, mut batches: Vec<Batch>) -> Result<Vec<Bat
 
 /// Lists batches, newest first.
 pub async fn list_page(pool: &PgPool, query: BatchQuery) -> ApiResult<Page<Batch>> {
-    let limit = PageParams { after: query.after, limit: query.limit }.limit()?;
+    let limit = page::limit(query.limit)?;
     let rows: Vec<Batch> = sqlx::query_as(&format!(
         "SELECT {COLUMNS} FROM batches
          WHERE ($1::batch_state IS NULL OR state = $1)

@@ -3,7 +3,7 @@
 
 use crate::AppState;
 use crate::error::{ApiError, ApiResult};
-use crate::page::{Page, PageParams};
+use crate::page::{self, Page};
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use scenequeue_core::ids::{BatchId, JobId, MediaId, SceneId};
@@ -70,7 +70,7 @@ pub async fn one(pool: &PgPool, id: SceneId) -> ApiResult<Scene> {
 
 /// `GET /api/v1/scenes`
 pub async fn list(State(state): State<AppState>, Query(q): Query<SceneQuery>) -> ApiResult<Json<Page<Scene>>> {
-    let limit = PageParams { after: q.after, limit: q.limit }.limit()?;
+    let limit = page::limit(q.limit)?;
     let rows: Vec<Scene> = sqlx::query_as(&format!(
         "{SELECT}
          WHERE ($1::uuid IS NULL OR s.batch_id = $1) AND ($2::uuid IS NULL OR s.media_id = $2)
