@@ -69,16 +69,32 @@ pub async fn connect_when_up(
     .await
 }
 
-/// Opens a bounded pool and applies pending migrations. With none pending the migrator is not run at all, so a
+/// Longest a process takes to open all its connections before it lets go of them and tries again later.
+const ADMISSION: Duration = Duration::from_secs(2);
+
+/// Opens a bounded pool holding all its connections, and applies pending migrations. With none pending the migrator is not run at all, so a
 /// role with data rights only (no right to create in the schema; docs/DEPLOYING.md) connects once the schema's
 /// owner has run `scenequeue migrate`.
 pub async fn connect(url: &str, max_connections: u32) -> Result<PgPool, DbError> {
+    let refused = |source| DbError::Connect { url: redact(url), source };
     let pool = PgPoolOptions::new()
         .max_connections(max_connections)
+        .idle_timeout(None)
+        .max_lifetime(None)
         .acquire_timeout(Duration::from_secs(10))
-        .connect(url)
-        .await
-        .map_err(|source| DbError::Connect { url: redact(url), source })?;
+        .connect_lazy(url)
+        .map_err(refused)?;
+    // Every connection the pool may use is opened now, all within `ADMISSION`, and kept: a process that needs two
+    // at once (a worker's job and its heartbeat) never waits on a second one that a saturated server cannot give,
+    // which, across a farm of such processes each holding one, stalls them all. A process that cannot open them
+    // all lets go of those it opened and is refused as saturated (`connect_when_up` tries again later), so a full
+    // server admits whole processes, never parts of many.
+    let all = futures_util::future::try_join_all((0..max_connections).map(|_| pool.acquire()));
+    match tokio::time::timeout(ADMISSION, all).await {
+        Ok(Ok(held)) => drop(held),
+        Ok(Err(source)) => return Err(refused(source)),
+        Err(_) => return Err(refused(sqlx::Error::PoolTimedOut)),
+    }
     if !up_to_date(&pool).await {
         MIGRATOR.run(&pool).await?;
     }

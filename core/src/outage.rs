@@ -122,7 +122,9 @@ where
         if waited >= patience.budget {
             return Err(error);
         }
-        let wait = backoff.next_wait().min(patience.budget - waited);
+        // Jitter (half to all of the back-off) spreads the tries of many processes that met the same outage.
+        let jitter = 0.5 + f64::from(started.elapsed().subsec_nanos() % 1000) / 2000.0;
+        let wait = backoff.next_wait().mul_f64(jitter).min(patience.budget - waited);
         warn!(%error, retry_in = ?wait, "{service} unreachable; waiting for it");
         tokio::select! {
             _ = stop.cancelled() => return Ok(None),
