@@ -323,6 +323,53 @@ async fn scene_state(env: &TestEnv, scene: scenequeue_core::ids::SceneId) -> Sce
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_next_attempt_removes_what_a_killed_worker_wrote_and_never_recorded() {
+    let env = TestEnv::new().await;
+    let (batch, _) = one_job_batch(&env, &[("talk.wav", 4.0)]).await;
+    let job = the_job(&env, batch).await;
+    let (media, idx, output_dir): (uuid::Uuid, i32, String) = sqlx::query_as(
+        "SELECT s.media_id, s.idx, b.output_dir FROM scenes s JOIN batches b ON b.id = s.batch_id
+         WHERE s.job_id = $1 ORDER BY s.idx LIMIT 1",
+    )
+    .bind(job)
+    .fetch_one(&env.pool)
+    .await
+    .unwrap();
+    // A worker took the job, wrote a scene under its attempt's name, a half-written one, and was killed.
+    let Lease::Granted { fence, .. } = jobs::lease(&env.pool, job, WorkerId::new(), Duration::ZERO).await.unwrap()
+    else {
+        panic!("the lease")
+    };
+    let media = media.simple().to_string();
+    let dir = Path::new(&output_dir).join(batch.to_string()).join(format!("talk-{}", &media[media.len() - 12..]));
+    std::fs::create_dir_all(&dir).unwrap();
+    let left = [
+        dir.join(format!("scene-{idx:05}.{}.wav", fence.short())),
+        dir.join(format!("scene-{idx:05}.{}.wav.partial", fence.short())),
+    ];
+    for file in &left {
+        std::fs::write(file, b"unrecorded").unwrap();
+    }
+    // Its lease ran out; the next worker takes the job over.
+    let report = scenequeue_worker::run(worker(&env), env.services.clone(), Shutdown::default()).await.unwrap();
+    assert_eq!(report.jobs_done, 1);
+    for file in &left {
+        assert!(!file.exists(), "{} was removed", file.display());
+    }
+    let final_path: String = sqlx::query_scalar(
+        "SELECT r.output_path FROM results r JOIN scenes s ON s.id = r.scene_id WHERE s.job_id = $1 AND s.idx = $2",
+    )
+    .bind(job)
+    .bind(idx)
+    .fetch_one(&env.pool)
+    .await
+    .unwrap();
+    assert_eq!(Path::new(&final_path).parent(), Some(dir.as_path()), "the test put the files where the worker writes");
+    assert!(Path::new(&final_path).exists());
+    env.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hung_scene_is_failed_by_the_watchdog_and_the_job_goes_on() {
     let env = TestEnv::new().await;
     let (batch, input) = one_job_batch(&env, &[("a-talk.wav", 6.0), ("b-stuck.wav", 3.0), ("c-talk.wav", 6.0)]).await;

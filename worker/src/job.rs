@@ -9,7 +9,7 @@ use crate::failure::SceneFailure;
 use crate::health::SelfCheck;
 use crate::heartbeat::Progress;
 use crate::inference::ThreadGone;
-use crate::paths::scene_output;
+use crate::paths::{remove_stale_attempts, scene_output};
 use crate::recorder::Recorder;
 use crate::report::JobCounts;
 use crate::scene::SceneTask;
@@ -22,7 +22,7 @@ use scenequeue_core::scenes::{self, JobWork, PendingScene};
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use tokio_util::sync::CancellationToken;
-use tracing::warn;
+use tracing::{info, warn};
 
 /// Crashes (expired leases, groups that hung or panicked) after which a job runs scene by scene, each scene in
 /// a child process of its own.
@@ -113,6 +113,16 @@ impl JobRun<'_, '_> {
         let output_dir = PathBuf::from(output_dir);
         self.model = Some((model.clone(), output_dir.clone()));
         let tuning = Tuning::resolve(&ctx.config.post, &options);
+        // Files an earlier attempt wrote and never recorded (its worker was killed in between, so its lease ran out
+        // and this is a later attempt) go now.
+        if attempt > 1 {
+            let finals: Vec<PathBuf> = pending.iter().map(|s| self.task(s, &output_dir, tuning).1).collect();
+            match tokio::task::spawn_blocking(move || remove_stale_attempts(&finals)).await {
+                Ok(0) => {}
+                Ok(removed) => info!(removed, "removed the unrecorded files of an earlier attempt"),
+                Err(e) => warn!(error = %e, "could not look for the files of an earlier attempt"),
+            }
+        }
         let isolate = at.crashes >= ISOLATE_AFTER_CRASHES;
         if isolate {
             warn!(

@@ -28,6 +28,35 @@ pub fn scene_output(output_dir: &Path, batch: BatchId, media: MediaId, source: &
     output_dir.join(batch.to_string()).join(format!("{}-{short}", sanitize(stem))).join(format!("scene-{index:05}.wav"))
 }
 
+/// Removes what earlier attempts left beside the final files of `finals` (a worker killed between writing a
+/// scene and recording it): `scene-00007.<token>.<ext>` and `.partial` files of the same scene. The final file
+/// itself stays. Called by the attempt that now holds the job's lease, so no live attempt can still need them: a
+/// fenced-out one records nothing and moves nothing. Each directory is read once. Returns how many were removed.
+pub fn remove_stale_attempts(finals: &[PathBuf]) -> usize {
+    let mut by_dir: std::collections::BTreeMap<&Path, Vec<String>> = std::collections::BTreeMap::new();
+    for path in finals {
+        if let (Some(dir), Some(stem)) = (path.parent(), path.file_stem().and_then(|s| s.to_str())) {
+            by_dir.entry(dir).or_default().push(format!("{stem}."));
+        }
+    }
+    let mut removed = 0;
+    for (dir, prefixes) in by_dir {
+        let Ok(entries) = std::fs::read_dir(dir) else { continue };
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let Some(name) = name.to_str() else { continue };
+            // `scene-00007.` followed by something: an attempt's token or `.partial`; `scene-00007.wav` itself has
+            // the extension alone after the stem, and is kept.
+            let stale =
+                prefixes.iter().any(|prefix| name.strip_prefix(prefix.as_str()).is_some_and(|rest| rest.contains('.')));
+            if stale && std::fs::remove_file(entry.path()).is_ok() {
+                removed += 1;
+            }
+        }
+    }
+    removed
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -42,5 +71,27 @@ mod tests {
         let p =
             scene_output(Path::new("/out"), BatchId(Uuid::nil()), MediaId(Uuid::max()), Path::new("/in/../x y.wav"), 7);
         assert_eq!(p, Path::new("/out/00000000-0000-0000-0000-000000000000/x_y-ffffffffffff/scene-00007.wav"));
+    }
+
+    #[test]
+    fn what_killed_attempts_left_is_removed_and_nothing_else() {
+        let dir = std::env::temp_dir().join(format!("sq-stale-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let names = [
+            "scene-00007.wav",
+            "scene-00007.1a2b3c4d.wav",
+            "scene-00007.1a2b3c4d.wav.partial",
+            "scene-00008.1a2b3c4d.wav",
+            "scene-00070.1a2b3c4d.wav",
+        ];
+        for name in names {
+            std::fs::write(dir.join(name), b"x").unwrap();
+        }
+        assert_eq!(remove_stale_attempts(&[dir.join("scene-00007.wav")]), 2);
+        let mut left: Vec<String> =
+            std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+        left.sort();
+        assert_eq!(left, ["scene-00007.wav", "scene-00008.1a2b3c4d.wav", "scene-00070.1a2b3c4d.wav"]);
+        std::fs::remove_dir_all(dir).ok();
     }
 }
