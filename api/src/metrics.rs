@@ -210,7 +210,7 @@ pub async fn render(pool: &PgPool) -> Result<String, sqlx::Error> {
         submitted += audio_s;
         match state {
             SceneState::Succeeded => enhanced += audio_s,
-            SceneState::Pending | SceneState::Queued | SceneState::Running => backlog += audio_s,
+            SceneState::Pending | SceneState::Running => backlog += audio_s,
             SceneState::Failed => {}
         }
     }

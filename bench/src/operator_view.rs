@@ -98,7 +98,7 @@ async fn seed(pool: &PgPool, args: &Args) -> anyhow::Result<()> {
                     CASE WHEN state = 'succeeded' AND (j + i) % 100 = 0 THEN 'failed'
                          WHEN state = 'succeeded' THEN 'succeeded' WHEN state = 'dead' THEN 'failed'
                          WHEN state = 'running' AND i < {per_job} / 2 THEN 'succeeded'
-                         ELSE state::text END::scene_state,
+                         WHEN state = 'running' THEN 'running' ELSE 'pending' END::scene_state,
                     CASE WHEN state = 'succeeded' AND (j + i) % 100 = 0 THEN 'decoding the scene failed: corrupt frame'
                          WHEN state = 'dead' THEN 'job dead: the model crashed on every attempt' END
              FROM seed_jobs, generate_series(0, {per_job} - 1) i"

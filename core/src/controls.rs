@@ -60,12 +60,11 @@ pub async fn cancel(pool: &PgPool, batch: BatchId) -> Result<Option<Cancelled>, 
     .bind(JobState::Queued)
     .fetch_all(&mut *tx)
     .await?;
-    let scenes = sqlx::query("UPDATE scenes SET state = $2, error = $3 WHERE job_id = ANY($1) AND state IN ($4, $5)")
+    let scenes = sqlx::query("UPDATE scenes SET state = $2, error = $3 WHERE job_id = ANY($1) AND state = $4")
         .bind(&jobs)
         .bind(SceneState::Failed)
         .bind(CANCELLED)
         .bind(SceneState::Pending)
-        .bind(SceneState::Queued)
         .execute(&mut *tx)
         .await?
         .rows_affected();

@@ -1,5 +1,6 @@
 //! Dispatch: releasing stored jobs to the broker. A job is `pending` in Postgres until dispatched, then
-//! `queued` once the broker confirms its message. A paused batch's pending jobs wait. The broker holds at most `max_queued` queued jobs; the rest
+//! `queued` once the broker confirms its message; its scenes stay `pending` until a worker runs them (only the
+//! job's row is written, however many scenes it holds). A paused batch's pending jobs wait. The broker holds at most `max_queued` queued jobs; the rest
 //! wait in Postgres, released highest batch priority first (then oldest batch first). So a huge low-priority
 //! batch occupies at most `max_queued` places ahead of an urgent one, whatever its size.
 //!
@@ -15,7 +16,7 @@
 
 use crate::ids::JobId;
 use crate::mq::{MqError, Publisher};
-use crate::states::{JobState, SceneState};
+use crate::states::JobState;
 use sqlx::PgPool;
 use uuid::Uuid;
 
@@ -118,12 +119,6 @@ async fn fill(pool: &PgPool, publisher: &Publisher, max_queued: i64, turn: Turn)
         .bind(JobState::Pending)
         .execute(&mut *tx)
         .await?;
-        sqlx::query("UPDATE scenes SET state = $2 WHERE job_id = ANY($1) AND state = $3")
-            .bind(&uuids)
-            .bind(SceneState::Queued)
-            .bind(SceneState::Pending)
-            .execute(&mut *tx)
-            .await?;
         tx.commit().await?;
         total += confirmed.len();
     }

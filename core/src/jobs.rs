@@ -218,7 +218,7 @@ pub async fn hand_back(pool: &PgPool, fence: &Fence, reason: &str, max_handbacks
     if given.rows_affected() == 0 {
         return Ok(false);
     }
-    reset_running_scenes(&mut tx, fence.job, SceneState::Queued).await?;
+    reset_running_scenes(&mut tx, fence.job, SceneState::Pending).await?;
     tx.commit().await?;
     Ok(true)
 }

@@ -6,7 +6,7 @@
 
 use crate::ids::JobId;
 use crate::jobs::bury;
-use crate::states::{JobState, SceneState};
+use crate::states::JobState;
 use sqlx::PgPool;
 use std::time::Duration;
 use uuid::Uuid;
@@ -44,12 +44,6 @@ pub async fn requeue_lost_messages(pool: &PgPool, limit: i64, grace: Duration) -
     .bind(limit)
     .fetch_all(&mut *tx)
     .await?;
-    sqlx::query("UPDATE scenes SET state = $2 WHERE job_id = ANY($1) AND state = $3")
-        .bind(&jobs)
-        .bind(SceneState::Pending)
-        .bind(SceneState::Queued)
-        .execute(&mut *tx)
-        .await?;
     tx.commit().await?;
     Ok(jobs.into_iter().map(JobId).collect())
 }
@@ -111,12 +105,6 @@ pub async fn requeue_dead_lettered(pool: &PgPool, job: JobId) -> Result<DeadLett
     .bind(DEAD_LETTER_NOTE)
     .execute(&mut *tx)
     .await?;
-    sqlx::query("UPDATE scenes SET state = $2 WHERE job_id = $1 AND state = $3")
-        .bind(job)
-        .bind(SceneState::Pending)
-        .bind(SceneState::Queued)
-        .execute(&mut *tx)
-        .await?;
     tx.commit().await?;
     Ok(DeadLetter::Requeued)
 }

@@ -32,16 +32,15 @@ pub enum MediaState {
     Failed,
 }
 
-/// A scene follows its job from pending to queued, is running while handed to the model, then ends succeeded
-/// (its enhanced audio and result stored) or failed (with the reason kept).
+/// A scene is pending until a worker hands it to the model (its job's state says whether the job waits in
+/// Postgres or in the broker), running while the model has it, then ends succeeded (its enhanced audio and result
+/// stored) or failed (with the reason kept).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, sqlx::Type)]
 #[sqlx(type_name = "scene_state", rename_all = "lowercase")]
 #[serde(rename_all = "lowercase")]
 pub enum SceneState {
-    /// Stored; its job is not yet confirmed by the broker.
+    /// Waiting for a worker (its job pending or queued).
     Pending,
-    /// Its job's message is confirmed by the broker.
-    Queued,
     /// Handed to the model by a worker.
     Running,
     /// Enhanced, with its output and result stored.
@@ -135,7 +134,7 @@ macro_rules! state_names {
 state_names! {
     BatchState { Ingesting => "ingesting", Active => "active", Finished => "finished", Interrupted => "interrupted" }
     MediaState { Split => "split", Failed => "failed" }
-    SceneState { Pending => "pending", Queued => "queued", Running => "running", Succeeded => "succeeded", Failed => "failed" }
+    SceneState { Pending => "pending", Running => "running", Succeeded => "succeeded", Failed => "failed" }
     JobState { Pending => "pending", Queued => "queued", Running => "running", Succeeded => "succeeded", Dead => "dead" }
     WorkerState { Idle => "idle", Busy => "busy", Stopped => "stopped", Unhealthy => "unhealthy", Lost => "lost" }
     RecoveryStep { None => "none", Recreated => "recreated", Windowed => "windowed", Cpu => "cpu" }

@@ -42,7 +42,7 @@ pub use export::{RecordingEntry, SceneEntry, SceneList, scene_list};
 pub use packing::PackMode;
 pub use progress::{ProgressSnapshot, SubmitProgress};
 pub use reaper::{DEFAULT_REAP_INTERVAL, ReapReport, ReapSettings, reap, reap_with};
-pub use report::{MediaOutcome, MediaReport, SubmitReport};
+pub use report::{LISTED, MediaOutcome, MediaReport, RecordingCounts, SubmitReport};
 pub use retry::{RetryReport, retry};
 pub use status::{FlaggedScene, MemorySummary, StateCounts, WorkerRow, status};
 pub use submit::{Detector, SubmitRequest, submit, submit_until, submit_without_broker};

@@ -340,8 +340,7 @@ async fn store(
 ) -> Result<SubmitReport, SchedulerError> {
     let steps = Steps { patience: req.patience, batch: Some(batch) };
     let mut writer = BatchWriter::new((batch, owner), req.job_budget_s, req.pack_mode, req.max_attempts);
-    let mut report =
-        SubmitReport { batch, media: Vec::new(), scenes: 0, jobs: 0, published: 0, resumed: false, interrupted: false };
+    let mut report = SubmitReport::new(batch);
     let mut hashes: HashSet<String> = HashSet::new();
     let mut examined = std::pin::pin!(examined);
     loop {
@@ -371,7 +370,7 @@ async fn store(
         }
         let media = writer.add(item);
         req.progress.record(&media);
-        report.media.push(media);
+        report.add(media);
         if writer.pending_scenes >= CHUNK_SCENES || writer.pending_media() >= CHUNK_MEDIA {
             let (scenes, jobs) = writer.flush(pool, &steps).await?;
             report.scenes += scenes;

@@ -101,10 +101,21 @@ pub async fn submit_and_report(services: &Services, req: &SubmitRequest) -> anyh
             }
         }
     }
+    let counted = report.recordings;
+    if counted.total() > report.media.len() {
+        eprintln!(
+            "  ... and {} more: {} stored, {} failed, {} duplicates in all (`scenequeue status {}` lists every failed one)",
+            counted.total() - report.media.len(),
+            counted.split,
+            counted.failed,
+            counted.duplicate,
+            report.batch
+        );
+    }
     eprintln!(
         "batch {}: {}, {} in {} ({} published)",
         report.batch,
-        plural(report.media.len() as i64, "recording", "recordings"),
+        plural(counted.total() as i64, "recording", "recordings"),
         plural(report.scenes as i64, "scene", "scenes"),
         plural(report.jobs as i64, "job", "jobs"),
         report.published

@@ -406,8 +406,8 @@ async fn cli_reads_print_json_for_scripts_and_sentences_for_people() {
     };
     let status: serde_json::Value = serde_json::from_str(&run(&["status", &batch.to_string(), "--json"])).unwrap();
     let scenes = env.count("SELECT count(*) FROM scenes WHERE batch_id = $1", batch).await;
-    let queued = status["counts"]["scenes"].as_array().unwrap().iter().find(|t| t["state"] == "queued").unwrap();
-    assert_eq!(queued["count"], scenes, "{status}");
+    let waiting = status["counts"]["scenes"].as_array().unwrap().iter().find(|t| t["state"] == "pending").unwrap();
+    assert_eq!(waiting["count"], scenes, "{status}");
     assert_eq!(status["progress"], 0.0);
     let list: serde_json::Value = serde_json::from_str(&run(&["workers", "--json"])).unwrap();
     assert_eq!(list[0]["id"], worker.to_string());

@@ -115,7 +115,7 @@ async fn a_worker_that_lost_its_lease_can_write_nothing() {
     assert!(!jobs::release(&env.pool, &old, "late", Duration::ZERO, false).await.unwrap());
     assert!(!jobs::hand_back(&env.pool, &old, "late", 5).await.unwrap());
     assert!(!jobs::complete(&env.pool, &old, None).await.unwrap());
-    assert_eq!(scene_state(&env, scene).await, SceneState::Queued, "A changed nothing");
+    assert_eq!(scene_state(&env, scene).await, SceneState::Pending, "A changed nothing");
 
     // B's writes land, and its file is moved into place.
     let work = scenes::start_attempt(&env.pool, &new).await.unwrap().expect("B's lease holds");
@@ -458,7 +458,7 @@ async fn an_unwritable_output_makes_the_worker_unhealthy_until_it_is_fixed() {
     let scene_states: Vec<SceneState> =
         sqlx::query_scalar("SELECT state FROM scenes WHERE job_id = $1").bind(job).fetch_all(&env.pool).await.unwrap();
     assert!(
-        scene_states.iter().all(|s| *s == SceneState::Queued),
+        scene_states.iter().all(|s| *s == SceneState::Pending),
         "no scene was failed for the worker's fault: {scene_states:?}"
     );
 
