@@ -81,6 +81,33 @@ struct PolicyResult {
     gpu_max_after_job_mb: Option<f32>,
     jobs_back_to_baseline: usize,
     rss_final_mb: Option<f32>,
+    /// The process's resident memory after each job, MiB.
+    rss_after_jobs_mb: Vec<f32>,
+    /// Mean resident memory after the first and the last jobs (see [`RssTrend`]).
+    rss_trend: Option<RssTrend>,
+}
+
+/// Whether resident memory grows across jobs: the mean after the first jobs that follow a warm-up, against the
+/// mean after the last ones (50 of each, or a third of the jobs when there are fewer than 155).
+#[derive(Debug, Clone, Copy, Serialize)]
+struct RssTrend {
+    first_mb: f32,
+    last_mb: f32,
+    /// Last against first, percent.
+    growth_pct: f32,
+}
+
+/// Jobs skipped before the first window: sessions, caches and the allocator's pools settle.
+const RSS_WARM_UP_JOBS: usize = 5;
+
+impl RssTrend {
+    fn of(after_jobs: &[f32]) -> Option<Self> {
+        let settled = after_jobs.get(RSS_WARM_UP_JOBS..).filter(|s| s.len() >= 3)?;
+        let window = (settled.len() / 3).clamp(1, 50);
+        let mean = |w: &[f32]| w.iter().sum::<f32>() / w.len() as f32;
+        let (first_mb, last_mb) = (mean(&settled[..window]), mean(&settled[settled.len() - window..]));
+        Some(Self { first_mb, last_mb, growth_pct: 100.0 * (last_mb - first_mb) / first_mb })
+    }
 }
 
 fn fmt(v: Option<f32>) -> String {
@@ -213,6 +240,7 @@ fn run_policy(
             r.jobs_back_to_baseline += 1;
         }
         r.rss_final_mb = t.after.rss_mb;
+        r.rss_after_jobs_mb.extend(t.after.rss_mb);
         r.jobs += 1;
     }
     drop(runner);
@@ -221,6 +249,7 @@ fn run_policy(
     r.x_real_time = r.audio_s / r.wall_s;
     r.session_create_ms_mean = create_ms_total / r.sessions_created.max(1) as f64;
     r.restart_share_pct = 100.0 * create_ms_total / 1000.0 / r.wall_s;
+    r.rss_trend = RssTrend::of(&r.rss_after_jobs_mb);
     Ok(r)
 }
 
@@ -244,13 +273,13 @@ fn table(results: &[PolicyResult], gpu: Option<(String, f32)>) -> String {
             None => "device: CPU (no GPU figures)".into(),
         },
         format!(
-            "| policy | jobs | scenes | failed | OOM | recovered | x real time | sessions | create ms (mean) | restart share | GPU MiB baseline | peak | after last job | jobs back to baseline | RSS MiB |"
+            "| policy | jobs | scenes | failed | OOM | recovered | x real time | sessions | create ms (mean) | restart share | GPU MiB baseline | peak | after last job | jobs back to baseline | RSS MiB | RSS after jobs, first / last (growth) |"
         ),
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|".into(),
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|".into(),
     ];
     for r in results {
         out.push(format!(
-            "| {} | {} | {} | {} | {} | {} | {:.1} | {} | {:.1} | {:.2}% | {} | {} | {} | {}/{} | {} |",
+            "| {} | {} | {} | {} | {} | {} | {:.1} | {} | {:.1} | {:.2}% | {} | {} | {} | {}/{} | {} | {} |",
             r.policy,
             r.jobs,
             r.scenes,
@@ -266,7 +295,9 @@ fn table(results: &[PolicyResult], gpu: Option<(String, f32)>) -> String {
             fmt(r.gpu_final_mb),
             r.jobs_back_to_baseline,
             r.jobs,
-            fmt(r.rss_final_mb)
+            fmt(r.rss_final_mb),
+            r.rss_trend
+                .map_or("-".into(), |t| format!("{:.0} / {:.0} ({:+.1} %)", t.first_mb, t.last_mb, t.growth_pct))
         ));
     }
     out.join("\n")

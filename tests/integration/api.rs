@@ -130,6 +130,14 @@ async fn read_endpoints_filter_page_and_agree_with_the_database() {
     assert!(workers[0]["jobs_done"].as_i64().unwrap() >= 1, "{workers}");
     let gpu = http::get(addr, &format!("/api/v1/workers/{}/gpu", workers[0]["id"].as_str().unwrap())).await.json();
     assert_eq!(gpu.as_array().unwrap().len() as i64, jobs, "{gpu}");
+    // A CPU worker has no GPU figures, but its resident memory after each job.
+    assert!(
+        gpu.as_array()
+            .unwrap()
+            .iter()
+            .all(|p| p["gpu_after_mb"].is_null() && p["rss_after_mb"].as_f64().unwrap() > 10.0),
+        "{gpu}"
+    );
     // The dashboard reads several workers' series in one query: the same points, in the same order.
     let id: WorkerId = workers[0]["id"].as_str().unwrap().parse().unwrap();
     let nobody = WorkerId::new();

@@ -88,6 +88,9 @@ async fn the_dashboard_shows_live_progress_runs_actions_and_plays_scenes() {
     // An action from the page: pause a waiting batch with the token typed in.
     let waiting = batch_of(&env, "later", &[6.0]).await;
     tab.open(&format!("{base}/")).await;
+    // The worker's row charts its resident memory after each job (a CPU worker has no GPU figures).
+    let charted = tab.eval("document.querySelector('svg[aria-label^=\"host memory after each job\"]') !== null").await;
+    assert_eq!(charted, true, "the worker row charts its memory after each job");
     tab.eval(&format!(
         "(() => {{ const t = document.getElementById('api-token'); t.value = '{TOKEN}';
              t.dispatchEvent(new Event('change'));

@@ -260,6 +260,14 @@ impl Runtime {
             .map_err(ort::Error::from)?
             .with_execution_providers(self.execution_providers())
             .map_err(ort::Error::from)?;
+        // On the CPU, no memory pattern: ONNX Runtime plans one block for a run's tensors from the shapes it saw,
+        // and scenes change length with every run. Without it a worker's peak for 30 s DeepFilterNet3 scenes was
+        // about 100 MiB lower, no slower, and every output byte the same (docs/BENCHMARKS.md, "A lean worker").
+        // Not measured on a GPU, so left as it was there.
+        let builder = match self.options.device {
+            Device::Cpu => builder.with_memory_pattern(false).map_err(ort::Error::from)?,
+            Device::Cuda { .. } => builder,
+        };
         Ok(builder)
     }
 

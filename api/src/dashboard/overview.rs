@@ -54,11 +54,11 @@ pub fn figures(o: &Overview) -> String {
     out
 }
 
-/// A small line chart of GPU memory after each job, as inline SVG.
-fn gpu_chart(points: &[GpuPoint]) -> String {
-    let values: Vec<f32> = points.iter().filter_map(|p| p.gpu_after_mb).collect();
+/// A small line chart of memory after each job (`what`: GPU or host), as inline SVG.
+fn memory_chart(points: &[GpuPoint], what: &str, value: impl Fn(&GpuPoint) -> Option<f32>) -> String {
+    let values: Vec<f32> = points.iter().filter_map(value).collect();
     if values.is_empty() {
-        return r#"<span class="muted">no GPU figures</span>"#.into();
+        return format!(r#"<span class="muted">no {what} figures</span>"#);
     }
     let max = values.iter().copied().fold(1.0f32, f32::max);
     let (w, h) = (120.0f32, 28.0f32);
@@ -70,7 +70,7 @@ fn gpu_chart(points: &[GpuPoint]) -> String {
         .collect();
     let last = values.last().copied().unwrap_or(0.0);
     format!(
-        r#"<svg class="spark" width="{w}" height="{h}" viewBox="0 0 {w} {h}" role="img" aria-label="GPU memory after each job, last {last:.0} MiB"><polyline points="{}"/></svg> <span class="muted">{last:.0} MiB</span>"#,
+        r#"<svg class="spark" width="{w}" height="{h}" viewBox="0 0 {w} {h}" role="img" aria-label="{what} memory after each job, last {last:.0} MiB"><polyline points="{}"/></svg> <span class="muted">{last:.0} MiB</span>"#,
         line.join(" ")
     )
 }
@@ -134,12 +134,14 @@ pub async fn page(State(state): State<AppState>) -> ApiResult<Html<String>> {
     }
     body.push_str("</tbody></table></section>");
 
-    body.push_str(r#"<section><h2>Workers</h2><table class="list"><thead><tr><th>host</th><th>device</th><th>state</th><th>last heartbeat</th><th>current job</th><th>jobs done</th><th>sessions created</th><th>GPU memory after each job</th><th></th></tr></thead><tbody>"#);
+    body.push_str(r#"<section><h2>Workers</h2><table class="list"><thead><tr><th>host</th><th>device</th><th>state</th><th>last heartbeat</th><th>current job</th><th>jobs done</th><th>sessions created</th><th>GPU memory after each job</th><th>host memory after each job</th><th></th></tr></thead><tbody>"#);
     if workers.is_empty() {
-        body.push_str(r#"<tr><td colspan="9" class="muted">no worker seen in the last day</td></tr>"#);
+        body.push_str(r#"<tr><td colspan="10" class="muted">no worker seen in the last day</td></tr>"#);
     }
     for (i, w) in workers.iter().enumerate() {
-        let chart = series.get(i).map(|(_, points)| gpu_chart(points)).unwrap_or_default();
+        let points = series.get(i).map(|(_, points)| points.as_slice()).unwrap_or_default();
+        let chart = memory_chart(points, "GPU", |p| p.gpu_after_mb);
+        let memory = memory_chart(points, "host", |p| p.rss_after_mb);
         // With the per-job policy a worker creates one session per job; other policies keep theirs longer.
         let sessions = if w.session_policy == "per-job" {
             w.jobs_done.to_string()
@@ -148,7 +150,7 @@ pub async fn page(State(state): State<AppState>) -> ApiResult<Html<String>> {
         };
         let _ = write!(
             body,
-            r#"<tr><td>{host} <span class="muted">pid {pid}</span></td><td>{device}{gpu}</td><td class="state-{state}">{state}{health}</td><td>{age} ago</td><td>{job}</td><td>{done}</td><td>{sessions}</td><td>{chart}</td><td class="actions">{drain}</td></tr>"#,
+            r#"<tr><td>{host} <span class="muted">pid {pid}</span></td><td>{device}{gpu}</td><td class="state-{state}">{state}{health}</td><td>{age} ago</td><td>{job}</td><td>{done}</td><td>{sessions}</td><td>{chart}</td><td>{memory}</td><td class="actions">{drain}</td></tr>"#,
             host = esc(&w.hostname),
             pid = w.pid,
             device = esc(&w.device),

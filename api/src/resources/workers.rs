@@ -64,7 +64,7 @@ pub async fn list(State(state): State<AppState>) -> ApiResult<Json<Vec<Worker>>>
     Ok(Json(read(&state.pool).await?))
 }
 
-/// GPU memory after one job.
+/// Memory after one job: the GPU's and the worker process's.
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 pub struct GpuPoint {
     /// The job.
@@ -75,6 +75,8 @@ pub struct GpuPoint {
     pub gpu_after_mb: Option<f32>,
     /// Highest GPU memory held during it, MiB.
     pub gpu_peak_mb: Option<f32>,
+    /// The worker process's resident memory after it, its session policy applied, MiB.
+    pub rss_after_mb: Option<f32>,
 }
 
 /// Points in a GPU memory series.
@@ -84,7 +86,7 @@ pub const GPU_POINTS: i64 = 100;
 pub async fn gpu_series(pool: &PgPool, worker: WorkerId) -> Result<Vec<GpuPoint>, sqlx::Error> {
     sqlx::query_as(
         "SELECT * FROM (
-            SELECT id AS job_id, finished_at, gpu_after_mb, gpu_peak_mb FROM jobs
+            SELECT id AS job_id, finished_at, gpu_after_mb, gpu_peak_mb, rss_after_mb FROM jobs
             WHERE finished_by = $1 ORDER BY finished_at DESC LIMIT $2) recent
          ORDER BY finished_at",
     )
@@ -109,7 +111,7 @@ pub async fn gpu_series_of(
     }
     let rows: Vec<Row> = sqlx::query_as(
         "SELECT w.id AS worker, j.* FROM unnest($1::uuid[]) AS w(id) CROSS JOIN LATERAL (
-            SELECT id AS job_id, finished_at, gpu_after_mb, gpu_peak_mb FROM jobs
+            SELECT id AS job_id, finished_at, gpu_after_mb, gpu_peak_mb, rss_after_mb FROM jobs
             WHERE finished_by = w.id ORDER BY finished_at DESC LIMIT $2) j
          ORDER BY w.id, j.finished_at",
     )
