@@ -72,9 +72,9 @@ pub async fn connect_when_up(
 /// Longest a process takes to open all its connections before it lets go of them and tries again later.
 const ADMISSION: Duration = Duration::from_secs(2);
 
-/// Opens a bounded pool holding all its connections, and applies pending migrations. With none pending the migrator is not run at all, so a
-/// role with data rights only (no right to create in the schema; docs/DEPLOYING.md) connects once the schema's
-/// owner has run `scenequeue migrate`.
+/// Opens a bounded pool holding all its connections, and applies pending migrations. With none pending the
+/// migrator is not run at all, so a role with data rights only (no right to create in the schema;
+/// docs/DEPLOYING.md) connects once the schema's owner has run `scenequeue migrate`.
 pub async fn connect(url: &str, max_connections: u32) -> Result<PgPool, DbError> {
     let refused = |source| DbError::Connect { url: redact(url), source };
     let pool = PgPoolOptions::new()
