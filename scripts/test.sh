@@ -12,6 +12,8 @@ apt_install espeak-ng sox libsox-fmt-mp3 ffmpeg ca-certificates gcc libc6-dev pk
 need_cargo
 scripts/services.sh
 scripts/fetch-models.sh
+# The Whisper stage is checked against faster-whisper on the same samples and weights (tests/support).
+scripts/fetch-asr-reference.sh
 export SCENEQUEUE_ORT_LIBRARY="$PWD/.scenequeue/ort/libonnxruntime.so"
 export SCENEQUEUE_MODEL_DIR="$PWD/models"
 # The pooler test runs the farm through PgBouncer in transaction mode (1.21 or newer: built here if Debian's is older).

@@ -98,6 +98,18 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = SceneFormat::Json)]
         format: SceneFormat,
     },
+    /// Write a transcribed batch's text: one subtitle or text file per recording (times on the recording's
+    /// timeline), or JSON Lines with one object per scene (the enhanced file, its place in the source, its text).
+    Transcripts {
+        /// The batch (submitted with --transcribe).
+        batch: BatchId,
+        /// srt, vtt or txt (one file per recording, needs --out) or jsonl (stdout, or DIR/transcripts.jsonl).
+        #[arg(long, value_enum, default_value_t = scenequeue_core::transcripts::TextFormat::Srt)]
+        format: scenequeue_core::transcripts::TextFormat,
+        /// Directory to write into.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
     /// Apply database migrations and declare the queues, then exit.
     Migrate,
     /// Exit 0 when this container's process is healthy: a worker's alive file is recent, or else the HTTP
@@ -108,6 +120,9 @@ pub enum Command {
     Config,
     /// Generate noisy sample speech, run it through the whole system and show how much cleaner it got.
     Demo(DemoArgs),
+    /// Transcribe audio files with Whisper on this machine (no services needed): one transcript per file, as
+    /// JSON Lines on stdout, or as subtitles or text files in a directory.
+    Transcribe(TranscribeArgs),
     /// Serve one job's scenes for a worker with the `process` session policy (started by the worker itself).
     #[command(hide = true)]
     InferenceChild,
@@ -190,6 +205,16 @@ pub struct EnhanceArgs {
     /// Normalise this batch's outputs to this loudness, LUFS (BS.1770); default: the worker's (off).
     #[arg(long, allow_negative_numbers = true)]
     pub loudness_lufs: Option<f32>,
+    /// Transcribe every enhanced scene after enhancement, in the same job (text, timed segments, language;
+    /// `scenequeue transcripts BATCH` writes them out per recording).
+    #[arg(long)]
+    pub transcribe: bool,
+    /// The recognition model for --transcribe (a directory under the model directory's `asr/`).
+    #[arg(long, env = "SCENEQUEUE_ASR_MODEL", default_value = "whisper-tiny.en", requires = "transcribe")]
+    pub asr_model: String,
+    /// The language spoken, for --transcribe: `auto` (detected per scene) or a code such as en, de, ja.
+    #[arg(long, default_value = "auto", requires = "transcribe")]
+    pub language: scenequeue_worker::asr::Language,
 }
 
 /// How `scenes` prints a batch.
@@ -371,4 +396,32 @@ pub struct DemoArgs {
     pub snr_db: f64,
     #[command(flatten)]
     pub worker: WorkerArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct TranscribeArgs {
+    /// Audio or video files, in any format `submit` reads.
+    #[arg(required = true)]
+    pub inputs: Vec<PathBuf>,
+    /// The recognition model (a directory under the model directory's `asr/`).
+    #[arg(long, env = "SCENEQUEUE_ASR_MODEL", default_value = "whisper-tiny.en")]
+    pub asr_model: String,
+    /// The language spoken: `auto` (detected from the first 30 s) or a code such as en, de, ja.
+    #[arg(long, default_value = "auto")]
+    pub language: scenequeue_worker::asr::Language,
+    /// Output: jsonl (one object per file on stdout or in DIR/transcripts.jsonl), srt, vtt or txt (one file per
+    /// input, named after it, in DIR; on stdout for a single input without --out).
+    #[arg(long, value_enum, default_value_t = scenequeue_core::transcripts::TextFormat::Jsonl)]
+    pub format: scenequeue_core::transcripts::TextFormat,
+    /// Directory to write the transcripts into.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    #[command(flatten)]
+    pub files: ModelFiles,
+    /// Where inference runs: cpu, cuda or cuda:N.
+    #[arg(long, env = "SCENEQUEUE_DEVICE", default_value_t = WorkerConfig::default().device)]
+    pub device: Device,
+    /// ONNX Runtime intra-op threads.
+    #[arg(long, env = "SCENEQUEUE_THREADS", default_value_t = WorkerConfig::default().intra_threads)]
+    pub threads: usize,
 }

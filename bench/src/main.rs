@@ -26,7 +26,6 @@ mod sessions;
 mod statements;
 mod synth;
 mod transcription;
-mod wer;
 
 use clap::{Parser, Subcommand};
 

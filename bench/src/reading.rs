@@ -156,6 +156,7 @@ fn enhance_jobs(
                 output: out.join(format!("scene-{i}.wav")),
                 tuning: Default::default(),
                 decoder: None,
+                transcribe: None,
             })
             .collect();
         for result in runner.scenes(model, &tasks) {

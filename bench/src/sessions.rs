@@ -204,6 +204,7 @@ fn run_policy(
                 output: args.out.join(format!("scene-{s}.wav")),
                 tuning: Default::default(),
                 decoder: None,
+                transcribe: None,
             })
             .collect();
         let mut results = runner.scenes(&args.model, &tasks).into_iter();

@@ -12,13 +12,13 @@
 //! clean speech and its speed.
 
 use crate::corpus::{self, Noise, RATE, TEXTS};
-use crate::wer::{self, Tally, recovered};
 use anyhow::{Context, bail};
 use scenequeue_audio::dsp::PostProcess;
 use scenequeue_audio::encode::{self, OutputFormat};
 use scenequeue_audio::level::snr_db;
 use scenequeue_audio::{decode, resample};
 use scenequeue_core::options::BatchOptions;
+use scenequeue_core::wer::{self, Tally, recovered};
 use scenequeue_worker::testing::{self as inference, InferenceOptions, SceneTask, Tuning};
 use scenequeue_worker::{Device, RuntimeOptions, SessionPolicy};
 use std::collections::{BTreeMap, HashMap};
@@ -191,6 +191,7 @@ fn enhance(args: &Args, chain: &Chain, clips: &[Clip], clean: &[Vec<f32>], dir: 
                 output: dir.join(format!("{}.wav", c.key())),
                 tuning,
                 decoder: None,
+                transcribe: None,
             })
         })
         .collect::<anyhow::Result<_>>()?;

@@ -5,7 +5,7 @@
 
 use crate::ids::BatchId;
 use crate::jobs::finish_batch_if_done;
-use crate::options::BatchOptions;
+use crate::options::{AsrOptions, BatchOptions};
 use crate::states::BatchState;
 use sqlx::PgPool;
 use std::time::Duration;
@@ -31,6 +31,8 @@ pub struct NewBatch<'a> {
     pub submission_key: &'a str,
     /// Enhancement settings the workers apply over their own defaults.
     pub options: BatchOptions,
+    /// Transcription after enhancement, if asked for.
+    pub asr: Option<&'a AsrOptions>,
     /// The submission run that owns the batch while it ingests.
     pub owner: Uuid,
 }
@@ -40,8 +42,8 @@ pub struct NewBatch<'a> {
 pub async fn create(pool: &PgPool, batch: &NewBatch<'_>) -> Result<(), sqlx::Error> {
     sqlx::query(
         "INSERT INTO batches (id, state, model, output_dir, priority, submission_key, ingest_seen, atten_lim_db,
-                              post_filter_beta, highpass_hz, loudness_lufs, ingest_owner)
-         VALUES ($1, $2, $3, $4, $5, $6, now(), $7, $8, $9, $10, $11)
+                              post_filter_beta, highpass_hz, loudness_lufs, ingest_owner, asr_model, asr_language)
+         VALUES ($1, $2, $3, $4, $5, $6, now(), $7, $8, $9, $10, $11, $12, $13)
          ON CONFLICT (id) DO NOTHING",
     )
     .bind(batch.id)
@@ -55,6 +57,8 @@ pub async fn create(pool: &PgPool, batch: &NewBatch<'_>) -> Result<(), sqlx::Err
     .bind(batch.options.highpass_hz)
     .bind(batch.options.loudness_lufs)
     .bind(batch.owner)
+    .bind(batch.asr.map(|a| a.model.as_str()))
+    .bind(batch.asr.map(|a| a.language.as_str()))
     .execute(pool)
     .await?;
     Ok(())

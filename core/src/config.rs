@@ -37,10 +37,15 @@ impl Default for Services {
     }
 }
 
-/// The one rule for model names, shared by submissions and workers: 1 to 64 ASCII letters, digits, `-` and
-/// `_`. A name is a directory under the model directory, so it must never hold a path separator or `..`.
+/// The one rule for model names, shared by submissions and workers: 1 to 64 ASCII letters, digits, `-`, `_` and
+/// `.` (as in `whisper-tiny.en`), not starting with `.`. A name is a directory under the model directory, so it
+/// must never hold a path separator or `..`.
 pub fn valid_model_name(name: &str) -> bool {
-    !name.is_empty() && name.len() <= 64 && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    !name.is_empty()
+        && name.len() <= 64
+        && !name.starts_with('.')
+        && !name.contains("..")
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
 }
 
 #[cfg(test)]
@@ -51,7 +56,8 @@ mod tests {
     fn model_names_are_plain_directory_names() {
         assert!(valid_model_name("deepfilternet3"));
         assert!(valid_model_name("nsnet2-48k_v2"));
-        for bad in ["", "../etc", "a/b", "a b", "ü", &"x".repeat(65)] {
+        assert!(valid_model_name("whisper-tiny.en"));
+        for bad in ["", "../etc", "a/b", "a b", "ü", ".", "..", ".hidden", "a..b", &"x".repeat(65)] {
             assert!(!valid_model_name(bad), "{bad:?}");
         }
     }

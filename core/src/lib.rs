@@ -32,6 +32,8 @@
 //! - [`options`]: enhancement settings chosen per submission and stored on the batch; presets.
 //! - [`panics`]: a caught panic's message, stored as a failure's cause.
 //! - [`telemetry`]: structured logging set-up.
+//! - [`transcripts`]: a scene's text and timed segments, and the subtitle formats.
+//! - [`wer`]: word error rate, for the benchmarks and the recogniser's tests.
 
 pub mod batches;
 pub mod config;
@@ -54,4 +56,6 @@ pub mod retry;
 pub mod scenes;
 pub mod states;
 pub mod telemetry;
+pub mod transcripts;
+pub mod wer;
 pub mod workers;

@@ -19,6 +19,23 @@ pub struct BatchOptions {
     pub loudness_lufs: Option<f32>,
 }
 
+/// A batch's transcription: the recognition model its scenes are transcribed with after enhancement, and the
+/// language spoken (`auto`: detected per scene).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AsrOptions {
+    /// The recognition model (a directory under the workers' `models/asr/`).
+    pub model: String,
+    /// `auto`, or a language code (`en`, `de`, `ja`, ...).
+    pub language: String,
+}
+
+impl AsrOptions {
+    /// The options stored in a batch row's two columns (both set, or neither).
+    pub fn from_columns(model: Option<String>, language: Option<String>) -> Option<Self> {
+        Some(Self { model: model?, language: language.unwrap_or_else(|| "auto".to_string()) })
+    }
+}
+
 /// A named set of options, chosen by a benchmark (docs/BENCHMARKS.md).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Preset {

@@ -8,6 +8,7 @@
 use crate::fence::Fence;
 use crate::ids::{JobId, SceneId, WorkerId};
 use crate::states::{OutputFlag, RecoveryStep, SceneState};
+use crate::transcripts::Transcript;
 use serde::{Deserialize, Serialize};
 use sqlx::PgPool;
 use std::path::{Path, PathBuf};
@@ -41,6 +42,9 @@ pub struct Measurements {
     /// Speech-band level of what was written, dBFS.
     #[serde(default)]
     pub speech_out_db: f32,
+    /// What the recogniser heard, when the batch asked for transcription.
+    #[serde(default)]
+    pub transcript: Option<Transcript>,
 }
 
 /// Everything a result row records about one enhanced scene.
@@ -82,6 +86,7 @@ const COLUMNS: &[&str] = &[
     "flags",
     "speech_in_db",
     "speech_out_db",
+    "transcript",
 ];
 
 /// Upserts the rows given as a JSON array (`$1`) and marks their scenes succeeded (`$2`), in one statement.
@@ -173,6 +178,7 @@ mod tests {
                 flags: vec![OutputFlag::Silent],
                 speech_in_db: -21.0,
                 speech_out_db: -23.0,
+                transcript: None,
             },
         };
         let json = serde_json::to_value(&result).unwrap();

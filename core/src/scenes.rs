@@ -5,7 +5,7 @@
 
 use crate::fence::Fence;
 use crate::ids::{MediaId, SceneId};
-use crate::options::BatchOptions;
+use crate::options::{AsrOptions, BatchOptions};
 use crate::states::{JobState, SceneState};
 use sqlx::postgres::PgRow;
 use sqlx::{PgPool, Row};
@@ -19,6 +19,8 @@ pub struct JobWork {
     pub output_dir: String,
     /// The batch's processing options.
     pub options: BatchOptions,
+    /// The batch's transcription, if it asked for one.
+    pub asr: Option<AsrOptions>,
     /// This attempt's number, from 1.
     pub attempt: i32,
     /// Scenes still to run, by recording path and index (source order).
@@ -51,6 +53,7 @@ struct AttemptRow {
     model: String,
     output_dir: String,
     options: BatchOptions,
+    asr: Option<AsrOptions>,
     scene: Option<PendingScene>,
 }
 
@@ -65,6 +68,7 @@ impl<'r> sqlx::FromRow<'r, PgRow> for AttemptRow {
             model: row.try_get("model")?,
             output_dir: row.try_get("output_dir")?,
             options: BatchOptions::from_row(row)?,
+            asr: AsrOptions::from_columns(row.try_get("asr_model")?, row.try_get("asr_language")?),
             scene,
         })
     }
@@ -77,7 +81,7 @@ pub async fn start_attempt(pool: &PgPool, fence: &Fence) -> Result<Option<JobWor
     let rows: Vec<AttemptRow> = sqlx::query_as(
         "WITH held AS (
              SELECT j.id AS job_id, j.attempts, b.model, b.output_dir,
-                    b.atten_lim_db, b.post_filter_beta, b.highpass_hz, b.loudness_lufs
+                    b.atten_lim_db, b.post_filter_beta, b.highpass_hz, b.loudness_lufs, b.asr_model, b.asr_language
              FROM jobs j JOIN batches b ON b.id = j.batch_id
              WHERE j.id = $1 AND j.lease_token = $2 AND j.state = $3
              FOR SHARE OF j
@@ -87,7 +91,7 @@ pub async fn start_attempt(pool: &PgPool, fence: &Fence) -> Result<Option<JobWor
              RETURNING s.id, s.media_id, s.idx, s.start_s, s.end_s
          )
          SELECT h.attempts, h.model, h.output_dir, h.atten_lim_db, h.post_filter_beta, h.highpass_hz,
-                h.loudness_lufs, s.id, s.media_id, s.idx, s.start_s, s.end_s, m.path, m.decoder
+                h.loudness_lufs, h.asr_model, h.asr_language, s.id, s.media_id, s.idx, s.start_s, s.end_s, m.path, m.decoder
          FROM held h LEFT JOIN (marked s JOIN media m ON m.id = s.media_id) ON true
          ORDER BY m.path, s.idx",
     )
@@ -102,10 +106,10 @@ pub async fn start_attempt(pool: &PgPool, fence: &Fence) -> Result<Option<JobWor
     let Some(first) = rows.first() else {
         return Ok(None);
     };
-    let (attempt, model, output_dir, options) =
-        (first.attempts, first.model.clone(), first.output_dir.clone(), first.options);
+    let (attempt, model, output_dir, options, asr) =
+        (first.attempts, first.model.clone(), first.output_dir.clone(), first.options, first.asr.clone());
     let scenes = rows.into_iter().filter_map(|r| r.scene).collect();
-    Ok(Some(JobWork { model, output_dir, options, attempt, scenes }))
+    Ok(Some(JobWork { model, output_dir, options, asr, attempt, scenes }))
 }
 
 /// Marks a scene failed with its cause; the rest of its job goes on. False, and nothing written, if the lease

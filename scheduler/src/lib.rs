@@ -21,6 +21,7 @@
 //! - `reconcile`: queued jobs against the messages the broker holds.
 //! - `retry`: an operator's retry of dead jobs and failed scenes.
 //! - `status`: counts per state for the CLI.
+//! - [`transcripts`]: a batch's transcripts read back per recording, for subtitles and ASR manifests.
 
 mod dead_letters;
 mod examine;
@@ -36,6 +37,7 @@ mod retry;
 mod status;
 mod steps;
 mod submit;
+pub mod transcripts;
 mod writer;
 
 pub use export::{RecordingEntry, SceneEntry, SceneList, scene_list};

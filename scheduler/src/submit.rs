@@ -34,7 +34,7 @@ use scenequeue_core::config::valid_model_name;
 use scenequeue_core::dispatch::dispatch;
 use scenequeue_core::ids::BatchId;
 use scenequeue_core::mq::Publisher;
-use scenequeue_core::options::BatchOptions;
+use scenequeue_core::options::{AsrOptions, BatchOptions};
 use scenequeue_core::outage::Patience;
 use sqlx::PgPool;
 use std::collections::HashSet;
@@ -80,6 +80,8 @@ pub struct SubmitRequest {
     pub resume: Option<BatchId>,
     /// Enhancement settings stored on the batch, applied by the workers over their own defaults.
     pub options: BatchOptions,
+    /// Transcription after enhancement, stored on the batch; None: enhancement only.
+    pub asr: Option<AsrOptions>,
     /// How long each database step waits for Postgres to come back before the submission stops.
     pub patience: Patience,
     /// Counters the submission keeps up to date as it goes (a progress bar reads them).
@@ -103,6 +105,7 @@ impl Default for SubmitRequest {
             detector: None,
             resume: None,
             options: BatchOptions::default(),
+            asr: None,
             patience: Patience::default(),
             progress: SubmitProgress::default(),
         }
@@ -139,7 +142,7 @@ fn submission_key(req: &SubmitRequest, output_dir: &Path, entries: &[Entry]) -> 
     let p = &req.split;
     hasher.update(
         format!(
-            "model={}\nout={}\nsplit={:?}\nbudget={}\npack={:?}\nattempts={}\ndetector={}\noptions={:?}\n",
+            "model={}\nout={}\nsplit={:?}\nbudget={}\npack={:?}\nattempts={}\ndetector={}\noptions={:?}\nasr={:?}\n",
             req.model,
             output_dir.display(),
             (p.frame_s, p.min_scene_s, p.max_scene_s, p.min_silence_s, p.split_silence_s, p.margin_db, p.floor_db),
@@ -147,7 +150,8 @@ fn submission_key(req: &SubmitRequest, output_dir: &Path, entries: &[Entry]) -> 
             req.pack_mode,
             req.max_attempts,
             req.detector.is_some(),
-            req.options
+            req.options,
+            req.asr
         )
         .as_bytes(),
     );
@@ -200,6 +204,7 @@ async fn open_batch(
         priority: req.priority,
         submission_key: key,
         options: req.options,
+        asr: req.asr.as_ref(),
         owner,
     };
     steps.run(opening, || batches::create(pool, &new)).await?;
@@ -415,6 +420,7 @@ pub async fn store_cut_batch(
         priority: 0,
         submission_key: "",
         options: BatchOptions::default(),
+        asr: None,
         owner: Uuid::new_v4(),
     };
     batches::create(pool, &new).await?;

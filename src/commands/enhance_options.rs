@@ -3,7 +3,9 @@
 
 use crate::args::EnhanceArgs;
 use anyhow::bail;
-use scenequeue_core::options::BatchOptions;
+use scenequeue_core::config::valid_model_name;
+use scenequeue_core::options::{AsrOptions, BatchOptions};
+use scenequeue_worker::asr;
 use scenequeue_worker::{AdapterKind, manifest};
 use std::path::Path;
 
@@ -29,6 +31,27 @@ pub fn options(args: &EnhanceArgs, model_dir: &Path, model: &str) -> anyhow::Res
         );
     }
     Ok(options)
+}
+
+/// The submission's transcription, if asked for; the recognition model is checked when it is installed on this
+/// machine (a worker refuses the job otherwise).
+pub fn asr(args: &EnhanceArgs, model_dir: &Path) -> anyhow::Result<Option<AsrOptions>> {
+    if !args.transcribe {
+        return Ok(None);
+    }
+    if !valid_model_name(&args.asr_model) {
+        bail!("invalid recognition model name {:?}", args.asr_model);
+    }
+    let installed = asr::available(model_dir);
+    if model_dir.join(asr::ASR_DIR).is_dir() && !installed.contains(&args.asr_model) {
+        bail!(
+            "recognition model {:?} is not installed under {} (installed: {}; scripts/fetch-models.sh fetches them)",
+            args.asr_model,
+            model_dir.join(asr::ASR_DIR).display(),
+            installed.join(", ")
+        );
+    }
+    Ok(Some(AsrOptions { model: args.asr_model.clone(), language: args.language.to_string() }))
 }
 
 #[cfg(test)]

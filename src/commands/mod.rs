@@ -10,6 +10,8 @@ mod serve;
 mod status;
 mod submit;
 mod terminal;
+mod transcribe;
+mod transcripts;
 mod watch;
 mod worker;
 
@@ -33,11 +35,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Status { batch, json, watch } => watch::run(&services, batch, json, watch).await,
         Command::Workers { json } => watch::workers(&services, json).await,
         Command::Scenes { batch, format } => status::scenes(&services, batch, format).await,
+        Command::Transcripts { batch, format, out } => transcripts::run(&services, batch, format, out).await,
         Command::Migrate => scheduler::migrate(&services).await,
         Command::Probe(args) => tokio::task::spawn_blocking(move || probe::run(&args)).await?,
         // Printed by `main` before the runtime starts: it needs the configuration file and the flags as given.
         Command::Config => Ok(()),
         Command::Demo(args) => demo::run(&services, &args).await,
+        Command::Transcribe(args) => tokio::task::spawn_blocking(move || transcribe::run(&args)).await?,
         Command::InferenceChild => {
             tokio::task::spawn_blocking(scenequeue_worker::child_main).await?.map_err(anyhow::Error::msg)
         }

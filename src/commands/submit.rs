@@ -31,6 +31,7 @@ pub fn request(args: &SubmitArgs) -> anyhow::Result<SubmitRequest> {
         detector,
         resume: args.resume,
         options: crate::commands::enhance_options::options(&args.enhance, &args.files.model_dir, &args.model)?,
+        asr: crate::commands::enhance_options::asr(&args.enhance, &args.files.model_dir)?,
         ..request_from(args.inputs.clone(), args.out.clone(), args.model.clone(), &args.split)
     })
 }

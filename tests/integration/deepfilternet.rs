@@ -92,6 +92,7 @@ fn long_scenes_run_in_windows_that_agree_with_the_whole_clip() {
             output: dir.join(name),
             tuning: Default::default(),
             decoder: None,
+            transcribe: None,
         };
         let out = runner.scene("deepfilternet3", &task).unwrap();
         let (y, _) = read_span_mono(&dir.join(name), 0.0, 75.0).unwrap();
@@ -152,6 +153,7 @@ fn fixed_window_batches_match_per_scene_processing() {
                 output: dir.join(format!("{tag}-{i}.wav")),
                 tuning: Default::default(),
                 decoder: None,
+                transcribe: None,
             })
             .collect();
         let results = runner.scenes("deepfilternet3", &tasks);
@@ -215,8 +217,15 @@ fn run_scene(
         false => (SessionPolicy::PerJob, None),
     };
     let mut runner = inference::runner(&options, policy, child).unwrap();
-    let task =
-        SceneTask { source: source.to_path_buf(), start_s: 0.0, end_s, output: output.clone(), tuning, decoder: None };
+    let task = SceneTask {
+        source: source.to_path_buf(),
+        start_s: 0.0,
+        end_s,
+        output: output.clone(),
+        tuning,
+        decoder: None,
+        transcribe: None,
+    };
     runner.scene(model, &task).map_err(|e| e.to_string())?;
     Ok(read_span_mono(&output, 0.0, end_s).unwrap().0)
 }

@@ -254,6 +254,7 @@ async fn a_run_that_stalled_and_was_taken_over_can_store_nothing_more() {
         submission_key: "k",
         options: Default::default(),
         owner: first,
+        asr: None,
     };
     batches::create(&env.pool, &new).await.unwrap();
     assert!(batches::ingest_heartbeat(&env.pool, batch, first).await.unwrap());

@@ -25,5 +25,6 @@ mod pooler;
 mod recovery;
 mod reliability;
 mod states;
+mod transcription;
 mod vad;
 mod waveform;

@@ -192,6 +192,7 @@ async fn retry_of_one_job_leaves_the_others_and_refuses_what_it_cannot_retry() {
         submission_key: "k",
         options: Default::default(),
         owner: uuid::Uuid::new_v4(),
+        asr: None,
     };
     batches::create(&env.pool, &new).await.unwrap();
     let err = scenequeue_core::retry::retry(&env.pool, ingesting.0).await.unwrap_err().to_string();

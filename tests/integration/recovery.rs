@@ -33,6 +33,7 @@ impl Fixture {
             output: self.dir.join(format!("out-{i}.wav")),
             tuning: Default::default(),
             decoder: None,
+            transcribe: None,
         }
     }
 }
@@ -196,6 +197,7 @@ fn outputs_lose_their_rumble_and_reach_the_loudness_asked_for() {
         output: dir.join(name),
         tuning: Default::default(),
         decoder: None,
+        transcribe: None,
     };
     let read = |name: &str| -> Vec<f32> {
         let (x, _) = scenequeue_audio::decode::read_span_mono(&dir.join(name), 0.0, 6.0).unwrap();
@@ -234,6 +236,7 @@ fn long_scenes_can_run_in_bounded_crossfaded_windows_without_clicks() {
         output: f.dir.join(name),
         tuning: Default::default(),
         decoder: None,
+        transcribe: None,
     };
     let read = |name: &str| -> Vec<f32> {
         let (x, _) = scenequeue_audio::decode::read_span_mono(&f.dir.join(name), 0.0, 180.0).unwrap();

@@ -156,6 +156,7 @@ fn result_row(scene: scenequeue_core::ids::SceneId, job: JobId, worker: WorkerId
             flags: vec![],
             speech_in_db: -20.0,
             speech_out_db: -20.0,
+            transcript: None,
         },
     }
 }

@@ -1,5 +1,6 @@
 //! Why a scene produced no output, and the one place each such failure is given its disposition.
 
+use crate::asr::AsrError;
 use crate::disposition::Disposition;
 use crate::model::{InferenceError, ModelError};
 use crate::sessions::EnhanceError;
@@ -79,6 +80,9 @@ pub enum SceneFailure {
         /// What the child decided becomes of it.
         disposition: Disposition,
     },
+    /// The recogniser could not be loaded or failed on the scene's audio.
+    #[error("transcription: {0}")]
+    Transcription(AsrError),
     /// The inference side returned no outcome for the scene (a bug; the job is retried).
     #[error("no outcome was returned for the scene")]
     NoResult,
@@ -121,6 +125,18 @@ impl SceneFailure {
             },
             Self::Panicked { .. } | Self::Hung { .. } | Self::NotTried { .. } => Disposition::FailScene,
             Self::Isolated { disposition, .. } => *disposition,
+            Self::Transcription(e) => match e {
+                // A recognition model that is not there or cannot be loaded: this worker's fault.
+                AsrError::Unknown { .. }
+                | AsrError::Missing(_)
+                | AsrError::Read { .. }
+                | AsrError::Invalid { .. }
+                | AsrError::Load { .. }
+                | AsrError::Language(_) => Disposition::Unhealthy,
+                // The device ran out of memory: the job again, on fresh sessions.
+                AsrError::Ort(_) if e.is_out_of_memory() => Disposition::RetryJob,
+                AsrError::Ort(_) | AsrError::Output(_) | AsrError::Shape(_) => Disposition::FailScene,
+            },
             Self::Stuck { .. } | Self::NoResult => Disposition::RetryJob,
         }
     }

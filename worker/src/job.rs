@@ -17,6 +17,7 @@ use crate::tuning::Tuning;
 use crate::watchdog::Watchdog;
 use scenequeue_core::fence::Fence;
 use scenequeue_core::ids::BatchId;
+use scenequeue_core::options::AsrOptions;
 use scenequeue_core::results::{RecordError, SceneResult};
 use scenequeue_core::scenes::{self, JobWork, PendingScene};
 use std::collections::HashSet;
@@ -81,7 +82,8 @@ pub struct Attempted {
 
 /// Runs what is left of the job.
 pub async fn run(ctx: &Ctx<'_>, at: &Attempt<'_>, watchdog: &mut Watchdog) -> Attempted {
-    let mut job = JobRun { ctx, at, recorder: Recorder::default(), counts: JobCounts::default(), model: None };
+    let mut job =
+        JobRun { ctx, at, recorder: Recorder::default(), counts: JobCounts::default(), model: None, asr: None };
     let end = match job.scenes(watchdog).await {
         Ok(end) => job.ending(end).await,
         Err(e) => Err(e),
@@ -98,6 +100,8 @@ struct JobRun<'c, 'a> {
     counts: JobCounts,
     /// The batch's model and output directory, once the attempt has started.
     model: Option<(String, PathBuf)>,
+    /// The batch's transcription, if it asked for one.
+    asr: Option<AsrOptions>,
 }
 
 impl JobRun<'_, '_> {
@@ -105,13 +109,14 @@ impl JobRun<'_, '_> {
         let (ctx, at) = (self.ctx, self.at);
         // One fenced write reads what is left (scenes finished by an earlier attempt keep their outcome) and marks
         // every scene left running: they are all handed to the model in this attempt.
-        let Some(JobWork { model, output_dir, options, attempt, scenes: pending }) =
+        let Some(JobWork { model, output_dir, options, asr, attempt, scenes: pending }) =
             scenes::start_attempt(ctx.pool, &at.fence).await?
         else {
             return Ok(JobEnd::LeaseLost);
         };
         let output_dir = PathBuf::from(output_dir);
         self.model = Some((model.clone(), output_dir.clone()));
+        self.asr = asr;
         let tuning = Tuning::resolve(&ctx.config.post, &options);
         // Files an earlier attempt wrote and never recorded (its worker was killed in between, so its lease ran out
         // and this is a later attempt) go now.
@@ -290,6 +295,7 @@ impl JobRun<'_, '_> {
             end_s: scene.end_s,
             tuning,
             decoder: scene.decoder.as_deref().and_then(|d| d.parse().ok()),
+            transcribe: self.asr.clone(),
         };
         (task, final_path)
     }

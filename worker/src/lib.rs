@@ -39,6 +39,7 @@
 //! - `paths`: output file names derived from ids and sanitized names.
 //! - `vad`: the Silero voice-activity detector the scheduler can cut scenes with.
 
+pub mod asr;
 mod batching;
 mod config;
 mod consume;

@@ -5,6 +5,7 @@
 //! Spans are read through one [`SpanReader`] per thread (the inference thread, or an isolated child's), so the
 //! scenes of a job, which arrive in source order, are read from each recording in one forward pass.
 
+use crate::asr::{self, AsrError, Language, Transcript};
 use crate::batching::FixedWindows;
 use crate::failure::{SceneError, SceneFailure};
 use crate::memory::MemoryProbe;
@@ -18,6 +19,7 @@ use scenequeue_audio::encode::OutputFormat;
 use scenequeue_audio::spans::SpanReader;
 use scenequeue_audio::stream::Decoder;
 use scenequeue_audio::{encode, level, resample};
+use scenequeue_core::options::AsrOptions;
 use scenequeue_core::results::Measurements;
 use scenequeue_core::states::{OutputFlag, RecoveryStep};
 use serde::{Deserialize, Serialize};
@@ -42,6 +44,9 @@ pub struct SceneTask {
     /// The decoder the submission read the recording with (None: the first that reads it).
     #[serde(default)]
     pub decoder: Option<Decoder>,
+    /// Transcribe what was written, with this recognition model and language.
+    #[serde(default)]
+    pub transcribe: Option<AsrOptions>,
 }
 
 /// What one scene produced: its measurements, as its result row records them (the file is the task's output).
@@ -82,11 +87,12 @@ fn read(task: &SceneTask, model_rate: u32) -> Result<Vec<f32>, SceneFailure> {
 /// fails its checks.
 pub type Finishing<'a> = (&'a PostProcess, OutputFormat, OnBadOutput);
 
-/// Checks, post-processes and writes the enhanced scene; `spent` is the processing time it is charged.
+/// Checks, post-processes and writes the enhanced scene, then transcribes what was written when the batch asks
+/// for it; `spent` is the processing time it is charged.
 fn finish(
+    sessions: &mut Sessions,
     task: &SceneTask,
-    input: &[f32],
-    mut out: Recovered,
+    (input, mut out): (&[f32], Recovered),
     model_rate: u32,
     (post, format, on_bad_output): Finishing<'_>,
     probe: &MemoryProbe,
@@ -104,6 +110,10 @@ fn finish(
         tracing::warn!(source = %task.source.display(), start_s = task.start_s, flags = ?checked.flags,
             speech_in_db = checked.speech_in_db, speech_out_db = checked.speech_out_db, "enhanced scene flagged");
     }
+    let transcript = match &task.transcribe {
+        Some(asr) => Some(transcribe(sessions, asr, &out.audio, model_rate)?),
+        None => None,
+    };
     Ok(SceneOutput {
         sample_rate: model_rate,
         duration_s: out.audio.len() as f64 / f64::from(model_rate),
@@ -116,7 +126,17 @@ fn finish(
         flags: checked.flags,
         speech_in_db: checked.speech_in_db,
         speech_out_db: checked.speech_out_db,
+        transcript,
     })
+}
+
+/// What the recogniser hears in the scene as written (post-processing included), at its own rate.
+fn transcribe(sessions: &mut Sessions, asr: &AsrOptions, audio: &[f32], rate: u32) -> Result<Transcript, SceneFailure> {
+    let language: Language = asr.language.parse().map_err(|reason: String| {
+        SceneFailure::Transcription(AsrError::Invalid { path: PathBuf::from(&asr.model), reason })
+    })?;
+    let heard = resample::resample(audio, rate, asr::SAMPLE_RATE)?;
+    sessions.transcribe(&asr.model, &heard, &language).map_err(SceneFailure::Transcription)
 }
 
 pub fn process(
@@ -132,7 +152,7 @@ pub fn process(
     sessions.set_post_filter(model, task.tuning.post_filter_beta)?;
     let input = read(task, model_rate)?;
     let out = recovery::enhance(sessions, model, &input, model_rate, recovery)?;
-    finish(task, &input, out, model_rate, output, probe, started.elapsed())
+    finish(sessions, task, (&input, out), model_rate, output, probe, started.elapsed())
 }
 
 /// A group of scenes through fixed-shape window batches (`batching`). Each scene gets its own outcome: one
@@ -196,7 +216,7 @@ pub fn process_group(
             Some(audio) => {
                 let share = inference.mul_f64(input.len() as f64 / total.max(1) as f64);
                 let out = Recovered { audio, step: RecoveryStep::None, ooms: 0 };
-                finish(task, &input, out, model_rate, output, probe, read_time + share)
+                finish(sessions, task, (&input, out), model_rate, output, probe, read_time + share)
             }
             None => {
                 let started = Instant::now();
@@ -209,7 +229,7 @@ pub fn process_group(
                         out.step = RecoveryStep::Recreated;
                     }
                 }
-                finish(task, &input, out, model_rate, output, probe, read_time + started.elapsed())
+                finish(sessions, task, (&input, out), model_rate, output, probe, read_time + started.elapsed())
             }
         });
         let ends_job = matches!(&result, Err(e) if e.ends_job());

@@ -3,6 +3,7 @@
 //! high-water mark for ever, which is how a long run of scenes exhausts a GPU. docs/SESSIONS.md says when to
 //! choose which policy.
 
+use crate::asr::{AsrError, Language, Transcript, Whisper};
 use crate::faults::{FaultPlan, Faults};
 use crate::model::{Enhancer, InferenceError, ModelError, load};
 use crate::runtime::Runtime;
@@ -99,6 +100,8 @@ pub struct Sessions {
     create_time: Duration,
     /// DeepFilterNet's post-filter strength for the calls that follow, set on every enhancer handed out.
     post_filter: Option<f32>,
+    /// The recogniser, for batches that ask for transcription: created and dropped with the enhancer's session.
+    recogniser: Option<Whisper>,
 }
 
 impl Sessions {
@@ -115,6 +118,7 @@ impl Sessions {
             created: 0,
             create_time: Duration::ZERO,
             post_filter: None,
+            recogniser: None,
         }
     }
 
@@ -174,9 +178,26 @@ impl Sessions {
         Ok(enhancer.enhance(x)?)
     }
 
-    /// Drops the live session now, returning its memory.
+    /// Transcribes 16 kHz samples with recognition model `name`, creating its sessions if none are live for it.
+    pub fn transcribe(&mut self, name: &str, samples: &[f32], language: &Language) -> Result<Transcript, AsrError> {
+        let recogniser = match self.recogniser.take() {
+            Some(r) if r.name() == name => r,
+            stale => {
+                drop(stale);
+                let started = Instant::now();
+                let loaded = Whisper::load(&self.runtime, &self.model_dir, name)?;
+                self.create_time += started.elapsed();
+                self.created += 1;
+                loaded
+            }
+        };
+        self.recogniser.insert(recogniser).transcribe(samples, language)
+    }
+
+    /// Drops the live sessions now, returning their memory.
     pub fn reset(&mut self) {
         self.current = None;
+        self.recogniser = None;
     }
 
     /// Applies the policy after a job, given the memory held now (MiB). Returns whether the session was dropped.
@@ -192,7 +213,7 @@ impl Sessions {
             SessionPolicy::ShrinkEachRun | SessionPolicy::Persistent => false,
         };
         if drop_now {
-            self.current = None;
+            self.reset();
         }
         drop_now
     }

@@ -43,6 +43,7 @@ impl Simulated {
             gpu_mem_mb: None,
             flags: Vec::new(),
             speech_in_db: -20.0,
+            transcript: None,
             speech_out_db: -20.0,
         })
     }

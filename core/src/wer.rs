@@ -29,17 +29,21 @@ pub fn edits(reference: &[String], hypothesis: &[String]) -> usize {
 /// Edits and reference words summed over utterances.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Tally {
+    /// Word edits summed.
     pub edits: usize,
+    /// Reference words summed.
     pub words: usize,
 }
 
 impl Tally {
+    /// Adds one utterance: its reference text and what was recognised.
     pub fn add(&mut self, reference: &str, hypothesis: &str) {
         let reference = words(reference);
         self.edits += edits(&reference, &words(hypothesis));
         self.words += reference.len();
     }
 
+    /// Adds another tally.
     pub fn merge(&mut self, other: Tally) {
         self.edits += other.edits;
         self.words += other.words;

@@ -1,0 +1,147 @@
+//! What a scene says: the recogniser's text and timed segments, and the subtitle and manifest formats a
+//! recording's transcript is written in (SRT, WebVTT, plain text, JSON Lines).
+
+use serde::{Deserialize, Serialize};
+
+/// A stretch of speech and its text, times in seconds from the start of what was transcribed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Segment {
+    /// Start, seconds.
+    pub start: f64,
+    /// End, seconds.
+    pub end: f64,
+    /// The text, as the recogniser wrote it (Whisper's has a leading space).
+    pub text: String,
+    /// Average log-probability of the tokens of the window it came from.
+    pub avg_logprob: f32,
+    /// Its window's no-speech probability.
+    pub no_speech_prob: f32,
+    /// Its window's text's zlib compression ratio (high: a repetition loop).
+    pub compression_ratio: f32,
+}
+
+/// What a stretch of audio says.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Transcript {
+    /// The segments' text, joined and trimmed; empty when nothing was said.
+    pub text: String,
+    /// The timed segments.
+    pub segments: Vec<Segment>,
+    /// The language, as the recogniser's code (`en`, `de`, ...).
+    pub language: String,
+    /// Average log-probability over the tokens of the windows kept (0 when none was).
+    pub avg_logprob: f32,
+    /// The lowest no-speech probability of any window: low when some window holds speech.
+    pub no_speech_prob: f32,
+}
+
+/// A subtitle cue: a segment placed on the recording's timeline.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Cue {
+    /// Start in the recording, seconds.
+    pub start: f64,
+    /// End in the recording, seconds.
+    pub end: f64,
+    /// The text, trimmed.
+    pub text: String,
+}
+
+impl Cue {
+    /// `segment` of a scene that starts `offset` seconds into its recording.
+    pub fn placed(segment: &Segment, offset: f64) -> Self {
+        Self { start: offset + segment.start, end: offset + segment.end, text: segment.text.trim().to_string() }
+    }
+}
+
+/// The formats a transcript is written in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum TextFormat {
+    /// SubRip subtitles (`.srt`).
+    Srt,
+    /// WebVTT subtitles (`.vtt`).
+    Vtt,
+    /// Plain text, one cue per line (`.txt`).
+    Txt,
+    /// JSON Lines, one object per scene or file (`.jsonl`).
+    Jsonl,
+}
+
+impl TextFormat {
+    /// The file extension.
+    pub fn extension(self) -> &'static str {
+        match self {
+            Self::Srt => "srt",
+            Self::Vtt => "vtt",
+            Self::Txt => "txt",
+            Self::Jsonl => "jsonl",
+        }
+    }
+}
+
+/// Cues as SubRip: numbered blocks, `HH:MM:SS,mmm --> HH:MM:SS,mmm`.
+pub fn srt(cues: &[Cue]) -> String {
+    let mut out = String::new();
+    for (i, cue) in cues.iter().enumerate() {
+        out.push_str(&format!("{}\n{} --> {}\n{}\n\n", i + 1, clock(cue.start, ','), clock(cue.end, ','), cue.text));
+    }
+    out
+}
+
+/// Cues as WebVTT: a header, then `HH:MM:SS.mmm --> HH:MM:SS.mmm` blocks.
+pub fn vtt(cues: &[Cue]) -> String {
+    let mut out = String::from("WEBVTT\n\n");
+    for cue in cues {
+        out.push_str(&format!("{} --> {}\n{}\n\n", clock(cue.start, '.'), clock(cue.end, '.'), cue.text));
+    }
+    out
+}
+
+/// Cues as plain text, one per line.
+pub fn txt(cues: &[Cue]) -> String {
+    cues.iter().map(|c| format!("{}\n", c.text)).collect()
+}
+
+/// `seconds` as `HH:MM:SS` and milliseconds after `separator`.
+fn clock(seconds: f64, separator: char) -> String {
+    let ms = (seconds.max(0.0) * 1000.0).round() as u64;
+    format!("{:02}:{:02}:{:02}{separator}{:03}", ms / 3_600_000, ms / 60_000 % 60, ms / 1000 % 60, ms % 1000)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cues() -> Vec<Cue> {
+        vec![
+            Cue { start: 1.5, end: 3.25, text: "Hello there.".into() },
+            Cue { start: 3661.004, end: 3662.0, text: "An hour later.".into() },
+        ]
+    }
+
+    #[test]
+    fn srt_numbers_cues_and_uses_commas() {
+        assert_eq!(
+            srt(&cues()),
+            "1\n00:00:01,500 --> 00:00:03,250\nHello there.\n\n2\n01:01:01,004 --> 01:01:02,000\nAn hour later.\n\n"
+        );
+    }
+
+    #[test]
+    fn vtt_has_its_header_and_uses_dots() {
+        let text = vtt(&cues());
+        assert!(text.starts_with("WEBVTT\n\n00:00:01.500 --> 00:00:03.250\nHello there.\n\n"));
+    }
+
+    #[test]
+    fn a_segment_is_placed_at_its_scene_s_offset() {
+        let segment = Segment {
+            start: 0.5,
+            end: 2.0,
+            text: " Hi.".into(),
+            avg_logprob: -0.2,
+            no_speech_prob: 0.01,
+            compression_ratio: 1.0,
+        };
+        assert_eq!(Cue::placed(&segment, 60.0), Cue { start: 60.5, end: 62.0, text: "Hi.".into() });
+    }
+}
