@@ -215,6 +215,11 @@ pub struct EnhanceArgs {
     /// The language spoken, for --transcribe: `auto` (detected per scene) or a code such as en, de, ja.
     #[arg(long, default_value = "auto", requires = "transcribe")]
     pub language: scenequeue_worker::asr::Language,
+    /// Which audio the recogniser gets, for --transcribe: auto (per scene, the enhanced or the untouched audio,
+    /// whichever it is surer of; both are transcribed), always (the enhanced scene) or never (the untouched one).
+    /// The enhanced files are written either way.
+    #[arg(long, default_value = "auto", requires = "transcribe")]
+    pub enhance_for_asr: scenequeue_core::transcripts::AsrInput,
 }
 
 /// How `scenes` prints a batch.

@@ -37,6 +37,8 @@ pub enum Noise {
     Pink,
     /// Four other talkers at once.
     Babble,
+    /// Music-like: a tune of decaying harmonic notes, with a chord under it.
+    Music,
 }
 
 impl std::str::FromStr for Noise {
@@ -46,7 +48,8 @@ impl std::str::FromStr for Noise {
             "white" => Ok(Self::White),
             "pink" => Ok(Self::Pink),
             "babble" => Ok(Self::Babble),
-            _ => bail!("unknown noise {s:?}: expected white, pink or babble"),
+            "music" => Ok(Self::Music),
+            _ => bail!("unknown noise {s:?}: expected white, pink, babble or music"),
         }
     }
 }
@@ -57,6 +60,7 @@ impl std::fmt::Display for Noise {
             Self::White => "white",
             Self::Pink => "pink",
             Self::Babble => "babble",
+            Self::Music => "music",
         })
     }
 }
@@ -112,7 +116,32 @@ pub fn noise(kind: Noise, len: usize, seed: u64, babble: &[f32]) -> Vec<f32> {
             let start = (Rng::new(seed).next_f64() * babble.len() as f64) as usize;
             (0..len).map(|n| babble.get((start + n) % babble.len().max(1)).copied().unwrap_or(0.0)).collect()
         }
+        Noise::Music => music(len, seed),
     }
+}
+
+/// A tune in A minor: notes of 0.2-0.6 s drawn from `seed`, three harmonics each, decaying, over a held chord.
+fn music(len: usize, seed: u64) -> Vec<f32> {
+    const SCALE: [f32; 8] = [220.0, 246.9, 261.6, 293.7, 329.6, 349.2, 392.0, 440.0];
+    let mut rng = Rng::new(seed);
+    let rate = RATE as f32;
+    let mut out = vec![0f32; len];
+    let mut at = 0;
+    while at < len {
+        let f = SCALE[(rng.next_f64() * SCALE.len() as f64) as usize % SCALE.len()] * 2.0;
+        let n = ((0.2 + 0.4 * rng.next_f64()) * f64::from(RATE)) as usize;
+        for (i, v) in out[at..(at + n).min(len)].iter_mut().enumerate() {
+            let t = i as f32 / rate;
+            let tone: f32 = (1..=3).map(|k| (std::f32::consts::TAU * f * k as f32 * t).sin() / k as f32).sum();
+            *v += tone * (-4.0 * t).exp();
+        }
+        at += n;
+    }
+    for (i, v) in out.iter_mut().enumerate() {
+        let t = i as f32 / rate;
+        *v += 0.3 * [110.0f32, 130.8, 164.8].iter().map(|f| (std::f32::consts::TAU * f * t).sin()).sum::<f32>();
+    }
+    out
 }
 
 fn power(x: &[f32]) -> f64 {

@@ -19,8 +19,9 @@ use scenequeue_audio::level::snr_db;
 use scenequeue_audio::{decode, resample};
 use scenequeue_core::options::BatchOptions;
 use scenequeue_core::wer::{self, Tally, recovered};
+use scenequeue_worker::asr::{self, Language, Whisper};
 use scenequeue_worker::testing::{self as inference, InferenceOptions, SceneTask, Tuning};
-use scenequeue_worker::{Device, RuntimeOptions, SessionPolicy};
+use scenequeue_worker::{Device, Runtime, RuntimeOptions, SessionPolicy};
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -30,6 +31,8 @@ const DEFAULT_CHAINS: &str = "deepfilternet3,deepfilternet3+atten=18,deepfiltern
 deepfilternet3+pf=0.02,deepfilternet3+hp=0,nsnet2-48k";
 /// The recogniser's rate.
 const ASR_RATE: u32 = 16_000;
+/// espeak-ng voices reading the texts in turn: two accents, male and female variants.
+const VOICES: [&str; 6] = ["en-us", "en-gb", "en-us+m3", "en-gb+f3", "en-us+m7", "en-gb+f2"];
 /// Level of the clean speech, dBFS RMS.
 const SPEECH_DBFS: f64 = -26.0;
 /// Level of the dither in every recogniser input, dBFS RMS (46 dB under the clean speech).
@@ -66,7 +69,43 @@ pub struct Args {
     python: PathBuf,
     /// Where scripts/fetch-recogniser.sh installed PocketSphinx.
     #[arg(long, default_value = ".scenequeue/pocketsphinx")]
-    recogniser: PathBuf,
+    pocketsphinx: PathBuf,
+    /// Recognisers, comma-separated: Whisper models (directories under the model directory's `asr/`), run by
+    /// the worker's own Whisper stage, and `pocketsphinx`.
+    #[arg(long, default_value = "whisper-tiny.en")]
+    recogniser: String,
+}
+
+/// Who transcribes.
+enum Recogniser {
+    /// PocketSphinx with the texts' closed vocabulary (bench/support/transcribe.py).
+    PocketSphinx,
+    /// A Whisper model of the worker's stage.
+    Whisper(String),
+}
+
+impl Recogniser {
+    fn parse(name: &str) -> anyhow::Result<Self> {
+        match name.trim() {
+            "pocketsphinx" => Ok(Self::PocketSphinx),
+            w if w.starts_with("whisper") => Ok(Self::Whisper(w.to_string())),
+            other => bail!("unknown recogniser {other:?}: expected pocketsphinx or a Whisper model"),
+        }
+    }
+
+    fn name(&self) -> &str {
+        match self {
+            Self::PocketSphinx => "pocketsphinx",
+            Self::Whisper(name) => name,
+        }
+    }
+}
+
+/// What a recogniser heard in one file: the text, and Whisper's average log-probability.
+#[derive(Debug, Clone, Default)]
+struct Heard {
+    text: String,
+    confidence: Option<f32>,
 }
 
 /// A model and the options a submission would give it.
@@ -240,7 +279,7 @@ fn transcribe(args: &Args, files: &[PathBuf], lm: &Path, dir: &Path) -> anyhow::
             .arg(&script)
             .arg(&listing)
             .arg(lm)
-            .env("PYTHONPATH", &args.recogniser)
+            .env("PYTHONPATH", &args.pocketsphinx)
             .stdout(Stdio::piped())
             .spawn()
             .with_context(|| format!("cannot run {}", args.python.display()))?;
@@ -266,6 +305,46 @@ fn transcribe(args: &Args, files: &[PathBuf], lm: &Path, dir: &Path) -> anyhow::
     Ok(texts)
 }
 
+/// Transcribes `files` (16 kHz) with the worker's Whisper stage in this process; prints its speed.
+fn whisper(args: &Args, name: &str, files: &[PathBuf]) -> anyhow::Result<HashMap<PathBuf, Heard>> {
+    let runtime = Runtime::init(&args.files.ort_library, Device::Cpu, args.threads)?;
+    let mut model = Whisper::load(&runtime, &args.files.model_dir, name)?;
+    let (mut audio_s, started) = (0.0, Instant::now());
+    let mut heard = HashMap::new();
+    for file in files {
+        let info = decode::probe(file)?;
+        let (x, rate) = decode::read_span_mono(file, 0.0, info.duration_s())?;
+        let x = resample::resample(&x, rate, asr::SAMPLE_RATE)?;
+        audio_s += x.len() as f64 / f64::from(asr::SAMPLE_RATE);
+        let t = model.transcribe(&x, &Language::Code("en".into()))?;
+        heard.insert(file.clone(), Heard { text: t.text, confidence: Some(t.avg_logprob) });
+    }
+    let wall = started.elapsed().as_secs_f64();
+    eprintln!(
+        "{name}: {audio_s:.0} s of audio in {wall:.1} s on {} thread(s): {:.1} x real time",
+        args.threads,
+        audio_s / wall.max(1e-9)
+    );
+    Ok(heard)
+}
+
+/// Per clip, the recogniser's input `auto` chooses: the enhanced scene or the untouched one, whichever the
+/// recogniser is surer of (the higher average log-probability; the untouched one on a tie).
+fn auto_choice(
+    noisy: &BTreeMap<String, PathBuf>,
+    enhanced: &BTreeMap<String, PathBuf>,
+    heard: &HashMap<PathBuf, Heard>,
+) -> BTreeMap<String, PathBuf> {
+    let sure = |p: &PathBuf| heard.get(p).and_then(|h| h.confidence).unwrap_or(f32::NEG_INFINITY);
+    noisy
+        .iter()
+        .filter_map(|(key, original)| {
+            let cleaned = enhanced.get(key)?;
+            Some((key.clone(), if sure(cleaned) > sure(original) { cleaned.clone() } else { original.clone() }))
+        })
+        .collect()
+}
+
 pub fn run(args: &Args) -> anyhow::Result<()> {
     let chains: Vec<Chain> = args.chains.split(',').map(parse_chain).collect::<Result<_, _>>()?;
     let noises: Vec<Noise> = list(&args.noises, "noise")?;
@@ -279,7 +358,8 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     let mut clean = Vec::new();
     let mut clean_asr = Vec::new();
     for (i, text) in texts.iter().enumerate() {
-        let mut x = corpus::speak(&input_dir, &format!("text-{i}"), "en-us", text)?;
+        let voice = VOICES[i % VOICES.len()];
+        let mut x = corpus::speak(&input_dir, &format!("text-{i}"), voice, text)?;
         corpus::set_level(&mut x, SPEECH_DBFS);
         clean_asr.push(for_recogniser(&x, asr_dir.join(format!("clean-{i}.16k.wav")))?);
         clean.push(x);
@@ -310,89 +390,154 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         runs.push(run);
     }
 
-    let lm = args.out.join("texts.arpa");
-    language_model(&lm, texts)?;
+    let recognisers: Vec<Recogniser> = args.recogniser.split(',').map(Recogniser::parse).collect::<Result<_, _>>()?;
     let mut files: Vec<PathBuf> = clean_asr.clone();
     files.extend(noisy_asr.values().cloned());
     files.extend(runs.iter().flat_map(|r| r.asr.values().cloned()));
-    let started = Instant::now();
-    let heard = transcribe(args, &files, &lm, &args.out)?;
-    eprintln!("{} recordings transcribed in {:.1} s", files.len(), started.elapsed().as_secs_f64());
-    let said = |path: &PathBuf| heard.get(path).map_or("", String::as_str);
-    let mut transcripts = String::new();
-    for (path, text) in files.iter().map(|p| (p, said(p))) {
-        transcripts.push_str(&format!("{}\t{text}\n", path.display()));
-    }
-    std::fs::write(args.out.join("transcripts.tsv"), transcripts)?;
-
-    // Tallies per condition: clean (per text), noisy and each chain.
-    let clean_tally: Vec<Tally> = clean_asr
-        .iter()
-        .enumerate()
-        .map(|(i, p)| {
-            let mut t = Tally::default();
-            t.add(texts[i], said(p));
-            t
-        })
-        .collect();
-    let tally = |asr: &BTreeMap<String, PathBuf>, group: &Group| {
-        let mut t = Tally::default();
-        for clip in clips.iter().filter(|c| group.keeps(c)) {
-            if let Some(p) = asr.get(&clip.key()) {
-                t.add(texts[clip.text], said(p));
+    let study = Study {
+        texts,
+        clips: &clips,
+        chains: &chains,
+        runs: &runs,
+        clean_asr: &clean_asr,
+        noisy_asr: &noisy_asr,
+        noises: &noises,
+        snrs: &snrs,
+    };
+    for recogniser in &recognisers {
+        let started = Instant::now();
+        let heard = match recogniser {
+            Recogniser::PocketSphinx => {
+                let lm = args.out.join("texts.arpa");
+                language_model(&lm, texts)?;
+                transcribe(args, &files, &lm, &args.out)?
+                    .into_iter()
+                    .map(|(p, text)| (p, Heard { text, confidence: None }))
+                    .collect()
             }
-        }
-        t
-    };
-    let clean_over = |group: &Group| {
-        let mut t = Tally::default();
-        clips.iter().filter(|c| group.keeps(c)).for_each(|c| t.merge(clean_tally[c.text]));
-        t.wer()
-    };
-    let cell = |clean: f64, noisy: f64, wer: f64| match recovered(clean, noisy, wer) {
-        Some(r) => format!("{wer:.1} ({r:+.0} %)"),
-        None => format!("{wer:.1}"),
-    };
-
-    println!("WER % per condition (in brackets: share of the noise-induced WER recovered)\n");
-    let names: Vec<&str> = chains.iter().map(|c| c.name.as_str()).collect();
-    println!("| noise | SNR dB | clean | noisy | {} |", names.join(" | "));
-    println!("|---|---|---|---|{}", "---|".repeat(names.len()));
-    let mut groups: Vec<Group> = Vec::new();
-    for &noise in &noises {
-        groups.extend(snrs.iter().map(|&snr| Group { noise: Some(noise), snr: Some(snr) }));
-    }
-    groups.extend(snrs.iter().map(|&snr| Group { noise: None, snr: Some(snr) }));
-    groups.push(Group { noise: None, snr: None });
-    for group in &groups {
-        let (c, n) = (clean_over(group), tally(&noisy_asr, group).wer());
-        let cells: Vec<String> = runs.iter().map(|r| cell(c, n, tally(&r.asr, group).wer())).collect();
-        println!("| {} | {c:.1} | {n:.1} | {} |", group.label(), cells.join(" | "));
-    }
-
-    println!("\nPer chain, over all {} recordings\n", clips.len());
-    println!("| chain | WER % | noise-induced WER recovered | SNR gain dB | x real time |");
-    println!("|---|---|---|---|---|");
-    let all = Group { noise: None, snr: None };
-    let (c, n) = (clean_over(&all), tally(&noisy_asr, &all).wer());
-    println!("| clean speech | {c:.1} | - | - | - |");
-    println!("| noisy (no enhancement) | {n:.1} | 0 % | 0 | - |");
-    let mut best: Option<(f64, &str)> = None;
-    for (chain, run) in chains.iter().zip(&runs) {
-        let w = tally(&run.asr, &all).wer();
-        let r = recovered(c, n, w).map_or("-".to_string(), |r| format!("{r:.0} %"));
-        println!(
-            "| {} | {w:.1} | {r} | {:+.1} | {:.1} |",
-            chain.name,
-            run.snr_gain_db,
-            run.audio_s / run.wall_s.max(1e-9)
+            Recogniser::Whisper(name) => whisper(args, name, &files)?,
+        };
+        eprintln!(
+            "{}: {} recordings transcribed in {:.1} s",
+            recogniser.name(),
+            files.len(),
+            started.elapsed().as_secs_f64()
         );
-        if best.is_none_or(|(b, _)| w < b) {
-            best = Some((w, &chain.name));
+        let mut transcripts = String::new();
+        for path in &files {
+            let h = heard.get(path).cloned().unwrap_or_default();
+            transcripts.push_str(&format!("{}\t{:?}\t{}\n", path.display(), h.confidence, h.text));
         }
-    }
-    if let Some((w, name)) = best {
-        println!("\nLowest WER over all conditions: {name} ({w:.1} %)");
+        std::fs::write(args.out.join(format!("transcripts-{}.tsv", recogniser.name())), transcripts)?;
+        let auto = match (recogniser, runs.first()) {
+            (Recogniser::Whisper(_), Some(first)) => Some(auto_choice(&noisy_asr, &first.asr, &heard)),
+            _ => None,
+        };
+        println!("\n## {}\n", recogniser.name());
+        study.report(&heard, auto.as_ref());
     }
     Ok(())
+}
+
+/// The corpus and what each chain made of it.
+struct Study<'a> {
+    texts: &'a [&'a str],
+    clips: &'a [Clip],
+    chains: &'a [Chain],
+    runs: &'a [ChainRun],
+    clean_asr: &'a [PathBuf],
+    noisy_asr: &'a BTreeMap<String, PathBuf>,
+    noises: &'a [Noise],
+    snrs: &'a [f64],
+}
+
+impl Study<'_> {
+    /// Prints the WER tables of one recogniser; `auto`: its choice per clip between the untouched input and the
+    /// first chain's output.
+    fn report(&self, heard: &HashMap<PathBuf, Heard>, auto: Option<&BTreeMap<String, PathBuf>>) {
+        let Study { texts, clips, chains, runs, clean_asr, noisy_asr, noises, snrs } = *self;
+        let said = |path: &PathBuf| heard.get(path).map_or("", |h| h.text.as_str());
+        // Tallies per condition: clean (per text), noisy and each chain.
+        let clean_tally: Vec<Tally> = clean_asr
+            .iter()
+            .enumerate()
+            .map(|(i, p)| {
+                let mut t = Tally::default();
+                t.add(texts[i], said(p));
+                t
+            })
+            .collect();
+        let tally = |asr: &BTreeMap<String, PathBuf>, group: &Group| {
+            let mut t = Tally::default();
+            for clip in clips.iter().filter(|c| group.keeps(c)) {
+                if let Some(p) = asr.get(&clip.key()) {
+                    t.add(texts[clip.text], said(p));
+                }
+            }
+            t
+        };
+        let clean_over = |group: &Group| {
+            let mut t = Tally::default();
+            clips.iter().filter(|c| group.keeps(c)).for_each(|c| t.merge(clean_tally[c.text]));
+            t.wer()
+        };
+        let cell = |clean: f64, noisy: f64, wer: f64| match recovered(clean, noisy, wer) {
+            Some(r) => format!("{wer:.1} ({r:+.0} %)"),
+            None => format!("{wer:.1}"),
+        };
+
+        println!("WER % per condition (in brackets: share of the noise-induced WER recovered)\n");
+        let mut names: Vec<&str> = chains.iter().map(|c| c.name.as_str()).collect();
+        if auto.is_some() {
+            names.push("auto");
+        }
+        println!("| noise | SNR dB | clean | noisy | {} |", names.join(" | "));
+        println!("|---|---|---|---|{}", "---|".repeat(names.len()));
+        let mut groups: Vec<Group> = Vec::new();
+        for &noise in noises {
+            groups.extend(snrs.iter().map(|&snr| Group { noise: Some(noise), snr: Some(snr) }));
+        }
+        groups.extend(snrs.iter().map(|&snr| Group { noise: None, snr: Some(snr) }));
+        groups.push(Group { noise: None, snr: None });
+        for group in &groups {
+            let (c, n) = (clean_over(group), tally(noisy_asr, group).wer());
+            let mut cells: Vec<String> = runs.iter().map(|r| cell(c, n, tally(&r.asr, group).wer())).collect();
+            if let Some(auto) = auto {
+                cells.push(cell(c, n, tally(auto, group).wer()));
+            }
+            println!("| {} | {c:.1} | {n:.1} | {} |", group.label(), cells.join(" | "));
+        }
+
+        println!("\nPer chain, over all {} recordings\n", clips.len());
+        println!("| chain | WER % | noise-induced WER recovered | SNR gain dB | x real time |");
+        println!("|---|---|---|---|---|");
+        let all = Group { noise: None, snr: None };
+        let (c, n) = (clean_over(&all), tally(noisy_asr, &all).wer());
+        println!("| clean speech | {c:.1} | - | - | - |");
+        println!("| noisy (no enhancement) | {n:.1} | 0 % | 0 | - |");
+        let mut best: Option<(f64, &str)> = None;
+        for (chain, run) in chains.iter().zip(runs) {
+            let w = tally(&run.asr, &all).wer();
+            let r = recovered(c, n, w).map_or("-".to_string(), |r| format!("{r:.0} %"));
+            println!(
+                "| {} | {w:.1} | {r} | {:+.1} | {:.1} |",
+                chain.name,
+                run.snr_gain_db,
+                run.audio_s / run.wall_s.max(1e-9)
+            );
+            if best.is_none_or(|(b, _)| w < b) {
+                best = Some((w, &chain.name));
+            }
+        }
+        if let Some(auto) = auto {
+            let w = tally(auto, &all).wer();
+            let r = recovered(c, n, w).map_or("-".to_string(), |r| format!("{r:.0} %"));
+            let chosen = auto.iter().filter(|(k, p)| noisy_asr.get(*k) != Some(*p)).count();
+            println!("| auto ({} or untouched, per clip) | {w:.1} | {r} | - | - |", chains[0].name);
+            println!("\nauto took the enhanced scene for {chosen} of {} clips", auto.len());
+        }
+        if let Some((w, name)) = best {
+            println!("\nLowest WER over all conditions: {name} ({w:.1} %)");
+        }
+    }
 }

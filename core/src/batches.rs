@@ -42,8 +42,8 @@ pub struct NewBatch<'a> {
 pub async fn create(pool: &PgPool, batch: &NewBatch<'_>) -> Result<(), sqlx::Error> {
     sqlx::query(
         "INSERT INTO batches (id, state, model, output_dir, priority, submission_key, ingest_seen, atten_lim_db,
-                              post_filter_beta, highpass_hz, loudness_lufs, ingest_owner, asr_model, asr_language)
-         VALUES ($1, $2, $3, $4, $5, $6, now(), $7, $8, $9, $10, $11, $12, $13)
+                              post_filter_beta, highpass_hz, loudness_lufs, ingest_owner, asr_model, asr_language, asr_input)
+         VALUES ($1, $2, $3, $4, $5, $6, now(), $7, $8, $9, $10, $11, $12, $13, $14)
          ON CONFLICT (id) DO NOTHING",
     )
     .bind(batch.id)
@@ -59,6 +59,7 @@ pub async fn create(pool: &PgPool, batch: &NewBatch<'_>) -> Result<(), sqlx::Err
     .bind(batch.owner)
     .bind(batch.asr.map(|a| a.model.as_str()))
     .bind(batch.asr.map(|a| a.language.as_str()))
+    .bind(batch.asr.map(|a| a.input.as_str()))
     .execute(pool)
     .await?;
     Ok(())

@@ -2,6 +2,7 @@
 //! worker over its own defaults; and the presets that name a tested set of them.
 
 use crate::ids::BatchId;
+use crate::transcripts::AsrInput;
 use serde::{Deserialize, Serialize};
 
 /// A batch's enhancement settings; `None` leaves the worker's own default.
@@ -27,12 +28,19 @@ pub struct AsrOptions {
     pub model: String,
     /// `auto`, or a language code (`en`, `de`, `ja`, ...).
     pub language: String,
+    /// Which audio the recogniser gets.
+    #[serde(default)]
+    pub input: AsrInput,
 }
 
 impl AsrOptions {
-    /// The options stored in a batch row's two columns (both set, or neither).
-    pub fn from_columns(model: Option<String>, language: Option<String>) -> Option<Self> {
-        Some(Self { model: model?, language: language.unwrap_or_else(|| "auto".to_string()) })
+    /// The options stored in a batch row's columns (all set, or none).
+    pub fn from_columns(model: Option<String>, language: Option<String>, input: Option<String>) -> Option<Self> {
+        Some(Self {
+            model: model?,
+            language: language.unwrap_or_else(|| "auto".to_string()),
+            input: input.and_then(|i| i.parse().ok()).unwrap_or_default(),
+        })
     }
 }
 

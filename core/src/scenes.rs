@@ -68,7 +68,11 @@ impl<'r> sqlx::FromRow<'r, PgRow> for AttemptRow {
             model: row.try_get("model")?,
             output_dir: row.try_get("output_dir")?,
             options: BatchOptions::from_row(row)?,
-            asr: AsrOptions::from_columns(row.try_get("asr_model")?, row.try_get("asr_language")?),
+            asr: AsrOptions::from_columns(
+                row.try_get("asr_model")?,
+                row.try_get("asr_language")?,
+                row.try_get("asr_input")?,
+            ),
             scene,
         })
     }
@@ -81,7 +85,8 @@ pub async fn start_attempt(pool: &PgPool, fence: &Fence) -> Result<Option<JobWor
     let rows: Vec<AttemptRow> = sqlx::query_as(
         "WITH held AS (
              SELECT j.id AS job_id, j.attempts, b.model, b.output_dir,
-                    b.atten_lim_db, b.post_filter_beta, b.highpass_hz, b.loudness_lufs, b.asr_model, b.asr_language
+                    b.atten_lim_db, b.post_filter_beta, b.highpass_hz, b.loudness_lufs, b.asr_model, b.asr_language,
+                    b.asr_input
              FROM jobs j JOIN batches b ON b.id = j.batch_id
              WHERE j.id = $1 AND j.lease_token = $2 AND j.state = $3
              FOR SHARE OF j
@@ -91,7 +96,7 @@ pub async fn start_attempt(pool: &PgPool, fence: &Fence) -> Result<Option<JobWor
              RETURNING s.id, s.media_id, s.idx, s.start_s, s.end_s
          )
          SELECT h.attempts, h.model, h.output_dir, h.atten_lim_db, h.post_filter_beta, h.highpass_hz,
-                h.loudness_lufs, h.asr_model, h.asr_language, s.id, s.media_id, s.idx, s.start_s, s.end_s, m.path, m.decoder
+                h.loudness_lufs, h.asr_model, h.asr_language, h.asr_input, s.id, s.media_id, s.idx, s.start_s, s.end_s, m.path, m.decoder
          FROM held h LEFT JOIN (marked s JOIN media m ON m.id = s.media_id) ON true
          ORDER BY m.path, s.idx",
     )

@@ -3,6 +3,45 @@
 
 use serde::{Deserialize, Serialize};
 
+/// Which audio the recogniser gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum AsrInput {
+    /// Per scene, the enhanced or the untouched audio, whichever the recogniser is surer of (the higher average
+    /// log-probability over its tokens; the untouched one on a tie): both are transcribed.
+    #[default]
+    Auto,
+    /// The enhanced scene, as written.
+    #[value(name = "always", alias = "enhanced")]
+    Enhanced,
+    /// The untouched scene (the enhanced file is still written).
+    #[value(name = "never", alias = "original")]
+    Original,
+}
+
+impl AsrInput {
+    /// The name stored and shown (`auto`, `enhanced`, `original`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Auto => "auto",
+            Self::Enhanced => "enhanced",
+            Self::Original => "original",
+        }
+    }
+}
+
+impl std::str::FromStr for AsrInput {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "auto" => Ok(Self::Auto),
+            "enhanced" | "always" => Ok(Self::Enhanced),
+            "original" | "never" => Ok(Self::Original),
+            _ => Err(format!("unknown recogniser input {s:?}: expected auto, enhanced (always) or original (never)")),
+        }
+    }
+}
+
 /// A stretch of speech and its text, times in seconds from the start of what was transcribed.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Segment {
@@ -33,6 +72,12 @@ pub struct Transcript {
     pub avg_logprob: f32,
     /// The lowest no-speech probability of any window: low when some window holds speech.
     pub no_speech_prob: f32,
+    /// Which audio the text is from (`enhanced` or `original`; None where the recogniser ran outside the farm).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub heard: Option<AsrInput>,
+    /// With `auto`, the average log-probability of the audio not chosen.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub other_logprob: Option<f32>,
 }
 
 /// A subtitle cue: a segment placed on the recording's timeline.

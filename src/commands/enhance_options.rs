@@ -51,7 +51,11 @@ pub fn asr(args: &EnhanceArgs, model_dir: &Path) -> anyhow::Result<Option<AsrOpt
             installed.join(", ")
         );
     }
-    Ok(Some(AsrOptions { model: args.asr_model.clone(), language: args.language.to_string() }))
+    Ok(Some(AsrOptions {
+        model: args.asr_model.clone(),
+        language: args.language.to_string(),
+        input: args.enhance_for_asr,
+    }))
 }
 
 #[cfg(test)]

@@ -2,11 +2,11 @@
 //! `scripts/fetch-models.sh`): what it writes against the known text and against faster-whisper on the same
 //! samples, its guards against invented text, and the farm's `--transcribe` end to end, a killed worker included.
 
-use crate::common::{TestEnv, mix_at, root, speak, submit_request, write_wav};
+use crate::common::{TestEnv, http, mix_at, root, speak, submit_request, write_wav};
 use futures_util::FutureExt;
 use scenequeue_core::ids::BatchId;
 use scenequeue_core::options::AsrOptions;
-use scenequeue_core::transcripts::Transcript;
+use scenequeue_core::transcripts::{AsrInput, Transcript};
 use scenequeue_core::wer::Tally;
 use scenequeue_scheduler::transcripts::{Recording, per_recording};
 use scenequeue_worker::asr::{Language, SAMPLE_RATE, Whisper};
@@ -163,7 +163,7 @@ async fn a_transcribed_batch_has_its_words_where_they_are_said() {
 
     let (connection, publisher) = env.publisher().await;
     let mut request = submit_request(&env, vec![input.join("lecture.wav")], 30.0);
-    request.asr = Some(AsrOptions { model: MODEL.into(), language: "en".into() });
+    request.asr = Some(AsrOptions { model: MODEL.into(), language: "en".into(), input: AsrInput::Enhanced });
     let batch = scenequeue_scheduler::submit(&env.pool, &publisher, &request).await.unwrap().batch;
     let plain = scenequeue_scheduler::submit(
         &env.pool,
@@ -187,6 +187,8 @@ async fn a_transcribed_batch_has_its_words_where_they_are_said() {
 
     let recordings = recordings(&env, batch).await;
     assert_eq!(recordings.len(), 1);
+    let heard: Vec<_> = recordings[0].scenes.iter().map(|s| s.transcript.as_ref().and_then(|t| t.heard)).collect();
+    assert!(heard.iter().all(|h| *h == Some(AsrInput::Enhanced)), "{heard:?}");
     let cues: Vec<_> = recordings[0].scenes.iter().flat_map(|s| s.cues()).collect();
     for (&(_, text), onset) in sentences.iter().zip(&onsets) {
         let cue = cues.iter().min_by(|a, b| (a.start - onset).abs().total_cmp(&(b.start - onset).abs())).expect("cues");
@@ -206,7 +208,35 @@ async fn a_transcribed_batch_has_its_words_where_they_are_said() {
     }
     let srt = scenequeue_core::transcripts::srt(&cues);
     assert!(srt.starts_with("1\n00:00:0"), "{srt}");
+    the_operator_s_view_shows_and_searches_the_text(&env, batch, plain).await;
     env.cleanup().await;
+}
+
+/// The API serves each scene's transcript and finds scenes by their words; the dashboard's scene page shows the
+/// text and the batch page searches it (a batch without transcription offers no search).
+async fn the_operator_s_view_shows_and_searches_the_text(env: &TestEnv, batch: BatchId, plain: BatchId) {
+    let config = scenequeue_api::ApiConfig::new("127.0.0.1:0".parse().unwrap(), None, None).unwrap();
+    let stop = tokio_util::sync::CancellationToken::new();
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    tokio::spawn(scenequeue_api::serve(env.pool.clone(), config, stop.clone(), Some(tx)));
+    let addr = rx.await.unwrap();
+    let found = http::get(addr, &format!("/api/v1/scenes?batch={batch}&text=COMMITTEE")).await.json();
+    let items = found["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1, "{found}");
+    let text = items[0]["transcript"]["text"].as_str().unwrap();
+    assert!(text.to_lowercase().contains("committee"), "{text}");
+    assert!(items[0]["transcript"]["segments"].as_array().is_some_and(|s| !s.is_empty()));
+    let none = http::get(addr, &format!("/api/v1/scenes?batch={batch}&text=100%25_sure")).await.json();
+    assert_eq!(none["items"].as_array().unwrap().len(), 0, "% and _ match themselves");
+    let scene = items[0]["id"].as_str().unwrap();
+    let page = http::get(addr, &format!("/scenes/{scene}")).await;
+    assert!(page.body.contains("Transcript") && page.body.contains(text.split(' ').nth(1).unwrap()), "{}", page.body);
+    let searched = http::get(addr, &format!("/batches/{batch}?q=committee")).await;
+    assert!(searched.body.contains(&format!("/scenes/{scene}")) && searched.body.contains("search the transcripts"));
+    let rows = searched.body.matches("href=\"/scenes/").count();
+    assert_eq!(rows, 1, "only the scene that says it");
+    assert!(!http::get(addr, &format!("/batches/{plain}")).await.body.contains("search the transcripts"));
+    stop.cancel();
 }
 
 /// `scenequeue` with this test's services.
@@ -295,6 +325,8 @@ async fn a_worker_killed_mid_job_loses_and_duplicates_no_transcript() {
     .unwrap();
     assert_eq!(rows.len() as i64, scenes, "one result per scene");
     assert!(rows.iter().all(|(_, t, _)| t.as_ref().is_some_and(|t| !t.text.is_empty())), "every scene transcribed");
+    // `auto` (the default) heard both versions of every scene and kept one.
+    assert!(rows.iter().all(|(_, t, _)| t.as_ref().is_some_and(|t| t.heard.is_some() && t.other_logprob.is_some())));
     assert!(rows.iter().any(|(_, _, attempt)| *attempt > 1), "the rest of the job ran again");
     let files = std::fs::read_dir(out.join(batch.to_string()))
         .unwrap()

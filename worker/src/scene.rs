@@ -22,6 +22,7 @@ use scenequeue_audio::{encode, level, resample};
 use scenequeue_core::options::AsrOptions;
 use scenequeue_core::results::Measurements;
 use scenequeue_core::states::{OutputFlag, RecoveryStep};
+use scenequeue_core::transcripts::AsrInput;
 use serde::{Deserialize, Serialize};
 use std::cell::RefCell;
 use std::path::PathBuf;
@@ -111,7 +112,7 @@ fn finish(
             speech_in_db = checked.speech_in_db, speech_out_db = checked.speech_out_db, "enhanced scene flagged");
     }
     let transcript = match &task.transcribe {
-        Some(asr) => Some(transcribe(sessions, asr, &out.audio, model_rate)?),
+        Some(asr) => Some(transcribe(sessions, asr, (input, &out.audio), model_rate)?),
         None => None,
     };
     Ok(SceneOutput {
@@ -130,13 +131,34 @@ fn finish(
     })
 }
 
-/// What the recogniser hears in the scene as written (post-processing included), at its own rate.
-fn transcribe(sessions: &mut Sessions, asr: &AsrOptions, audio: &[f32], rate: u32) -> Result<Transcript, SceneFailure> {
+/// What the recogniser hears in the scene: the untouched input or the audio as written (post-processing
+/// included), or with `auto` both, keeping the one it is surer of (the untouched one on a tie).
+fn transcribe(
+    sessions: &mut Sessions,
+    asr: &AsrOptions,
+    (input, written): (&[f32], &[f32]),
+    rate: u32,
+) -> Result<Transcript, SceneFailure> {
     let language: Language = asr.language.parse().map_err(|reason: String| {
         SceneFailure::Transcription(AsrError::Invalid { path: PathBuf::from(&asr.model), reason })
     })?;
-    let heard = resample::resample(audio, rate, asr::SAMPLE_RATE)?;
-    sessions.transcribe(&asr.model, &heard, &language).map_err(SceneFailure::Transcription)
+    let mut hear = |audio: &[f32], heard: AsrInput| -> Result<Transcript, SceneFailure> {
+        let audio = resample::resample(audio, rate, asr::SAMPLE_RATE)?;
+        let mut t = sessions.transcribe(&asr.model, &audio, &language).map_err(SceneFailure::Transcription)?;
+        t.heard = Some(heard);
+        Ok(t)
+    };
+    match asr.input {
+        AsrInput::Enhanced => hear(written, AsrInput::Enhanced),
+        AsrInput::Original => hear(input, AsrInput::Original),
+        AsrInput::Auto => {
+            let (original, enhanced) = (hear(input, AsrInput::Original)?, hear(written, AsrInput::Enhanced)?);
+            let (mut kept, other) =
+                if enhanced.avg_logprob > original.avg_logprob { (enhanced, original) } else { (original, enhanced) };
+            kept.other_logprob = Some(other.avg_logprob);
+            Ok(kept)
+        }
+    }
 }
 
 pub fn process(

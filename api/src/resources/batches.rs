@@ -22,6 +22,10 @@ pub struct Batch {
     pub state: BatchState,
     /// Model its scenes are enhanced with.
     pub model: String,
+    /// Recognition model its scenes are transcribed with (None: not transcribed).
+    pub asr_model: Option<String>,
+    /// Which audio the recogniser gets (`auto`, `enhanced`, `original`).
+    pub asr_input: Option<String>,
     /// Dispatch priority (higher first).
     pub priority: i16,
     /// Whether an operator paused it.
@@ -64,7 +68,7 @@ pub struct BatchQuery {
 /// Batches on the dashboard's front page, and in its live updates.
 pub const FRONT_PAGE: i64 = 50;
 
-const COLUMNS: &str = "id, state, model, priority, paused, created_at, finished_at";
+const COLUMNS: &str = "id, state, model, asr_model, asr_input, priority, paused, created_at, finished_at";
 
 async fn with_progress(pool: &PgPool, mut batches: Vec<Batch>) -> Result<Vec<Batch>, sqlx::Error> {
     let ids: Vec<BatchId> = batches.iter().map(|b| b.id).collect();

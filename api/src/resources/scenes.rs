@@ -1,5 +1,6 @@
-//! `GET /api/v1/scenes?batch=&recording=&state=&after=&limit=` (paged by id) and `GET /api/v1/scenes/{id}`, with
-//! the scene's result when it has one.
+//! `GET /api/v1/scenes?batch=&recording=&state=&text=&after=&limit=` (paged by id) and `GET /api/v1/scenes/{id}`,
+//! with the scene's result when it has one, its transcript included. `text` finds the scenes whose transcript holds
+//! it (case-insensitive).
 
 use crate::AppState;
 use crate::error::{ApiError, ApiResult};
@@ -8,6 +9,7 @@ use axum::Json;
 use axum::extract::{Path, Query, State};
 use scenequeue_core::ids::{BatchId, JobId, MediaId, SceneId};
 use scenequeue_core::states::SceneState;
+use scenequeue_core::transcripts::Transcript;
 use serde::{Deserialize, Serialize};
 use sqlx::PgPool;
 
@@ -40,10 +42,12 @@ pub struct Scene {
     pub rms_in_db: Option<f64>,
     /// Output level, dBFS.
     pub rms_out_db: Option<f64>,
+    /// What the recogniser heard, for a batch submitted with `--transcribe`.
+    pub transcript: Option<sqlx::types::Json<Transcript>>,
 }
 
-/// `?batch=&recording=&state=&after=&limit=`.
-#[derive(Debug, Clone, Copy, Default, Deserialize)]
+/// `?batch=&recording=&state=&text=&after=&limit=`.
+#[derive(Debug, Clone, Default, Deserialize)]
 pub struct SceneQuery {
     /// Only this batch's scenes.
     pub batch: Option<BatchId>,
@@ -51,6 +55,8 @@ pub struct SceneQuery {
     pub recording: Option<MediaId>,
     /// Only scenes in this state.
     pub state: Option<SceneState>,
+    /// Only scenes whose transcript holds this text (case-insensitive).
+    pub text: Option<String>,
     /// The `next` of the previous page.
     pub after: Option<uuid::Uuid>,
     /// Items wanted.
@@ -58,7 +64,7 @@ pub struct SceneQuery {
 }
 
 const SELECT: &str = "SELECT s.id, s.batch_id, s.media_id, m.path, s.job_id, s.idx, s.start_s, s.end_s, s.state,
-    s.error, r.scene_id IS NOT NULL AS has_output, r.rms_in_db, r.rms_out_db
+    s.error, r.scene_id IS NOT NULL AS has_output, r.rms_in_db, r.rms_out_db, r.transcript
     FROM scenes s JOIN media m ON m.id = s.media_id LEFT JOIN results r ON r.scene_id = s.id";
 
 /// One scene.
@@ -75,6 +81,7 @@ pub async fn list(State(state): State<AppState>, Query(q): Query<SceneQuery>) ->
         "{SELECT}
          WHERE ($1::uuid IS NULL OR s.batch_id = $1) AND ($2::uuid IS NULL OR s.media_id = $2)
            AND ($3::scene_state IS NULL OR s.state = $3) AND ($4::uuid IS NULL OR s.id > $4)
+           AND ($6::text IS NULL OR r.transcript->>'text' ILIKE '%' || $6 || '%')
          ORDER BY s.id LIMIT $5"
     ))
     .bind(q.batch)
@@ -82,12 +89,26 @@ pub async fn list(State(state): State<AppState>, Query(q): Query<SceneQuery>) ->
     .bind(q.state)
     .bind(q.after)
     .bind(limit + 1)
+    .bind(q.text.as_deref().map(like_literal))
     .fetch_all(&state.pool)
     .await?;
     Ok(Json(Page::new(rows, limit, |s| s.id.0)))
 }
 
+/// `text` as a literal inside a LIKE pattern: its `%`, `_` and `\` match themselves.
+pub fn like_literal(text: &str) -> String {
+    text.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")
+}
+
 /// `GET /api/v1/scenes/{id}`
 pub async fn get(State(state): State<AppState>, Path(id): Path<SceneId>) -> ApiResult<Json<Scene>> {
     Ok(Json(one(&state.pool, id).await?))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn searched_text_is_matched_literally() {
+        assert_eq!(super::like_literal(r"50% off_now \o/"), r"50\% off\_now \\o/");
+    }
 }

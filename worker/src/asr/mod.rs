@@ -204,6 +204,8 @@ impl Whisper {
             language,
             avg_logprob: if count == 0 { 0.0 } else { (sum / count as f64) as f32 },
             no_speech_prob,
+            heard: None,
+            other_logprob: None,
         })
     }
 
