@@ -12,13 +12,54 @@ pub const RATE: u32 = 48_000;
 /// What is read, one text per recording: everyday sentences in common words (all in the recogniser's
 /// dictionary).
 pub const TEXTS: [&str; 6] = [
-    "The quick brown fox jumps over the lazy dog while the farmer watches from the old wooden gate.",
+    "The brown horse walked past the lazy dog while the farmer watched from the old wooden gate.",
     "Please call the office before noon if the train is late, and leave a short message for the manager.",
     "We need more time to finish the report, so the meeting will move to Thursday afternoon.",
     "Heavy rain fell across the northern valley last night, and several roads were closed until morning.",
     "She opened the window, looked at the quiet street below, and decided to walk to the market.",
     "The doctor asked the patient to take the medicine twice a day with a glass of warm water.",
 ];
+
+/// Sentences no recogniser can have seen: `n` of them drawn from `seed` by a small grammar (determiner,
+/// adjective, noun, verb, preposition, ...), grammatical but with word sequences of their own, so a recogniser's
+/// language model cannot fill in what it did not hear.
+pub fn generated(n: usize, seed: u64) -> Vec<String> {
+    const DET: [&str; 4] = ["the", "a", "every", "one"];
+    const ADJ: [&str; 12] = [
+        "silver", "quiet", "narrow", "heavy", "yellow", "patient", "hollow", "careful", "distant", "broken", "gentle",
+        "bitter",
+    ];
+    const NOUN: [&str; 16] = [
+        "lantern", "harbour", "teacher", "basket", "engine", "garden", "window", "soldier", "letter", "mountain",
+        "kitchen", "pilot", "ribbon", "carpet", "village", "merchant",
+    ];
+    const VERB: [&str; 10] = [
+        "carried", "painted", "followed", "opened", "forgot", "measured", "borrowed", "repaired", "watched", "counted",
+    ];
+    const PREP: [&str; 6] = ["beside", "under", "behind", "across", "near", "above"];
+    let mut rng = Rng::new(seed);
+    let mut pick = |words: &[&'static str]| words[(rng.next_f64() * words.len() as f64) as usize % words.len()];
+    (0..n)
+        .map(|_| {
+            let sentence = format!(
+                "{} {} {} {} {} {} {} {} {} {} {}.",
+                pick(&DET),
+                pick(&ADJ),
+                pick(&NOUN),
+                pick(&VERB),
+                pick(&DET),
+                pick(&NOUN),
+                pick(&PREP),
+                pick(&DET),
+                pick(&ADJ),
+                pick(&NOUN),
+                if pick(&["and", "while"]) == "and" { "and then left" } else { "while it rained" },
+            );
+            let mut chars = sentence.chars();
+            chars.next().map(|c| c.to_uppercase().chain(chars).collect()).unwrap_or_default()
+        })
+        .collect()
+}
 
 /// Other voices reading other sentences: the babble noise.
 const BABBLE: [(&str, &str); 4] = [
@@ -39,6 +80,9 @@ pub enum Noise {
     Babble,
     /// Music-like: a tune of decaying harmonic notes, with a chord under it.
     Music,
+    /// The speech's own reverberation (a Schroeder reverberator, about 0.7 s): its level against the dry speech
+    /// is the "SNR".
+    Reverb,
 }
 
 impl std::str::FromStr for Noise {
@@ -49,7 +93,8 @@ impl std::str::FromStr for Noise {
             "pink" => Ok(Self::Pink),
             "babble" => Ok(Self::Babble),
             "music" => Ok(Self::Music),
-            _ => bail!("unknown noise {s:?}: expected white, pink, babble or music"),
+            "reverb" => Ok(Self::Reverb),
+            _ => bail!("unknown noise {s:?}: expected white, pink, babble, music or reverb"),
         }
     }
 }
@@ -61,6 +106,7 @@ impl std::fmt::Display for Noise {
             Self::Pink => "pink",
             Self::Babble => "babble",
             Self::Music => "music",
+            Self::Reverb => "reverb",
         })
     }
 }
@@ -93,8 +139,10 @@ pub fn babble_track(dir: &Path) -> anyhow::Result<Vec<f32>> {
     Ok((0..len).map(|n| voices.iter().enumerate().map(|(i, v)| v[(n + i * len / 4) % v.len().max(1)]).sum()).collect())
 }
 
-/// `len` samples of `kind` noise, drawn from `seed` (babble: from `babble`, at an offset drawn from it).
-pub fn noise(kind: Noise, len: usize, seed: u64, babble: &[f32]) -> Vec<f32> {
+/// Noise of `kind` for `clean` (as long as it), drawn from `seed` (babble: from `babble`, at an offset drawn from
+/// it; reverb: `clean`'s own reverberation).
+pub fn noise(kind: Noise, clean: &[f32], seed: u64, babble: &[f32]) -> Vec<f32> {
+    let len = clean.len();
     let mut rng = Rng::new(seed);
     let mut white = move || (rng.next_f64() * 2.0 - 1.0) as f32;
     match kind {
@@ -117,7 +165,34 @@ pub fn noise(kind: Noise, len: usize, seed: u64, babble: &[f32]) -> Vec<f32> {
             (0..len).map(|n| babble.get((start + n) % babble.len().max(1)).copied().unwrap_or(0.0)).collect()
         }
         Noise::Music => music(len, seed),
+        Noise::Reverb => reverb(clean),
     }
+}
+
+/// The late reverberation of `x`: four feedback combs in parallel (delays 29.7-43.7 ms, gains for a decay of
+/// about 0.7 s to -60 dB), then two allpasses (5 and 1.7 ms), as in Schroeder's reverberator.
+fn reverb(x: &[f32]) -> Vec<f32> {
+    const RT60_S: f32 = 0.7;
+    let delay = |ms: f32| (ms / 1000.0 * RATE as f32) as usize;
+    let mut wet = vec![0f32; x.len()];
+    for ms in [29.7f32, 37.1, 41.1, 43.7] {
+        let d = delay(ms);
+        let g = 10f32.powf(-3.0 * ms / 1000.0 / RT60_S);
+        let mut y = vec![0f32; x.len()];
+        for n in 0..x.len() {
+            y[n] = x[n] + if n >= d { g * y[n - d] } else { 0.0 };
+        }
+        wet.iter_mut().zip(&y).for_each(|(w, v)| *w += v / 4.0);
+    }
+    for (ms, g) in [(5.0f32, 0.7f32), (1.7, 0.7)] {
+        let d = delay(ms);
+        let input = wet.clone();
+        for n in 0..wet.len() {
+            let (x_d, y_d) = if n >= d { (input[n - d], wet[n - d]) } else { (0.0, 0.0) };
+            wet[n] = -g * input[n] + x_d + g * y_d;
+        }
+    }
+    wet
 }
 
 /// A tune in A minor: notes of 0.2-0.6 s drawn from `seed`, three harmonics each, decaying, over a held chord.
@@ -158,4 +233,22 @@ pub fn mix(clean: &[f32], noise: &[f32], snr_db: f64) -> Vec<f32> {
 pub fn set_level(x: &mut [f32], db: f64) {
     let g = (10f64.powf(db / 20.0) / power(x).sqrt().max(1e-10)) as f32;
     x.iter_mut().for_each(|v| *v *= g);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_sentences_are_repeatable_and_differ() {
+        let a = generated(6, 2026);
+        assert_eq!(a, generated(6, 2026));
+        assert_eq!(a.len(), 6);
+        for s in &a {
+            assert!(s.starts_with(char::is_uppercase) && s.ends_with('.') && s.split(' ').count() >= 12, "{s}");
+        }
+        let distinct: std::collections::HashSet<_> = a.iter().collect();
+        assert_eq!(distinct.len(), 6);
+        println!("{a:#?}");
+    }
 }

@@ -1,15 +1,18 @@
-//! Enhancement judged by transcription. Speech whose words are known (espeak-ng reading `corpus::TEXTS`) is
-//! mixed with each kind of noise at each SNR, enhanced by each chain through the worker's own scene path (read,
+//! Enhancement judged by transcription. Speech whose words are known (espeak-ng voices reading `corpus::TEXTS`
+//! and as many sentences `corpus::generated` makes up, which no recogniser can have memorised) is mixed with each kind of noise at each SNR, enhanced by each chain through the worker's own scene path (read,
 //! resample, enhance, attenuation limit, post-processing, 16-bit WAV), and the clean, noisy and enhanced audio
-//! is transcribed by PocketSphinx (bench/support/transcribe.py; scripts/fetch-recogniser.sh installs it).
+//! is transcribed by each recogniser:
+//! - Whisper models, through the worker's own Whisper stage (`worker::asr`), in this process;
+//! - PocketSphinx (bench/support/transcribe.py; scripts/fetch-recogniser.sh installs it), with its bundled US
+//!   English acoustic model and dictionary and a unigram language model over the words of all the texts, equally
+//!   likely: a closed vocabulary that gives away no word order.
 //!
-//! The recogniser gets its bundled US English acoustic model and dictionary with a unigram language model over
-//! the words of all the texts, equally likely: a closed vocabulary that gives away no word order, so errors come
-//! from what the recogniser hears (its general English model does poorly on synthetic speech even when clean).
+//! For a Whisper recogniser, `auto` is what `--enhance-for-asr auto` does in the farm: per clip, the first chain's
+//! output or the untouched input, whichever the recogniser is surer of.
 //!
-//! Printed: word error rate per condition (noise, SNR) and chain; per chain, the WER over all conditions, the
-//! share of the noise-induced WER it recovers ((noisy - chain) / (noisy - clean)), its SNR gain against the
-//! clean speech and its speed.
+//! Printed per recogniser: word error rate per condition (noise, SNR) and chain; per chain, the WER over all
+//! conditions, the share of the noise-induced WER it recovers ((noisy - chain) / (noisy - clean)), its SNR gain
+//! against the clean speech and its speed; and the recogniser's own speed.
 
 use crate::corpus::{self, Noise, RATE, TEXTS};
 use anyhow::{Context, bail};
@@ -47,14 +50,14 @@ pub struct Args {
     /// the worker's defaults (70 Hz high-pass, no limit, no post-filter).
     #[arg(long, default_value = DEFAULT_CHAINS)]
     chains: String,
-    /// Kinds of noise: white, pink, babble.
-    #[arg(long, default_value = "white,pink,babble")]
+    /// Kinds of noise: white, pink, babble, music, reverb.
+    #[arg(long, default_value = "white,pink,babble,music,reverb")]
     noises: String,
     /// SNRs of the mixtures, dB.
-    #[arg(long, default_value = "0,5,10", allow_hyphen_values = true)]
+    #[arg(long, default_value = "-5,0,5,10,20", allow_hyphen_values = true)]
     snrs: String,
-    /// How many of the texts to read (at most 6).
-    #[arg(long, default_value_t = TEXTS.len())]
+    /// How many texts to read: the everyday sentences first (6), then generated ones.
+    #[arg(long, default_value_t = 2 * TEXTS.len())]
     texts: usize,
     /// ONNX Runtime threads.
     #[arg(long, default_value_t = 2)]
@@ -349,7 +352,10 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     let chains: Vec<Chain> = args.chains.split(',').map(parse_chain).collect::<Result<_, _>>()?;
     let noises: Vec<Noise> = list(&args.noises, "noise")?;
     let snrs: Vec<f64> = list(&args.snrs, "SNR")?;
-    let texts = &TEXTS[..args.texts.clamp(1, TEXTS.len())];
+    let wanted = args.texts.max(1);
+    let mut owned: Vec<String> = TEXTS.iter().take(wanted).map(|t| t.to_string()).collect();
+    owned.extend(corpus::generated(wanted.saturating_sub(owned.len()), 2026));
+    let texts: &[&str] = &owned.iter().map(String::as_str).collect::<Vec<_>>();
     let _ = std::fs::remove_dir_all(&args.out);
     let (input_dir, asr_dir) = (args.out.join("input"), args.out.join("asr"));
     std::fs::create_dir_all(&input_dir)?;
@@ -371,7 +377,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         for &snr in &snrs {
             for (i, x) in clean.iter().enumerate() {
                 // The same noise for a text at every SNR: only its level changes.
-                let n = corpus::noise(noise, x.len(), 1000 + 10 * i as u64 + noise as u64, &babble);
+                let n = corpus::noise(noise, x, 1000 + 10 * i as u64 + noise as u64, &babble);
                 let y = corpus::mix(x, &n, snr);
                 let clip = Clip { text: i, noise, snr, input: PathBuf::new() };
                 let input = input_dir.join(format!("{}.wav", clip.key()));

@@ -46,6 +46,11 @@ const RECORDINGS: &[(&str, &str, u32, &[&str])] = &[
     ),
 ];
 
+/// The words spoken in the recording named `stem`.
+pub fn spoken(stem: &str) -> Option<String> {
+    RECORDINGS.iter().find(|(s, ..)| *s == stem).map(|(.., sentences)| sentences.join(" "))
+}
+
 fn tool(name: &str) -> anyhow::Result<()> {
     match Command::new(name).arg("--version").output() {
         Ok(_) => Ok(()),

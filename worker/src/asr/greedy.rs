@@ -137,6 +137,58 @@ fn softmax_at(x: &[f32], index: usize) -> f32 {
 mod tests {
     use super::*;
 
+    const TEXT: u32 = 10;
+    const TIMES: u32 = 100;
+
+    /// The tokens the rules leave possible after `generated`, from logits that favour text and the end of text
+    /// (so that timestamps are not forced by their mass).
+    fn allowed(generated: &[u32]) -> Vec<u32> {
+        let vocab = Vocabulary::for_tests(TEXT, TIMES);
+        let mut logits: Vec<f32> = (0..vocab.size() as u32).map(|t| if t <= TEXT { 10.0 } else { 0.0 }).collect();
+        apply_rules(&mut logits, generated, &vocab);
+        (0..logits.len() as u32).filter(|&t| logits[t as usize].is_finite()).collect()
+    }
+
+    #[test]
+    fn a_window_starts_with_a_timestamp_within_its_first_second() {
+        let begin = TEXT + 6;
+        assert_eq!(allowed(&[]), (begin..=begin + MAX_INITIAL_TIMESTAMP).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn timestamps_come_in_pairs_and_never_go_back() {
+        let begin = TEXT + 6;
+        // After the opening timestamp: text or the end, no timestamp.
+        let after_open = allowed(&[begin + 3]);
+        assert_eq!(after_open, (0..=TEXT).collect::<Vec<_>>());
+        // After text then a timestamp: a closing pair's second timestamp (not before it) or the end, no text.
+        let closing = allowed(&[begin + 3, 5, begin + 40]);
+        assert!(closing.contains(&TEXT) && closing.contains(&(begin + 40)) && !closing.contains(&(begin + 39)));
+        assert!(closing.iter().all(|&t| t == TEXT || t >= begin + 40), "{closing:?}");
+        // After a closed pair: text or the end; no timestamp may come.
+        let after_pair = allowed(&[begin + 3, 5, begin + 40, begin + 40]);
+        assert_eq!(after_pair, (0..=TEXT).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn timestamps_are_forced_when_together_they_are_likelier_than_any_text() {
+        let vocab = Vocabulary::for_tests(TEXT, TIMES);
+        let begin = TEXT + 6;
+        let mut logits = vec![0.0f32; vocab.size()];
+        apply_rules(&mut logits, &[begin + 1, 5], &vocab);
+        let open: Vec<u32> = (0..logits.len() as u32).filter(|&t| logits[t as usize].is_finite()).collect();
+        assert!(open.iter().all(|&t| t >= begin + 2), "{open:?}");
+    }
+
+    #[test]
+    fn suppressed_tokens_never_come() {
+        let begin = TEXT + 6;
+        let later = allowed(&[begin + 1, 5]);
+        assert!((TEXT + 1..begin).all(|t| !later.contains(&t)), "{later:?}");
+        // The begin-only suppression (a blank first) is lifted once text came.
+        assert!(later.contains(&0));
+    }
+
     #[test]
     fn log_softmax_sums_to_one_and_keeps_masked_tokens_impossible() {
         let lp = log_softmax(&[1.0, 2.0, f32::NEG_INFINITY, 0.5]);

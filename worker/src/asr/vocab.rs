@@ -47,12 +47,10 @@ impl Vocabulary {
         let path = dir.join("vocabulary.txt");
         let text = std::fs::read_to_string(&path).map_err(|e| AsrError::file(&path, e))?;
         let unbyte = byte_decoder();
-        let mut ids = HashMap::new();
-        let mut pieces = Vec::new();
-        for (id, line) in text.lines().enumerate() {
-            ids.insert(line, id as u32);
-            pieces.push(line.chars().map(|c| unbyte.get(&c).copied().unwrap_or(b'?')).collect());
-        }
+        let lines: Vec<&str> = text.lines().collect();
+        let ids: HashMap<&str, u32> = lines.iter().enumerate().map(|(id, &line)| (line, id as u32)).collect();
+        let pieces =
+            lines.iter().map(|line| line.chars().map(|c| unbyte.get(&c).copied().unwrap_or(b'?')).collect()).collect();
         let find = |token: &str| {
             ids.get(token)
                 .copied()
@@ -69,7 +67,7 @@ impl Vocabulary {
             timestamp_begin: find("<|0.00|>")?,
             languages: (sot + 1..translate)
                 .filter_map(|id| {
-                    let line = text.lines().nth(id as usize)?;
+                    let line = lines.get(id as usize)?;
                     Some((line.strip_prefix("<|")?.strip_suffix("|>")?.to_string(), id))
                 })
                 .collect(),
@@ -107,6 +105,26 @@ impl Vocabulary {
     /// The id of a language's token (`en`, `de`, ...).
     pub fn language(&self, code: &str) -> Option<u32> {
         self.specials.languages.iter().find(|(c, _)| c == code).map(|&(_, id)| id)
+    }
+}
+
+#[cfg(test)]
+impl Vocabulary {
+    /// An English-only vocabulary of `text` plain tokens (ids from 0), then tiny.en's special tokens laid out as
+    /// from `eot = text`, and `times` timestamp tokens.
+    pub fn for_tests(text: u32, times: u32) -> Self {
+        let eot = text;
+        let specials = Specials {
+            eot,
+            sot: eot + 1,
+            transcribe: eot + 3,
+            no_speech: eot + 4,
+            no_timestamps: eot + 5,
+            timestamp_begin: eot + 6,
+            languages: Vec::new(),
+        };
+        let pieces = (0..eot + 6 + times).map(|i| format!("t{i}").into_bytes()).collect();
+        Self { pieces, specials, suppress: vec![eot + 1, eot + 2, eot + 3, eot + 4], suppress_begin: vec![0, eot] }
     }
 }
 
