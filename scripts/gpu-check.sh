@@ -22,7 +22,8 @@
 # many scenes ran), MEM_LIMIT_MB (8192: an 8 GB card), FIXED (step 4, off by default: fixed-shape window settings
 # WINDOW_S:OVERLAP_S:BATCH, space-separated, each run with the per-job policy over the same scenes), OOM_CAPS
 # (step 2's arena caps, MiB: "96 160"), OOM_CPU_FALLBACK (1; 0 leaves step 2's scenes to the windows alone),
-# SKIP_STEP1 (0).
+# SKIP_STEP1 (0), ASR_MODEL (step 5's recogniser after the enhancer, whisper-tiny.en; empty skips it; the model is
+# fetched by scripts/fetch-models.sh).
 # A step fails when its benchmark exits non-zero or times out, or when any scene in it fails.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -206,10 +207,20 @@ for f in $FIXED; do
   run_step "4. fixed windows $f" $((POLICY_TIME_S * 3)) "fixed-${f//:/-}" --policies per-job --fixed-windows "$f" \
     --scenes "$SCENES" --gpu-mem-limit-mb "$MEM_LIMIT_MB" --time-limit-s "$POLICY_TIME_S" --out "$OUT/work-fixed"
 done
+# 5. Whisper after the enhancer in one worker (per-job): both stages' sessions dropped after every job, so GPU
+# memory must come back to its baseline each time. ASR_MODEL= skips it.
+ASR_MODEL=${ASR_MODEL-whisper-tiny.en}
+if [ -n "$ASR_MODEL" ]; then
+  echo "== 5. $MODEL then $ASR_MODEL in the same job (per-job), $SCENES scenes, arena capped at $MEM_LIMIT_MB MiB"
+  run_step "5. enhance + $ASR_MODEL" $((POLICY_TIME_S * 3)) "asr" --policies per-job --transcribe "$ASR_MODEL" \
+    --scenes "$SCENES" --max-scene-s 60 --gpu-mem-limit-mb "$MEM_LIMIT_MB" --time-limit-s "$POLICY_TIME_S" \
+    --out "$OUT/work-asr"
+fi
 {
   head -q -n 3 "$OUT"/policy-*.md "$OUT"/fixed-*.md 2>/dev/null | head -n 3 || true
   for p in $POLICIES; do tail -n 1 "$OUT/policy-$p.md"; done
   for f in $FIXED; do echo "fixed $f: $(tail -n 1 "$OUT/fixed-${f//:/-}.md")"; done
+  [ -z "$ASR_MODEL" ] || echo "enhance + $ASR_MODEL: $(tail -n 1 "$OUT/asr.md")"
 } > "$OUT/policies.md"
 echo "== results"
 cat "$OUT/step1.txt"; echo; tail -q -n 1 "$OUT"/oom-*.md 2>/dev/null || true; echo; cat "$OUT/policies.md"

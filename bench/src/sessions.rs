@@ -2,6 +2,8 @@
 
 use crate::synth::{scene_plan, speech_like};
 use anyhow::Context;
+use scenequeue_core::options::AsrOptions;
+use scenequeue_core::transcripts::AsrInput;
 use scenequeue_scheduler::{PackMode, testing::pack};
 use scenequeue_worker::FaultPlan;
 use scenequeue_worker::FixedWindows;
@@ -55,6 +57,10 @@ pub struct Args {
     /// Fixed-shape window batching, as WINDOW_S:OVERLAP_S:BATCH (the worker's --fixed-windows-s etc.).
     #[arg(long)]
     fixed_windows: Option<FixedWindows>,
+    /// Transcribe every scene after enhancement with this recognition model (as `submit --transcribe` with
+    /// `--enhance-for-asr auto`: both versions), so the memory figures cover both stages of a job.
+    #[arg(long)]
+    transcribe: Option<String>,
     /// The scenequeue binary, for the `process` policy.
     #[arg(long, default_value = "target/release/scenequeue")]
     scenequeue: PathBuf,
@@ -204,7 +210,11 @@ fn run_policy(
                 output: args.out.join(format!("scene-{s}.wav")),
                 tuning: Default::default(),
                 decoder: None,
-                transcribe: None,
+                transcribe: args.transcribe.as_ref().map(|model| AsrOptions {
+                    model: model.clone(),
+                    language: "en".into(),
+                    input: AsrInput::Auto,
+                }),
             })
             .collect();
         let mut results = runner.scenes(&args.model, &tasks).into_iter();
