@@ -541,6 +541,12 @@ impl Study<'_> {
             let chosen = auto.iter().filter(|(k, p)| noisy_asr.get(*k) != Some(*p)).count();
             println!("| auto ({} or untouched, per clip) | {w:.1} | {r} | - | - |", chains[0].name);
             println!("\nauto took the enhanced scene for {chosen} of {} clips", auto.len());
+            if best.is_none_or(|(b, _)| w < b) {
+                best = Some((w, "auto"));
+            }
+        }
+        if n < best.map_or(f64::MAX, |(b, _)| b) {
+            best = Some((n, "no enhancement"));
         }
         if let Some((w, name)) = best {
             println!("\nLowest WER over all conditions: {name} ({w:.1} %)");
