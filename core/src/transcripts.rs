@@ -68,7 +68,8 @@ pub struct Transcript {
     pub segments: Vec<Segment>,
     /// The language, as the recogniser's code (`en`, `de`, ...).
     pub language: String,
-    /// Average log-probability over the tokens of the windows kept (0 when none was).
+    /// Average log-probability over the tokens of every window decoded, the skipped ones (silence, loops)
+    /// included: how sure the recogniser is of the audio as a whole (0 when there was no audio).
     pub avg_logprob: f32,
     /// The lowest no-speech probability of any window: low when some window holds speech.
     pub no_speech_prob: f32,
