@@ -28,14 +28,8 @@ const WORKERS: usize = 3;
 const MAX_QUEUED: &str = "6";
 
 fn scenequeue(env: &TestEnv) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_scenequeue"));
-    cmd.env("SCENEQUEUE_DATABASE_URL", &env.services.database_url)
-        .env("SCENEQUEUE_AMQP_URL", &env.services.amqp_url)
-        .env("SCENEQUEUE_QUEUE", &env.services.queue)
-        .env("SCENEQUEUE_MAX_QUEUED", MAX_QUEUED)
-        .env("SCENEQUEUE_ORT_LIBRARY", shared::ort_library())
-        .env("SCENEQUEUE_MODEL_DIR", shared::model_dir())
-        .env("RUST_LOG", "info");
+    let mut cmd = shared::scenequeue(env);
+    cmd.env("SCENEQUEUE_MAX_QUEUED", MAX_QUEUED).env("RUST_LOG", "info");
     cmd
 }
 

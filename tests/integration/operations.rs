@@ -52,13 +52,7 @@ async fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
 
 /// The `scenequeue` binary, pointed at this test's services.
 fn cli(env: &TestEnv) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_scenequeue"));
-    cmd.env("SCENEQUEUE_DATABASE_URL", &env.services.database_url)
-        .env("SCENEQUEUE_AMQP_URL", &env.services.amqp_url)
-        .env("SCENEQUEUE_QUEUE", &env.services.queue)
-        .env("SCENEQUEUE_MODEL_DIR", common::model_dir())
-        .env("SCENEQUEUE_ORT_LIBRARY", common::ort_library());
-    cmd
+    common::scenequeue(env)
 }
 
 fn output(cmd: &mut Command) -> (bool, String, String) {

@@ -239,15 +239,10 @@ async fn the_operator_s_view_shows_and_searches_the_text(env: &TestEnv, batch: B
     stop.cancel();
 }
 
-/// `scenequeue` with this test's services.
+/// `scenequeue` with this test's services, logging warnings.
 fn scenequeue(env: &TestEnv) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_scenequeue"));
-    cmd.env("SCENEQUEUE_DATABASE_URL", &env.services.database_url)
-        .env("SCENEQUEUE_AMQP_URL", &env.services.amqp_url)
-        .env("SCENEQUEUE_QUEUE", &env.services.queue)
-        .env("SCENEQUEUE_ORT_LIBRARY", crate::common::ort_library())
-        .env("SCENEQUEUE_MODEL_DIR", crate::common::model_dir())
-        .env("RUST_LOG", "warn");
+    let mut cmd = crate::common::scenequeue(env);
+    cmd.env("RUST_LOG", "warn");
     cmd
 }
 

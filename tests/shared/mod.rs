@@ -9,6 +9,17 @@ use sqlx::{Connection, PgConnection, PgPool};
 use std::path::{Path, PathBuf};
 use uuid::Uuid;
 
+/// The `scenequeue` binary pointed at `env`'s services, ONNX Runtime and models.
+pub fn scenequeue(env: &TestEnv) -> std::process::Command {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_scenequeue"));
+    cmd.env("SCENEQUEUE_DATABASE_URL", &env.services.database_url)
+        .env("SCENEQUEUE_AMQP_URL", &env.services.amqp_url)
+        .env("SCENEQUEUE_QUEUE", &env.services.queue)
+        .env("SCENEQUEUE_ORT_LIBRARY", ort_library())
+        .env("SCENEQUEUE_MODEL_DIR", model_dir());
+    cmd
+}
+
 pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }

@@ -237,13 +237,5 @@ impl Whisper {
 
 /// Recognition models with a manifest under `model_dir/asr/`, sorted.
 pub fn available(model_dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(model_dir.join(ASR_DIR))
-        .into_iter()
-        .flatten()
-        .filter_map(Result::ok)
-        .filter(|e| e.path().join("manifest.toml").is_file())
-        .filter_map(|e| e.file_name().to_str().map(str::to_string))
-        .collect();
-    names.sort();
-    names
+    crate::model::available(&model_dir.join(ASR_DIR))
 }
