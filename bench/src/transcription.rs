@@ -21,6 +21,8 @@ use scenequeue_audio::encode::{self, OutputFormat};
 use scenequeue_audio::level::snr_db;
 use scenequeue_audio::{decode, resample};
 use scenequeue_core::options::BatchOptions;
+use scenequeue_core::states::OutputFlag;
+use scenequeue_core::transcripts;
 use scenequeue_core::wer::{self, Tally, recovered};
 use scenequeue_worker::asr::{self, Language, Whisper};
 use scenequeue_worker::testing::{self as inference, InferenceOptions, SceneTask, Tuning};
@@ -203,6 +205,8 @@ fn read(path: &Path) -> anyhow::Result<Vec<f32>> {
 struct ChainRun {
     /// Per clip key: the recogniser's input.
     asr: BTreeMap<String, PathBuf>,
+    /// Clips whose enhanced output failed its speech checks (speech collapsed, silent): `auto` does not hear it.
+    failed_checks: std::collections::HashSet<String>,
     snr_gain_db: f64,
     audio_s: f64,
     wall_s: f64,
@@ -244,7 +248,10 @@ fn enhance(args: &Args, chain: &Chain, clips: &[Clip], clean: &[Vec<f32>], dir: 
     runner.job_done();
     let mut run = ChainRun { wall_s, ..ChainRun::default() };
     for ((clip, task), result) in clips.iter().zip(&tasks).zip(results) {
-        result.map_err(|e| anyhow::anyhow!("{} on {}: {e}", chain.name, clip.input.display()))?;
+        let out = result.map_err(|e| anyhow::anyhow!("{} on {}: {e}", chain.name, clip.input.display()))?;
+        if out.flags.iter().any(|f| matches!(f, OutputFlag::SpeechCollapsed | OutputFlag::Silent)) {
+            run.failed_checks.insert(clip.key());
+        }
         let (y, x) = (read(&task.output)?, read(&clip.input)?);
         run.snr_gain_db += f64::from(snr_db(&clean[clip.text], &y) - snr_db(&clean[clip.text], &x));
         run.audio_s += x.len() as f64 / f64::from(RATE);
@@ -331,19 +338,21 @@ fn whisper(args: &Args, name: &str, files: &[PathBuf]) -> anyhow::Result<HashMap
     Ok(heard)
 }
 
-/// Per clip, the recogniser's input `auto` chooses: the enhanced scene or the untouched one, whichever the
-/// recogniser is surer of (the higher average log-probability; the untouched one on a tie).
+/// Per clip, the recogniser's input `auto` chooses, by the worker's rule (`transcripts::surer`): the enhanced
+/// scene or the untouched one, whichever the recogniser is surer of; the untouched one when the enhanced output
+/// failed its speech checks.
 fn auto_choice(
     noisy: &BTreeMap<String, PathBuf>,
-    enhanced: &BTreeMap<String, PathBuf>,
+    enhanced: &ChainRun,
     heard: &HashMap<PathBuf, Heard>,
 ) -> BTreeMap<String, PathBuf> {
     let sure = |p: &PathBuf| heard.get(p).and_then(|h| h.confidence).unwrap_or(f32::NEG_INFINITY);
     noisy
         .iter()
         .filter_map(|(key, original)| {
-            let cleaned = enhanced.get(key)?;
-            Some((key.clone(), if sure(cleaned) > sure(original) { cleaned.clone() } else { original.clone() }))
+            let cleaned = enhanced.asr.get(key)?;
+            let take = !enhanced.failed_checks.contains(key) && transcripts::surer(sure(cleaned), sure(original));
+            Some((key.clone(), if take { cleaned.clone() } else { original.clone() }))
         })
         .collect()
 }
@@ -436,7 +445,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         }
         std::fs::write(args.out.join(format!("transcripts-{}.tsv", recogniser.name())), transcripts)?;
         let auto = match (recogniser, runs.first()) {
-            (Recogniser::Whisper(_), Some(first)) => Some(auto_choice(&noisy_asr, &first.asr, &heard)),
+            (Recogniser::Whisper(_), Some(first)) => Some(auto_choice(&noisy_asr, first, &heard)),
             _ => None,
         };
         println!("\n## {}\n", recogniser.name());

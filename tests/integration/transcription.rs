@@ -320,8 +320,10 @@ async fn a_worker_killed_mid_job_loses_and_duplicates_no_transcript() {
     .unwrap();
     assert_eq!(rows.len() as i64, scenes, "one result per scene");
     assert!(rows.iter().all(|(_, t, _)| t.as_ref().is_some_and(|t| !t.text.is_empty())), "every scene transcribed");
-    // `auto` (the default) heard both versions of every scene and kept one.
-    assert!(rows.iter().all(|(_, t, _)| t.as_ref().is_some_and(|t| t.heard.is_some() && t.other_logprob.is_some())));
+    // `auto` (the default) heard both versions of each scene (of a scene whose enhanced output passed its checks)
+    // and kept one.
+    assert!(rows.iter().all(|(_, t, _)| t.as_ref().is_some_and(|t| t.heard.is_some())));
+    assert!(rows.iter().any(|(_, t, _)| t.as_ref().is_some_and(|t| t.other_logprob.is_some())));
     assert!(rows.iter().any(|(_, _, attempt)| *attempt > 1), "the rest of the job ran again");
     let files = std::fs::read_dir(out.join(batch.to_string()))
         .unwrap()

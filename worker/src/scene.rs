@@ -22,7 +22,7 @@ use scenequeue_audio::{encode, level, resample};
 use scenequeue_core::options::AsrOptions;
 use scenequeue_core::results::Measurements;
 use scenequeue_core::states::{OutputFlag, RecoveryStep};
-use scenequeue_core::transcripts::AsrInput;
+use scenequeue_core::transcripts::{self, AsrInput};
 use serde::{Deserialize, Serialize};
 use std::cell::RefCell;
 use std::path::PathBuf;
@@ -112,7 +112,7 @@ fn finish(
             speech_in_db = checked.speech_in_db, speech_out_db = checked.speech_out_db, "enhanced scene flagged");
     }
     let transcript = match &task.transcribe {
-        Some(asr) => Some(transcribe(sessions, asr, (input, &out.audio), model_rate)?),
+        Some(asr) => Some(transcribe(sessions, asr, (input, &out.audio), &checked.flags, model_rate)?),
         None => None,
     };
     Ok(SceneOutput {
@@ -132,11 +132,13 @@ fn finish(
 }
 
 /// What the recogniser hears in the scene: the untouched input or the audio as written (post-processing
-/// included), or with `auto` both, keeping the one it is surer of (the untouched one on a tie).
+/// included), or with `auto` both, keeping the one it is surer of (`core::transcripts::surer`). An enhanced
+/// output that failed its speech checks (`flags`: speech collapsed, silent) is not heard by `auto` at all.
 fn transcribe(
     sessions: &mut Sessions,
     asr: &AsrOptions,
     (input, written): (&[f32], &[f32]),
+    flags: &[OutputFlag],
     rate: u32,
 ) -> Result<Transcript, SceneFailure> {
     let language: Language = asr.language.parse().map_err(|reason: String| {
@@ -151,10 +153,16 @@ fn transcribe(
     match asr.input {
         AsrInput::Enhanced => hear(written, AsrInput::Enhanced),
         AsrInput::Original => hear(input, AsrInput::Original),
+        AsrInput::Auto if flags.iter().any(|f| matches!(f, OutputFlag::SpeechCollapsed | OutputFlag::Silent)) => {
+            hear(input, AsrInput::Original)
+        }
         AsrInput::Auto => {
             let (original, enhanced) = (hear(input, AsrInput::Original)?, hear(written, AsrInput::Enhanced)?);
-            let (mut kept, other) =
-                if enhanced.avg_logprob > original.avg_logprob { (enhanced, original) } else { (original, enhanced) };
+            let (mut kept, other) = if transcripts::surer(enhanced.avg_logprob, original.avg_logprob) {
+                (enhanced, original)
+            } else {
+                (original, enhanced)
+            };
             kept.other_logprob = Some(other.avg_logprob);
             Ok(kept)
         }

@@ -40,8 +40,7 @@ pub struct Walk {
     pub segments: Vec<Segment>,
     /// Each window's no-speech probability and verdict.
     pub windows: Vec<(f32, Verdict)>,
-    /// Sum of every decoded window's token log-probabilities and their token count (with one end of text each),
-    /// skipped windows included: how sure the recogniser is of the audio as a whole.
+    /// Sum of the kept windows' token log-probabilities and their token count (with one end of text each).
     pub logprob: (f64, usize),
 }
 
@@ -67,12 +66,12 @@ pub fn walk(graphs: &mut Graphs, vocab: &Vocabulary, features: &Features, sot: &
             Verdict::Speech
         };
         out.windows.push((decoded.no_speech_prob, verdict));
-        out.logprob.0 += decoded.sum_logprob;
-        out.logprob.1 += decoded.tokens.len() + 1;
         if verdict != Verdict::Speech {
             seek += size;
             continue;
         }
+        out.logprob.0 += decoded.sum_logprob;
+        out.logprob.1 += decoded.tokens.len() + 1;
         let (pieces, next) = split(&decoded.tokens, vocab.specials.timestamp_begin, seek, size);
         for (start, end, tokens) in pieces {
             let text = vocab.text(tokens);
