@@ -230,4 +230,4 @@ done
 
 say "ONNX Runtime: $(readlink -f .scenequeue/ort/libonnxruntime.so)"
 say "models: $(ls -d models/*/ | grep -v '^models/asr/$' | tr '\n' ' ')"
-say "recognition models: $(ls -d models/asr/*/ | tr '\n' ' ')"
+say "recognition models: $(for d in models/asr/*/; do if [ -f "$d/encoder.onnx" ]; then printf '%s ' "$d"; fi; done)"

@@ -73,7 +73,9 @@ pub enum AsrError {
         available: String,
     },
     /// A file the model needs is missing.
-    #[error("{0}: missing (run scripts/fetch-models.sh --whisper)")]
+    #[error(
+        "{0}: missing (scripts/fetch-models.sh fetches the recognition models: tiny.en always, base with --whisper-base)"
+    )]
     Missing(PathBuf),
     /// A file of the model cannot be read.
     #[error("{path}: {source}")]
@@ -235,7 +237,10 @@ impl Whisper {
     }
 }
 
-/// Recognition models with a manifest under `model_dir/asr/`, sorted.
+/// Recognition models under `model_dir/asr/` with a manifest and their graphs fetched, sorted.
 pub fn available(model_dir: &Path) -> Vec<String> {
-    crate::model::available(&model_dir.join(ASR_DIR))
+    let root = model_dir.join(ASR_DIR);
+    let mut names = crate::model::available(&root);
+    names.retain(|name| root.join(name).join("encoder.onnx").is_file());
+    names
 }
