@@ -11,4 +11,4 @@ scripts/services.sh
 scripts/fetch-models.sh
 say "building scenequeue (release)"
 cargo build --release --locked -q || die "cargo build failed"
-exec target/release/scenequeue demo "$@"
+exec "${CARGO_TARGET_DIR:-target}/release/scenequeue" demo "$@"
