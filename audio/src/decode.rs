@@ -178,3 +178,9 @@ pub(crate) fn for_each_chunk_hashed(
 pub fn read_span_mono(path: &Path, start_s: f64, end_s: f64) -> Result<(Vec<f32>, u32), AudioError> {
     SpanReader::new().read(path, None, start_s, end_s)
 }
+
+/// Reads the whole recording as mono f32 at `rate` (resampled when its own rate differs).
+pub fn read_all_at(path: &Path, rate: u32) -> Result<Vec<f32>, AudioError> {
+    let (x, own) = read_span_mono(path, 0.0, probe(path)?.duration_s())?;
+    if own == rate { Ok(x) } else { crate::resample::resample(&x, own, rate) }
+}

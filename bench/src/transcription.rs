@@ -322,9 +322,7 @@ fn whisper(args: &Args, name: &str, files: &[PathBuf]) -> anyhow::Result<HashMap
     let (mut audio_s, started) = (0.0, Instant::now());
     let mut heard = HashMap::new();
     for file in files {
-        let info = decode::probe(file)?;
-        let (x, rate) = decode::read_span_mono(file, 0.0, info.duration_s())?;
-        let x = resample::resample(&x, rate, asr::SAMPLE_RATE)?;
+        let x = decode::read_all_at(file, asr::SAMPLE_RATE)?;
         audio_s += x.len() as f64 / f64::from(asr::SAMPLE_RATE);
         let t = model.transcribe(&x, &Language::Code("en".into()))?;
         heard.insert(file.clone(), Heard { text: t.text, confidence: Some(t.avg_logprob) });

@@ -3,7 +3,7 @@
 
 use crate::args::TranscribeArgs;
 use anyhow::{Context, bail};
-use scenequeue_audio::{decode, resample};
+use scenequeue_audio::decode;
 use scenequeue_core::transcripts::{self, Cue, TextFormat, Transcript};
 use scenequeue_worker::Runtime;
 use scenequeue_worker::asr::{self, Whisper};
@@ -66,8 +66,6 @@ pub fn run(args: &TranscribeArgs) -> anyhow::Result<()> {
 }
 
 fn transcribe(model: &mut Whisper, path: &Path, language: &asr::Language) -> anyhow::Result<Transcript> {
-    let info = decode::probe(path)?;
-    let (samples, rate) = decode::read_span_mono(path, 0.0, info.duration_s())?;
-    let samples = resample::resample(&samples, rate, asr::SAMPLE_RATE)?;
+    let samples = decode::read_all_at(path, asr::SAMPLE_RATE)?;
     Ok(model.transcribe(&samples, language)?)
 }

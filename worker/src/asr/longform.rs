@@ -7,7 +7,7 @@
 //! and segment times on the same samples and weights.
 
 use super::features::{FRAME_S, Features, WINDOW_FRAMES};
-use super::graphs::Graphs;
+use super::graphs::{Cross, Graphs};
 use super::vocab::Vocabulary;
 use super::{AsrError, Segment, greedy};
 use std::io::Write;
@@ -44,15 +44,25 @@ pub struct Walk {
     pub logprob: (f64, usize),
 }
 
-/// Decodes every window of `features` with the start-of-transcript sequence `sot`.
-pub fn walk(graphs: &mut Graphs, vocab: &Vocabulary, features: &Features, sot: &[u32]) -> Result<Walk, AsrError> {
+/// Decodes every window of `features` with the start-of-transcript sequence `sot`; `first` is the first window
+/// already encoded (for language detection), if it was.
+pub fn walk(
+    graphs: &mut Graphs,
+    vocab: &Vocabulary,
+    features: &Features,
+    sot: &[u32],
+    mut first: Option<Cross>,
+) -> Result<Walk, AsrError> {
     let content = features.content_frames();
     let mut out = Walk { segments: Vec::new(), windows: Vec::new(), logprob: (0.0, 0) };
     let mut seek = 0;
     while seek < content {
         let size = WINDOW_FRAMES.min(content - seek);
         let offset = seek as f64 * FRAME_S;
-        let cross = graphs.encode(features.window(seek, size))?;
+        let cross = match first.take() {
+            Some(cross) if seek == 0 => cross,
+            _ => graphs.encode(features.window(seek, size))?,
+        };
         let decoded = greedy::decode(graphs, vocab, &cross, sot, 0)?;
         drop(cross);
         let avg = decoded.avg_logprob();

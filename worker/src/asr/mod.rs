@@ -18,7 +18,7 @@ pub use longform::compression_ratio;
 
 use crate::runtime::{Runtime, RuntimeError};
 use features::Features;
-use graphs::Graphs;
+use graphs::{Cross, Graphs};
 pub use scenequeue_core::transcripts::{Segment, Transcript};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -189,14 +189,14 @@ impl Whisper {
     /// Transcribes 16 kHz mono samples.
     pub fn transcribe(&mut self, samples: &[f32], language: &Language) -> Result<Transcript, AsrError> {
         let features = Features::compute(samples, self.graphs.shape.mels);
-        let language = self.choose_language(&features, language)?;
+        let (language, first) = self.choose_language(&features, language)?;
         let specials = &self.vocab.specials;
         let mut sot = vec![specials.sot];
         if self.vocab.multilingual() {
             let id = self.vocab.language(&language).ok_or_else(|| AsrError::Language(language.clone()))?;
             sot.extend([id, specials.transcribe]);
         }
-        let walk = longform::walk(&mut self.graphs, &self.vocab, &features, &sot)?;
+        let walk = longform::walk(&mut self.graphs, &self.vocab, &features, &sot, first)?;
         let text = walk.segments.iter().map(|s| s.text.as_str()).collect::<String>().trim().to_string();
         let (sum, count) = walk.logprob;
         let no_speech_prob = walk.windows.iter().map(|&(p, _)| p).fold(1.0f32, f32::min);
@@ -212,16 +212,19 @@ impl Whisper {
     }
 
     /// The language to decode in: as asked, English for English-only models, or the likeliest language token
-    /// after the start of the transcript in the first window.
-    fn choose_language(&mut self, features: &Features, asked: &Language) -> Result<String, AsrError> {
+    /// after the start of the transcript in the first window (whose encoding is returned, for the walk to reuse).
+    fn choose_language(&mut self, features: &Features, asked: &Language) -> Result<(String, Option<Cross>), AsrError> {
         if !self.vocab.multilingual() {
             return match asked {
                 Language::Code(code) if code != "en" => Err(AsrError::Language(code.clone())),
-                _ => Ok("en".to_string()),
+                _ => Ok(("en".to_string(), None)),
             };
         }
         if let Language::Code(code) = asked {
-            return self.vocab.language(code).map(|_| code.clone()).ok_or_else(|| AsrError::Language(code.clone()));
+            return match self.vocab.language(code) {
+                Some(_) => Ok((code.clone(), None)),
+                None => Err(AsrError::Language(code.clone())),
+            };
         }
         let cross = self.graphs.encode(features.window(0, features.content_frames()))?;
         let past = self.graphs.start()?;
@@ -233,7 +236,7 @@ impl Whisper {
             .iter()
             .max_by(|a, b| logits[a.1 as usize].total_cmp(&logits[b.1 as usize]))
             .map(|(code, _)| code.clone());
-        Ok(best.unwrap_or_else(|| "en".to_string()))
+        Ok((best.unwrap_or_else(|| "en".to_string()), Some(cross)))
     }
 }
 
