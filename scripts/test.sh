@@ -9,6 +9,8 @@ cd "$(dirname "$0")/.."
 # dashboard test headless; iproute2 and util-linux give the chaos suite its network namespaces and mounts.
 apt_install espeak-ng sox libsox-fmt-mp3 ffmpeg ca-certificates gcc libc6-dev pkg-config libopus-dev chromium \
   iproute2 util-linux
+# The chaos suite's many-node test runs a RabbitMQ cluster and a pg_auto_failover pair (scripts/cluster.sh).
+apt_install rabbitmq-server postgresql-15 postgresql-15-auto-failover pg-auto-failover-cli python3
 need_cargo
 scripts/services.sh
 scripts/fetch-models.sh

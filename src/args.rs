@@ -31,12 +31,17 @@ pub struct Cli {
 
 #[derive(Args, Debug, Clone)]
 pub struct ServiceArgs {
-    /// Postgres connection URL (its value is never shown in help or logs).
+    /// Postgres connection URL; `host1:port,host2:port` follows the primary of a failover pair (its value is never
+    /// shown in help or logs).
     #[arg(long, global = true, env = "SCENEQUEUE_DATABASE_URL", hide_env_values = true, default_value_t = Services::default().database_url)]
     pub database_url: String,
-    /// RabbitMQ connection URL (its value is never shown in help or logs).
+    /// RabbitMQ connection URL, or a comma-separated list of a cluster's nodes (its value is never shown in help
+    /// or logs).
     #[arg(long, global = true, env = "SCENEQUEUE_AMQP_URL", hide_env_values = true, default_value_t = Services::default().amqp_url)]
     pub amqp_url: String,
+    /// With a list of broker nodes: the cluster name each must announce; a node naming another is passed over.
+    #[arg(long, global = true, env = "SCENEQUEUE_AMQP_CLUSTER")]
+    pub amqp_cluster: Option<String>,
     /// Name of the job queue (its dead-letter queue is `<queue>.dead`).
     #[arg(long, global = true, env = "SCENEQUEUE_QUEUE", default_value_t = Services::default().queue)]
     pub queue: String,

@@ -21,6 +21,7 @@ mod farm;
 mod ingest;
 mod operator_view;
 mod plan;
+mod queues;
 mod reading;
 mod sessions;
 mod statements;
@@ -56,6 +57,8 @@ enum Command {
     OperatorView(operator_view::Args),
     /// Scene completions per second that one PostgreSQL and one RabbitMQ carry, with model-free workers.
     Farm(farm::Args),
+    /// A classic queue against a quorum queue: throughput, and what each gives while its node is down.
+    Queues(queues::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -75,5 +78,6 @@ fn main() -> anyhow::Result<()> {
         Command::Ingest(args) => ingest::run(&args),
         Command::OperatorView(args) => tokio::runtime::Runtime::new()?.block_on(operator_view::run(&args)),
         Command::Farm(args) => tokio::runtime::Runtime::new()?.block_on(farm::run(&args, statements)),
+        Command::Queues(args) => tokio::runtime::Runtime::new()?.block_on(queues::run(&args)),
     }
 }

@@ -5,6 +5,7 @@ use crate::outage::{Patience, transient, when_up};
 use crate::states::BatchState;
 use sqlx::PgPool;
 use sqlx::postgres::{PgListener, PgPoolOptions};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
@@ -77,13 +78,27 @@ const ADMISSION: Duration = Duration::from_secs(2);
 /// docs/DEPLOYING.md) connects once the schema's owner has run `scenequeue migrate`.
 pub async fn connect(url: &str, max_connections: u32) -> Result<PgPool, DbError> {
     let refused = |source| DbError::Connect { url: redact(url), source };
-    let pool = PgPoolOptions::new()
+    let options = PgPoolOptions::new()
         .max_connections(max_connections)
         .idle_timeout(None)
         .max_lifetime(None)
-        .acquire_timeout(Duration::from_secs(10))
-        .connect_lazy(url)
-        .map_err(refused)?;
+        .acquire_timeout(Duration::from_secs(10));
+    let hosts = crate::primary::hosts(url);
+    let pool = if hosts.len() > 1 {
+        // Several hosts: the pool connects to the one that takes writes, and follows it (`primary`).
+        let (follower, current) = crate::primary::Follower::new(&hosts).await.map_err(refused)?;
+        let stale = Arc::clone(&follower);
+        let pool = options
+            .before_acquire(move |_, meta| {
+                let keep = !stale.is_stale(meta.age);
+                Box::pin(async move { Ok(keep) })
+            })
+            .connect_lazy_with(follower.options(current));
+        tokio::spawn(follower.follow(pool.clone(), current));
+        pool
+    } else {
+        options.connect_lazy(url).map_err(refused)?
+    };
     // Every connection the pool may use is opened now, all within `ADMISSION`, and kept: a process that needs two
     // at once (a worker's job and its heartbeat) never waits on a second one that a saturated server cannot give,
     // which, across a farm of such processes each holding one, stalls them all. A process that cannot open them
@@ -116,12 +131,12 @@ async fn up_to_date(pool: &PgPool) -> bool {
         .all(|m| applied.iter().any(|(version, checksum)| *version == m.version && *checksum == *m.checksum))
 }
 
-/// Opens one connection and closes it again: whether Postgres answers, with the driver's own reason when it does
+/// Opens one connection (to the host that takes writes, of a list) and closes it again: whether Postgres answers, with the driver's own reason when it does
 /// not (a pool reports only that it timed out).
 async fn probe(url: &str) -> Result<(), DbError> {
     use sqlx::Connection;
     let connection =
-        sqlx::PgConnection::connect(url).await.map_err(|source| DbError::Connect { url: redact(url), source })?;
+        crate::primary::connect_writable(url).await.map_err(|source| DbError::Connect { url: redact(url), source })?;
     let _ = connection.close().await;
     Ok(())
 }

@@ -36,6 +36,7 @@
 //! - [`wer`]: word error rate, for the benchmarks and the recogniser's tests.
 
 pub mod batches;
+pub mod brokers;
 pub mod config;
 pub mod controls;
 pub mod counts;
@@ -50,6 +51,7 @@ pub mod mq;
 pub mod options;
 pub mod outage;
 pub mod panics;
+pub mod primary;
 pub mod requeue;
 pub mod results;
 pub mod retry;

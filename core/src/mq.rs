@@ -11,7 +11,7 @@ use lapin::options::{
     QueueDeclareOptions, QueueDeleteOptions,
 };
 use lapin::types::{AMQPValue, FieldTable, ShortString};
-use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, ExchangeKind};
+use lapin::{BasicProperties, Channel, Connection, ExchangeKind};
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
@@ -35,6 +35,16 @@ pub enum MqError {
         #[source]
         source: lapin::Error,
     },
+    /// The node answered, but announces another cluster than the one expected (`SCENEQUEUE_AMQP_CLUSTER`).
+    #[error("RabbitMQ at {url} belongs to cluster {found:?}, not {expected:?}: passed over")]
+    ForeignNode {
+        /// The node's URL, with its password hidden.
+        url: String,
+        /// The cluster name it announces.
+        found: String,
+        /// The cluster name expected.
+        expected: String,
+    },
     /// A broker operation (declare, publish, confirm, consume) failed on an open connection.
     #[error("RabbitMQ: {0}")]
     Protocol(#[from] lapin::Error),
@@ -53,7 +63,8 @@ impl MqError {
     pub fn is_outage(&self) -> bool {
         match self {
             Self::Connect { source, .. } | Self::Protocol(source) => !refused_for_good(source),
-            Self::Nacked(_) => true,
+            // The list's other nodes may come back.
+            Self::Nacked(_) | Self::ForeignNode { .. } => true,
             Self::BadMessage(_) => false,
         }
     }
@@ -143,11 +154,10 @@ fn quorum_args(dead_letter_exchange: Option<&str>, delivery_limit: Option<u32>) 
     args
 }
 
-/// Opens a connection to the broker at `url`, named `scenequeue`.
+/// Opens a connection, named `scenequeue`, to the broker at `url`, or to a node of a comma-separated list of a
+/// cluster's nodes (`brokers::connect`).
 pub async fn connect(url: &str) -> Result<Connection, MqError> {
-    Connection::connect(url, ConnectionProperties::default().with_connection_name("scenequeue".into()))
-        .await
-        .map_err(|source| MqError::Connect { url: crate::db::redact(url), source })
+    crate::brokers::connect(url).await
 }
 
 /// [`connect`] once the broker answers: an outage ([`MqError::is_outage`]: refused while it starts, closed

@@ -46,8 +46,10 @@ pub fn transient(error: &sqlx::Error) -> bool {
         e if closed_in_handshake(e) => true,
         sqlx::Error::Database(e) => e.code().is_some_and(|code| {
             // 08: connection exception; 40001, 40P01: serialization failure, deadlock (the transaction rolled back);
-            // 57P01-57P03: the server is shutting down or starting; 53300: too many connections.
-            code.starts_with("08") || matches!(code.as_ref(), "40001" | "40P01" | "57P01" | "57P02" | "57P03" | "53300")
+            // 57P01-57P03: the server is shutting down or starting; 53300: too many connections; 25006: a write
+            // reached a node that is read-only now (a failover under way: the pool follows the new primary).
+            code.starts_with("08")
+                || matches!(code.as_ref(), "40001" | "40P01" | "57P01" | "57P02" | "57P03" | "53300" | "25006")
         }),
         _ => false,
     }

@@ -49,6 +49,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 fn services(args: &ServiceArgs) -> Services {
+    if let Some(name) = &args.amqp_cluster {
+        scenequeue_core::brokers::expect_cluster(name);
+    }
     Services {
         database_url: args.database_url.clone(),
         amqp_url: args.amqp_url.clone(),

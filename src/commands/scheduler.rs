@@ -4,7 +4,7 @@ use crate::args::SchedulerArgs;
 use scenequeue_core::config::Services;
 use scenequeue_core::outage::{Backoff, Patience};
 use scenequeue_core::{db, mq};
-use scenequeue_scheduler::{ReapSettings, reap_with};
+use scenequeue_scheduler::{ReapSettings, SchedulerError, reap_with};
 use std::time::Duration;
 use tracing::{info, warn};
 
@@ -95,10 +95,22 @@ pub async fn run(services: &Services, args: &SchedulerArgs) -> anyhow::Result<()
             }
             continue;
         };
-        match reap_with(&pool, &b.publisher, &b.connection, &topology, &settings).await {
-            Ok(r) if r != Default::default() => info!(?r, "reaper pass"),
-            Ok(_) => {}
-            Err(e) => warn!(error = %e, "reaper pass failed; trying again at the next tick"),
+        let broker_failed = match reap_with(&pool, &b.publisher, &b.connection, &topology, &settings).await {
+            Ok(r) => {
+                if r != Default::default() {
+                    info!(?r, "reaper pass");
+                }
+                false
+            }
+            Err(e) => {
+                warn!(error = %e, "reaper pass failed; trying again at the next tick");
+                matches!(e, SchedulerError::Mq(_) | SchedulerError::Dispatch(_))
+            }
+        };
+        // A channel that met a broker error may go on failing (one that published to a quorum queue whose leader
+        // died is refused even after a new leader is elected): the next pass opens a new connection.
+        if broker_failed && let Some(b) = broker.take() {
+            let _ = b.connection.close(200, "reopening after a broker error").await;
         }
     }
     if let Some(b) = broker {

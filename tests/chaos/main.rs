@@ -8,8 +8,10 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod cluster;
 mod farm;
 mod hosts;
+mod nodes;
 #[path = "../shared/mod.rs"]
 mod shared;
 

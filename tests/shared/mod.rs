@@ -5,7 +5,7 @@
 use scenequeue_core::config::Services;
 use scenequeue_core::mq::{self, Topology};
 use scenequeue_core::{db, ids::BatchId};
-use sqlx::{Connection, PgConnection, PgPool};
+use sqlx::{Connection, PgPool};
 use std::path::{Path, PathBuf};
 use uuid::Uuid;
 
@@ -49,9 +49,18 @@ impl TestEnv {
         let defaults = Services::default();
         let base_url = std::env::var("SCENEQUEUE_DATABASE_URL").unwrap_or(defaults.database_url);
         let amqp_url = std::env::var("SCENEQUEUE_AMQP_URL").unwrap_or(defaults.amqp_url);
+        Self::on(base_url, amqp_url).await
+    }
+
+    /// A test's database and queues on the services at `base_url` (a host or a failover list) and `amqp_url` (a
+    /// node or a cluster's list).
+    pub async fn on(base_url: String, amqp_url: String) -> Self {
+        let defaults = Services::default();
         let id = Uuid::new_v4().simple().to_string();
         let db_name = format!("sq_test_{id}");
-        let mut admin = PgConnection::connect(&base_url).await.expect("Postgres answers (run scripts/services.sh)");
+        let mut admin = scenequeue_core::primary::connect_writable(&base_url)
+            .await
+            .expect("Postgres answers (run scripts/services.sh)");
         sqlx::query(&format!("CREATE DATABASE {db_name}")).execute(&mut admin).await.expect("create test database");
         admin.close().await.ok();
         let url = db::with_database(&base_url, &db_name);
@@ -90,7 +99,7 @@ impl Drop for TestEnv {
         let (base_url, db_name) = (self.base_url.clone(), self.db_name.clone());
         let (amqp_url, topology, dir) = (self.services.amqp_url.clone(), self.topology.clone(), self.dir.clone());
         let cleanup = async move {
-            if let Ok(mut admin) = PgConnection::connect(&base_url).await {
+            if let Ok(mut admin) = scenequeue_core::primary::connect_writable(&base_url).await {
                 let _ =
                     sqlx::query(&format!("DROP DATABASE IF EXISTS {db_name} WITH (FORCE)")).execute(&mut admin).await;
                 let _ = admin.close().await;

@@ -138,6 +138,10 @@ pub async fn run(config: WorkerConfig, services: Services, shutdown: Shutdown) -
         if config.max_reconnects.is_some_and(|max| failures > max) {
             break Err(WorkerError::GaveUp { attempts: failures, last: reason });
         }
+        // The dashboard's worker row says why this worker takes no jobs (Postgres may be away too: then the next
+        // beat writes it).
+        let health = Some(format!("{BROKER_AWAY}: {reason}"));
+        let _ = ctx.status.set(ctx.pool, worker, WorkerState::Idle, None, health).await;
         let backoff = Duration::from_secs(1u64 << failures.min(5)).min(MAX_BACKOFF);
         warn!(%reason, ?backoff, attempt = failures, "connection lost; reconnecting");
         tokio::select! {
@@ -178,6 +182,9 @@ async fn recover(ctx: &Ctx<'_>, reason: &str, check: &SelfCheck) -> bool {
     }
 }
 
+/// How a worker's health begins while it has no broker connection.
+const BROKER_AWAY: &str = "RabbitMQ unreachable, reconnecting";
+
 /// One broker connection's worth of consuming. An error that escapes is acted on by its disposition alone: a
 /// service away is reconnected to, a worker at fault checks itself, anything else stops the worker.
 async fn consume(
@@ -188,7 +195,12 @@ async fn consume(
     report: &mut WorkerReport,
 ) -> Result<Stop, WorkerError> {
     let connection = match mq::connect(amqp_url).await {
-        Ok(c) => c,
+        Ok(c) => {
+            if ctx.status.health().is_some_and(|h| h.starts_with(BROKER_AWAY)) {
+                let _ = ctx.status.set(ctx.pool, ctx.worker, WorkerState::Idle, None, None).await;
+            }
+            c
+        }
         Err(e) if e.is_outage() => return Ok(Stop::Unreachable(e.to_string())),
         // Refused credentials or virtual host: the same connection is refused however often it is tried.
         Err(e) => return Err(e.into()),

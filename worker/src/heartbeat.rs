@@ -99,6 +99,11 @@ impl Status {
         *self.inner.lock().unwrap_or_else(PoisonError::into_inner) = (state, job, health);
     }
 
+    /// What the row says about the worker's health now.
+    pub fn health(&self) -> Option<String> {
+        self.get().2
+    }
+
     fn get(&self) -> Row {
         self.inner.lock().unwrap_or_else(PoisonError::into_inner).clone()
     }
