@@ -61,6 +61,12 @@ net_up() {
     ip addr add "$NET.1/24" dev "$BRIDGE"
   fi
   ip link set "$BRIDGE" up
+  # Where bridged traffic passes through iptables (br_netfilter, as Docker sets it up, with a FORWARD policy of
+  # DROP), the nodes could not reach each other: let the bridge's own traffic through.
+  if [ "$(cat /proc/sys/net/bridge/bridge-nf-call-iptables 2>/dev/null || echo 0)" = 1 ] && command -v iptables >/dev/null; then
+    iptables -C FORWARD -i "$BRIDGE" -o "$BRIDGE" -j ACCEPT 2>/dev/null \
+      || iptables -I FORWARD -i "$BRIDGE" -o "$BRIDGE" -j ACCEPT
+  fi
 }
 
 # node_ns NAME IP: a namespace joined to the bridge by a veth pair, with IP on its side.
@@ -84,6 +90,9 @@ net_down() {
     ip netns del "$n"
   done
   ip link del "$BRIDGE" 2>/dev/null || true
+  if command -v iptables >/dev/null; then
+    while iptables -D FORWARD -i "$BRIDGE" -o "$BRIDGE" -j ACCEPT 2>/dev/null; do :; done
+  fi
 }
 
 # --- RabbitMQ ------------------------------------------------------------------------------------------------
