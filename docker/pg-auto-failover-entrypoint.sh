@@ -35,6 +35,10 @@ roles() {
   echo "scenequeue's database and roles created"
 }
 
+# A container started again keeps its /tmp, where pg_autoctl left the pid file of its previous life (PID 1 then,
+# and PID 1 now): it would refuse to start, as if it were running already.
+rm -rf /tmp/pg_autoctl
+
 case $role in
   monitor)
     if [ ! -s "$PGDATA/PG_VERSION" ]; then
