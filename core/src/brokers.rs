@@ -57,15 +57,13 @@ fn order(n: usize) -> Vec<usize> {
 /// reason; when none accepts, the last node's error.
 pub async fn connect(urls: &str) -> Result<Connection, MqError> {
     let nodes = nodes(urls);
-    if nodes.is_empty() {
-        return Err(MqError::Connect {
-            url: String::new(),
-            source: lapin::Error::InvalidConnectionState(lapin::ConnectionState::Closed),
-        });
-    }
     let order = order(nodes.len());
     let start = NEXT.load(Ordering::Relaxed);
-    let mut last = None;
+    // An empty list is a connection that was never opened.
+    let mut last = MqError::Connect {
+        url: String::new(),
+        source: lapin::Error::InvalidConnectionState(lapin::ConnectionState::Closed),
+    };
     for k in 0..nodes.len() {
         let position = (start + k) % nodes.len();
         let url = nodes[order[position]];
@@ -78,14 +76,11 @@ pub async fn connect(urls: &str) -> Result<Connection, MqError> {
                 if nodes.len() > 1 {
                     warn!(node = %crate::db::redact(url), error = %e, "broker node passed over");
                 }
-                last = Some(e);
+                last = e;
             }
         }
     }
-    Err(last.unwrap_or(MqError::Connect {
-        url: String::new(),
-        source: lapin::Error::InvalidConnectionState(lapin::ConnectionState::Closed),
-    }))
+    Err(last)
 }
 
 async fn connect_checked(url: &str) -> Result<Connection, MqError> {

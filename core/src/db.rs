@@ -64,7 +64,10 @@ pub async fn connect_when_up(
     // One connection first: it fails with the driver's reason (refused, too many clients, starting up), where a
     // pool only says that it timed out.
     when_up("Postgres", patience, stop, DbError::is_outage, || async {
-        probe(url).await?;
+        // A list of hosts is searched host by host, each failure with its reason, when the pool is made.
+        if crate::primary::hosts(url).len() == 1 {
+            probe(url).await?;
+        }
         connect(url, max_connections).await
     })
     .await
@@ -86,7 +89,7 @@ pub async fn connect(url: &str, max_connections: u32) -> Result<PgPool, DbError>
     let hosts = crate::primary::hosts(url);
     let pool = if hosts.len() > 1 {
         // Several hosts: the pool connects to the one that takes writes, and follows it (`primary`).
-        let (follower, current) = crate::primary::Follower::new(&hosts).await.map_err(refused)?;
+        let (follower, current, conn) = crate::primary::Follower::new(&hosts).await.map_err(refused)?;
         let stale = Arc::clone(&follower);
         let pool = options
             .before_acquire(move |_, meta| {
@@ -94,7 +97,7 @@ pub async fn connect(url: &str, max_connections: u32) -> Result<PgPool, DbError>
                 Box::pin(async move { Ok(keep) })
             })
             .connect_lazy_with(follower.options(current));
-        tokio::spawn(follower.follow(pool.clone(), current));
+        tokio::spawn(follower.follow(pool.clone(), current, conn));
         pool
     } else {
         options.connect_lazy(url).map_err(refused)?

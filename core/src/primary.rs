@@ -49,37 +49,50 @@ fn without_param(tail: &str, name: &str) -> String {
 #[error("no host takes writes ({0})")]
 pub struct NoPrimary(String);
 
-/// What one host answered.
+/// What one host answered; a host that takes writes hands over the connection it was asked on.
 enum Answer {
-    Writable,
+    Writable(PgConnection),
     ReadOnly,
     Failed(sqlx::Error),
+}
+
+/// Whether the server of `conn` takes writes now: a primary the failover manager has opened for them.
+async fn takes_writes(conn: &mut PgConnection) -> Result<bool, sqlx::Error> {
+    let read_only: String = sqlx::query_scalar("SHOW transaction_read_only").fetch_one(conn).await?;
+    Ok(read_only == "off")
 }
 
 async fn ask(options: &PgConnectOptions) -> Answer {
     let attempt = async {
         let mut conn = PgConnection::connect_with(options).await?;
-        let read_only: String = sqlx::query_scalar("SHOW transaction_read_only").fetch_one(&mut conn).await?;
-        let _ = conn.close().await;
-        Ok::<_, sqlx::Error>(read_only == "off")
+        let writable = takes_writes(&mut conn).await?;
+        Ok::<_, sqlx::Error>((conn, writable))
     };
     match tokio::time::timeout(CHECK_TIMEOUT, attempt).await {
-        Ok(Ok(true)) => Answer::Writable,
-        Ok(Ok(false)) => Answer::ReadOnly,
+        Ok(Ok((conn, true))) => Answer::Writable(conn),
+        Ok(Ok((conn, false))) => {
+            let _ = conn.close().await;
+            Answer::ReadOnly
+        }
         Ok(Err(e)) => Answer::Failed(e),
         Err(_) => Answer::Failed(sqlx::Error::PoolTimedOut),
     }
 }
 
-/// The first host of `hosts` that takes writes, with its index. When none does: the last host's error when every
+/// Each single-host URL with its parsed options.
+fn parse(urls: &[String]) -> Result<Vec<(String, PgConnectOptions)>, sqlx::Error> {
+    urls.iter().map(|u| u.parse::<PgConnectOptions>().map(|o| (u.clone(), o.disable_statement_logging()))).collect()
+}
+
+/// The first host of `hosts` that takes writes: its index and the connection it was asked on. When none does: the last host's error when every
 /// host refused for a reason waiting cannot fix (a password, a missing database), else [`NoPrimary`] as an I/O
 /// error, which `outage::transient` waits out like a single host's outage.
-pub async fn find(hosts: &[(String, PgConnectOptions)]) -> Result<usize, sqlx::Error> {
+pub async fn find(hosts: &[(String, PgConnectOptions)]) -> Result<(usize, PgConnection), sqlx::Error> {
     let mut answers = Vec::with_capacity(hosts.len());
     let (mut last_error, mut all_refused) = (None, true);
     for (i, (url, options)) in hosts.iter().enumerate() {
         match ask(options).await {
-            Answer::Writable => return Ok(i),
+            Answer::Writable(conn) => return Ok((i, conn)),
             Answer::ReadOnly => {
                 all_refused = false;
                 answers.push(format!("{}: read-only", crate::db::redact(url)));
@@ -103,9 +116,7 @@ pub async fn connect_writable(url: &str) -> Result<PgConnection, sqlx::Error> {
     if urls.len() == 1 {
         return PgConnection::connect(url).await;
     }
-    let parsed = urls.iter().map(|u| u.parse().map(|o| (u.clone(), o))).collect::<Result<Vec<_>, _>>()?;
-    let index = find(&parsed).await?;
-    PgConnection::connect_with(&parsed[index].1).await
+    Ok(find(&parse(&urls)?).await?.1)
 }
 
 /// The hosts of a list, parsed, and when the pool last switched between them.
@@ -117,13 +128,11 @@ pub(crate) struct Follower {
 impl Follower {
     /// Parses every host of `url` (a list of at least two). Returns the follower and the index of the host that
     /// takes writes now.
-    pub(crate) async fn new(urls: &[String]) -> Result<(Arc<Self>, usize), sqlx::Error> {
-        let hosts = urls
-            .iter()
-            .map(|u| u.parse::<PgConnectOptions>().map(|o| (u.clone(), o.disable_statement_logging())))
-            .collect::<Result<Vec<_>, _>>()?;
-        let current = find(&hosts).await?;
-        Ok((Arc::new(Self { hosts, switched: Mutex::new(None) }), current))
+    /// The connection the host was found on is kept for the follower's checks (`follow`).
+    pub(crate) async fn new(urls: &[String]) -> Result<(Arc<Self>, usize, PgConnection), sqlx::Error> {
+        let hosts = parse(urls)?;
+        let (current, conn) = find(&hosts).await?;
+        Ok((Arc::new(Self { hosts, switched: Mutex::new(None) }), current, conn))
     }
 
     pub(crate) fn options(&self, index: usize) -> PgConnectOptions {
@@ -138,8 +147,8 @@ impl Follower {
 
     /// Checks the current host every second while the pool is open; moves the pool to the host that takes writes
     /// when it stops doing so.
-    pub(crate) async fn follow(self: Arc<Self>, pool: PgPool, mut current: usize) {
-        let mut held: Option<PgConnection> = None;
+    pub(crate) async fn follow(self: Arc<Self>, pool: PgPool, mut current: usize, conn: PgConnection) {
+        let mut held = Some(conn);
         let mut searching = false;
         while !pool.is_closed() {
             tokio::time::sleep(CHECK_EVERY).await;
@@ -148,7 +157,8 @@ impl Follower {
             }
             held = None;
             match find(&self.hosts).await {
-                Ok(found) => {
+                Ok((found, conn)) => {
+                    held = Some(conn);
                     searching = false;
                     if found != current {
                         info!(from = %crate::db::redact(&self.hosts[current].0), to = %crate::db::redact(&self.hosts[found].0),
@@ -177,8 +187,7 @@ impl Follower {
                 *held = Some(PgConnection::connect_with(&self.hosts[current].1).await?);
             }
             let Some(conn) = held.as_mut() else { return Ok(false) };
-            let read_only: String = sqlx::query_scalar("SHOW transaction_read_only").fetch_one(conn).await?;
-            Ok::<_, sqlx::Error>(read_only == "off")
+            takes_writes(conn).await
         };
         matches!(tokio::time::timeout(CHECK_TIMEOUT, check).await, Ok(Ok(true)))
     }

@@ -35,6 +35,10 @@ fn scenequeue(env: &TestEnv) -> Command {
     cmd
 }
 
+/// The farm's scheduler: a pass every 2 s, and workers or queued jobs counted lost after 10 s.
+const SCHEDULER_ARGS: &[&str] =
+    &["scheduler", "--interval-s", "2", "--lost-after-s", "10", "--reconcile-grace-s", "10"];
+
 const WORKER_ARGS: &[&str] = &[
     "worker",
     "--model",
@@ -187,15 +191,7 @@ async fn the_farm_survives_kills_outages_and_poison() {
     assert!(scenes >= 300, "{scenes} scenes");
 
     let farm = Farm::new();
-    let scheduler = Recipe::of(scenequeue(&env).args([
-        "scheduler",
-        "--interval-s",
-        "2",
-        "--lost-after-s",
-        "10",
-        "--reconcile-grace-s",
-        "10",
-    ]));
+    let scheduler = Recipe::of(scenequeue(&env).args(SCHEDULER_ARGS));
     farm.add("scheduler", &logs, move || scheduler.command());
     for w in 0..WORKERS {
         let worker = Recipe::of(scenequeue(&env).args(WORKER_ARGS));

@@ -95,8 +95,9 @@ async fn until_flowing(env: &TestEnv, farm: &Farm, phase: &Phase) {
     }
 }
 
-/// Waits for the batch to finish, then checks every scene succeeded with exactly one result and its file.
-async fn check(env: &TestEnv, farm: &Farm, phase: &Phase, name: &str) {
+/// Waits for the batch to finish, then checks every scene succeeded with exactly one result and its file; the
+/// report's line about it.
+async fn check(env: &TestEnv, farm: &Farm, phase: &Phase, name: &str) -> String {
     let started = Instant::now();
     while scenequeue_core::db::batch_state(&env.pool, phase.batch).await.ok().flatten() != Some(BatchState::Finished) {
         assert!(started.elapsed() < Duration::from_secs(300), "{name}: batch not finished\n{}", farm.log_tails(40));
@@ -122,11 +123,9 @@ async fn check(env: &TestEnv, farm: &Farm, phase: &Phase, name: &str) {
     }
     let dead = env.count("SELECT count(*) FROM jobs WHERE batch_id = $1 AND state = 'dead'", phase.batch).await;
     assert_eq!(dead, 0, "{name}: no job ran out of attempts");
-}
-
-/// Jobs of the batch that ran more than once (a retry after a lost lease or connection), for the report.
-async fn reruns(env: &TestEnv, phase: &Phase) -> i64 {
-    env.count("SELECT count(*) FROM jobs WHERE batch_id = $1 AND attempts > 1", phase.batch).await
+    // Jobs that ran more than once: a retry after a lost lease or connection.
+    let reruns = env.count("SELECT count(*) FROM jobs WHERE batch_id = $1 AND attempts > 1", phase.batch).await;
+    format!("  {} scenes, each one result and file; jobs run more than once: {reruns}", phase.scenes)
 }
 
 /// The answer of the scheduler's HTTP server to `GET path`, or why there is none.
@@ -199,17 +198,9 @@ async fn a_farm_on_a_cluster_loses_nothing_when_nodes_fail() {
     std::fs::create_dir_all(&logs).unwrap();
     let farm = Farm::new();
     let port = free_port();
-    let scheduler = Recipe::of(scenequeue(&env, &cluster).args([
-        "scheduler",
-        "--interval-s",
-        "2",
-        "--lost-after-s",
-        "10",
-        "--reconcile-grace-s",
-        "10",
-        "--http-addr",
-        &format!("127.0.0.1:{port}"),
-    ]));
+    let scheduler = Recipe::of(
+        scenequeue(&env, &cluster).args(super::SCHEDULER_ARGS).args(["--http-addr", &format!("127.0.0.1:{port}")]),
+    );
     farm.add("scheduler", &logs, move || scheduler.command());
     for w in 0..WORKERS {
         let worker = Recipe::of(scenequeue(&env, &cluster).env("SCENEQUEUE_AMQP_URL", &worker_list).args([
@@ -265,12 +256,7 @@ async fn a_farm_on_a_cluster_loses_nothing_when_nodes_fail() {
     ));
     report.push(format!("  /metrics during it: {during}"));
     cluster.ctl(&["start-mq", &leader]);
-    check(&env, &farm, &phase, "leader killed").await;
-    report.push(format!(
-        "  {} scenes, each one result and file; jobs run more than once: {}",
-        phase.scenes,
-        reruns(&env, &phase).await
-    ));
+    report.push(check(&env, &farm, &phase, "leader killed").await);
 
     // 2. A broker node (the leader again) is cut off from the other two, then joined again. A publish on the
     // minority side is never confirmed.
@@ -322,12 +308,7 @@ async fn a_farm_on_a_cluster_loses_nothing_when_nodes_fail() {
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     report.push(format!("  healed: node {cut} back in the cluster {} s later", since(healed)));
-    check(&env, &farm, &phase, "partition").await;
-    report.push(format!(
-        "  {} scenes, each one result and file; jobs run more than once: {}",
-        phase.scenes,
-        reruns(&env, &phase).await
-    ));
+    report.push(check(&env, &farm, &phase, "partition").await);
     let probe_depth = {
         let c = mq::connect(&cluster.amqp_url).await.unwrap();
         let depth = mq::queue_depth(&c, &probe.queue).await.unwrap();
@@ -356,12 +337,7 @@ async fn a_farm_on_a_cluster_loses_nothing_when_nodes_fail() {
     let back = Instant::now();
     cluster.ctl(&["start-pg", &primary]);
     report.push(format!("  the old primary back as the standby after {} s", since(back)));
-    check(&env, &farm, &phase, "failover").await;
-    report.push(format!(
-        "  {} scenes, each one result and file; jobs run more than once: {}",
-        phase.scenes,
-        reruns(&env, &phase).await
-    ));
+    report.push(check(&env, &farm, &phase, "failover").await);
 
     // 4. Every broker node down: the workers wait and say so on the dashboard; once the nodes are back, the batch
     // finishes with nothing lost.
@@ -397,12 +373,7 @@ async fn a_farm_on_a_cluster_loses_nothing_when_nodes_fail() {
         "  nodes started again after {} s: the first job started after that completed {fresh} s later",
         since(down)
     ));
-    check(&env, &farm, &phase, "all down").await;
-    report.push(format!(
-        "  {} scenes, each one result and file; jobs run more than once: {}",
-        phase.scenes,
-        reruns(&env, &phase).await
-    ));
+    report.push(check(&env, &farm, &phase, "all down").await);
 
     // The stray submission's batch was published by the scheduler and finished too.
     let stray_batch: BatchId =
@@ -412,7 +383,7 @@ async fn a_farm_on_a_cluster_loses_nothing_when_nodes_fail() {
         scenes: env.count("SELECT count(*) FROM scenes WHERE batch_id = $1", stray_batch).await,
         out: env.dir.join("stray-out"),
     };
-    check(&env, &farm, &stray_phase, "stray submission").await;
+    report.push(check(&env, &farm, &stray_phase, "stray submission").await);
 
     let processes = farm.report();
     let tails = farm.log_tails(30);
