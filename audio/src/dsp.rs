@@ -99,11 +99,6 @@ impl Biquad {
         Self { b: [1.0, -2.0, 1.0], a: [2.0 * (k * k - 1.0) / a0, (1.0 - k / q + k * k) / a0] }
     }
 
-    fn run(&self, x: impl Iterator<Item = f32>) -> Vec<f32> {
-        let mut state = [0.0f64; 4];
-        x.map(|s| self.step(&mut state, s)).collect()
-    }
-
     /// Filters `x` in place, front to back.
     fn run_in_place<'a>(&self, x: impl Iterator<Item = &'a mut f32>) {
         let mut state = [0.0f64; 4];
@@ -127,17 +122,28 @@ pub(crate) fn highpass_zero_phase(x: &mut [f32], rate: u32, hz: f32) {
 }
 
 /// Integrated loudness (BS.1770-4), LUFS; None when the signal is shorter than one 400 ms block or all of it is
-/// under the absolute gate.
+/// under the absolute gate. The K-weighted signal is never held whole: its last block is kept in a ring, and each
+/// block's power is summed over it in order at every hop.
 pub fn loudness_lufs(x: &[f32], rate: u32) -> Option<f32> {
-    let k = Biquad::k_highpass(rate).run(Biquad::k_shelf(rate).run(x.iter().copied()).into_iter());
     let block = (0.4 * f64::from(rate)) as usize;
     let hop = block / 4;
-    if k.len() < block || hop == 0 {
+    if x.len() < block || hop == 0 {
         return None;
     }
-    let powers: Vec<f64> = (0..=(k.len() - block) / hop)
-        .map(|i| k[i * hop..i * hop + block].iter().map(|&v| f64::from(v) * f64::from(v)).sum::<f64>() / block as f64)
-        .collect();
+    let (shelf, highpass) = (Biquad::k_shelf(rate), Biquad::k_highpass(rate));
+    let (mut shelf_state, mut highpass_state) = ([0.0f64; 4], [0.0f64; 4]);
+    let mut ring = vec![0.0f32; block];
+    let mut powers: Vec<f64> = Vec::with_capacity((x.len() - block) / hop + 1);
+    for (n, &s) in x.iter().enumerate() {
+        ring[n % block] = highpass.step(&mut highpass_state, shelf.step(&mut shelf_state, s));
+        let end = n + 1;
+        if end >= block && (end - block).is_multiple_of(hop) {
+            // The block [end - block, end): from its oldest sample in the ring round to its newest.
+            let (newer, older) = ring.split_at(end % block);
+            let sum = older.iter().chain(newer).map(|&v| f64::from(v) * f64::from(v)).sum::<f64>();
+            powers.push(sum / block as f64);
+        }
+    }
     let lufs = |p: f64| -0.691 + 10.0 * p.max(1e-20).log10();
     let gated = |min: f64| -> Option<f64> {
         let kept: Vec<f64> = powers.iter().copied().filter(|&p| lufs(p) > min).collect();
@@ -160,6 +166,41 @@ pub(crate) fn limit_peak(x: &mut [f32], ceiling_dbfs: f32) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Loudness as BS.1770 writes it, over the whole K-weighted signal held at once.
+    fn loudness_whole(x: &[f32], rate: u32) -> Option<f32> {
+        let filter = |f: Biquad, x: &[f32]| -> Vec<f32> {
+            let mut state = [0.0f64; 4];
+            x.iter().map(|&s| f.step(&mut state, s)).collect()
+        };
+        let k = filter(Biquad::k_highpass(rate), &filter(Biquad::k_shelf(rate), x));
+        let (block, hop) = ((0.4 * f64::from(rate)) as usize, (0.4 * f64::from(rate)) as usize / 4);
+        if k.len() < block {
+            return None;
+        }
+        let powers: Vec<f64> = (0..=(k.len() - block) / hop)
+            .map(|i| {
+                k[i * hop..i * hop + block].iter().map(|&v| f64::from(v) * f64::from(v)).sum::<f64>() / block as f64
+            })
+            .collect();
+        let lufs = |p: f64| -0.691 + 10.0 * p.max(1e-20).log10();
+        let gated = |min: f64| -> Option<f64> {
+            let kept: Vec<f64> = powers.iter().copied().filter(|&p| lufs(p) > min).collect();
+            (!kept.is_empty()).then(|| kept.iter().sum::<f64>() / kept.len() as f64)
+        };
+        gated(lufs(gated(-70.0)?) - 10.0).map(|p| lufs(p) as f32)
+    }
+
+    #[test]
+    fn loudness_in_a_ring_is_the_whole_signal_loudness_to_the_bit() {
+        for (rate, secs) in [(48_000, 3.3), (44_100, 1.0), (16_000, 7.77), (8_000, 0.4)] {
+            let mut x = sine(440.0, rate, secs, 0.3);
+            x.iter_mut().enumerate().for_each(|(i, s)| *s *= 1.0 + ((i / 3000) % 5) as f32);
+            let (ring, whole) = (loudness_lufs(&x, rate), loudness_whole(&x, rate));
+            assert!(whole.is_some());
+            assert_eq!(ring.map(f32::to_bits), whole.map(f32::to_bits), "{rate} Hz, {secs} s");
+        }
+    }
 
     fn sine(hz: f32, rate: u32, secs: f32, amp: f32) -> Vec<f32> {
         (0..(rate as f32 * secs) as usize)

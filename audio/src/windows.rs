@@ -58,6 +58,40 @@ pub fn process_windowed<E>(
     Ok(out)
 }
 
+/// [`process_windowed`] writing the output over the input, so a long signal is held once, not twice: each window's
+/// input is copied out (one window's worth) before the previous window's output reaches it. `x` ends with the same
+/// bits `process_windowed` would return. `finalize(out, input)` is called once for every stretch of the output
+/// as it becomes final (no later window touches it), with that stretch's input: per-sample work that needs the
+/// input (an attenuation limit) is done there. `f` must return as many samples as it gets (else
+/// `shape_error`). On an error, `x` holds part output, part input.
+pub fn process_windowed_in_place<E>(
+    x: &mut [f32],
+    window: usize,
+    overlap: usize,
+    mut f: impl FnMut(&[f32]) -> Result<Vec<f32>, E>,
+    mut finalize: impl FnMut(&mut [f32], &[f32]),
+    mut shape_error: impl FnMut(String) -> E,
+) -> Result<(), E> {
+    let (window, overlap) = clamp(window, overlap);
+    let starts = window_starts(x.len(), window, overlap);
+    // The input of the part of the next window that this window's output overwrites.
+    let mut carried: Vec<f32> = Vec::new();
+    for (k, &start) in starts.iter().enumerate() {
+        let end = (start + window).min(x.len());
+        let mut input = std::mem::take(&mut carried);
+        input.extend_from_slice(&x[start + input.len()..end]);
+        let y = f(&input)?;
+        if y.len() != input.len() {
+            return Err(shape_error(format!("a window of {} samples returned {}", input.len(), y.len())));
+        }
+        let next = starts.get(k + 1).copied().unwrap_or(x.len());
+        carried = input.get(next - start..).map(<[f32]>::to_vec).unwrap_or_default();
+        blend(x, start, &y, 0, if start == 0 { 0 } else { overlap });
+        finalize(&mut x[start..next], &input[..next - start]);
+    }
+    Ok(())
+}
+
 /// Fixed-shape batching: cuts every signal of `signals` into windows of exactly `window` samples (overlapping by
 /// `overlap`, the last one zero-padded), runs them through `f` in calls of exactly `batch` windows (the last
 /// call filled up with silent windows), and joins each signal's outputs. In each overlap the later window's
@@ -142,6 +176,42 @@ mod tests {
         assert!(longest <= 800);
         assert!(y.iter().all(|&v| (v - 0.5).abs() < 1e-6));
         assert_eq!(process_windowed(&x, 800, 100, |_| Err::<Vec<f32>, _>("boom")), Err("boom"));
+    }
+
+    #[test]
+    fn in_place_gives_the_same_bits_and_finalizes_every_sample_once_with_its_input() {
+        // A processor whose output depends on the whole window and its position in it, as a recurrent model's.
+        let f = |w: &[f32]| -> Result<Vec<f32>, String> {
+            let mut state = 0.0f32;
+            Ok(w.iter()
+                .map(|&v| {
+                    state = 0.9 * state + v;
+                    state * 0.37 + v
+                })
+                .collect())
+        };
+        for (len, window, overlap) in [(10_000, 1000, 200), (1000, 1000, 100), (999, 1000, 100), (2501, 1000, 500)] {
+            let x: Vec<f32> = (0..len).map(|i| ((i * 7919 % 1013) as f32 / 1013.0) - 0.5).collect();
+            let expected = process_windowed(&x, window, overlap, f).unwrap();
+            let mut y = x.clone();
+            let mut seen = Vec::new();
+            process_windowed_in_place(
+                &mut y,
+                window,
+                overlap,
+                f,
+                |out, input| seen.push((out.to_vec(), input.to_vec())),
+                |e| e,
+            )
+            .unwrap();
+            assert!(y.iter().zip(&expected).all(|(a, b)| a.to_bits() == b.to_bits()), "len {len}");
+            let (outs, ins): (Vec<Vec<f32>>, Vec<Vec<f32>>) = seen.into_iter().unzip();
+            assert_eq!(outs.concat(), expected);
+            assert_eq!(ins.concat(), x, "each final stretch came with its own input");
+        }
+        let mut x = vec![0.5f32; 3000];
+        let short = process_windowed_in_place(&mut x, 1000, 100, |w| Ok(w[1..].to_vec()), |_, _| {}, |e| e);
+        assert_eq!(short.unwrap_err(), "a window of 1000 samples returned 999");
     }
 
     #[test]

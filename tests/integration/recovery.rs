@@ -2,12 +2,14 @@
 //! Runtime), with failures injected at the inference seam so every step runs without a GPU.
 
 use crate::common::{model_dir, ort_library, speech_like, write_wav};
+use scenequeue_audio::dsp::PostProcess;
+use scenequeue_audio::encode::OutputFormat;
 use scenequeue_core::states::RecoveryStep;
 use scenequeue_worker::FaultPlan;
 use scenequeue_worker::RecoveryConfig;
 use scenequeue_worker::SessionPolicy;
-use scenequeue_worker::testing::SceneTask;
 use scenequeue_worker::testing::{self as inference, InferenceOptions, Runner};
+use scenequeue_worker::testing::{SceneTask, Tuning};
 use scenequeue_worker::{Device, RuntimeOptions};
 use std::path::{Path, PathBuf};
 
@@ -264,4 +266,44 @@ fn long_scenes_can_run_in_bounded_crossfaded_windows_without_clicks() {
     };
     let (at_seams, elsewhere) = (steps(&|i| near(i)), steps(&|i| !near(i)));
     assert!(at_seams <= elsewhere * 1.05, "largest step at seams {at_seams} vs elsewhere {elsewhere}");
+}
+
+#[test]
+fn a_long_scene_enhanced_over_its_input_is_read_again_when_a_window_runs_out_of_memory() {
+    let f = Fixture::new("inplace", 75.0);
+    // What recovery's first step gives: the scene whole, on a fresh session.
+    let whole = runner(FaultPlan::default(), RecoveryConfig::default(), SessionPolicy::PerJob)
+        .scene("nsnet2-48k", &f.task(0, 0.0, 70.0))
+        .unwrap();
+    // 30 s windows; the second fails, after the first window's output has overwritten the start of the input.
+    let windowed = RecoveryConfig { long_scene_window_s: 30.0, ..RecoveryConfig::default() };
+    let plan = FaultPlan { oom_on_run: Some(2), ..Default::default() };
+    let out = runner(plan, windowed, SessionPolicy::PerJob).scene("nsnet2-48k", &f.task(1, 0.0, 70.0)).unwrap();
+    assert_eq!((out.recovery, out.oom_count), (RecoveryStep::Recreated, 1));
+    assert_eq!(out.rms_in_db, whole.rms_in_db);
+    let bytes = |i: usize| std::fs::read(f.dir.join(format!("out-{i}.wav"))).unwrap();
+    assert!(bytes(0) == bytes(1), "the scene was recovered from its original input, not the half-written one");
+}
+
+#[test]
+fn a_long_scene_enhanced_over_its_input_still_mixes_in_its_input_under_an_attenuation_limit() {
+    let f = Fixture::new("limit", 75.0);
+    let mut options =
+        options(FaultPlan::default(), RecoveryConfig { long_scene_window_s: 30.0, ..RecoveryConfig::default() });
+    // Float output and no post-processing, so what was written is what the limit left.
+    options.post = PostProcess { highpass_hz: None, loudness_lufs: None, peak_ceiling_dbfs: 0.0 };
+    options.output_format = OutputFormat::WavFloat;
+    let mut r = runner_with(options, SessionPolicy::PerJob);
+    let plain = r.scene("nsnet2-48k", &f.task(0, 0.0, 70.0)).unwrap();
+    let mut limited = f.task(1, 0.0, 70.0);
+    limited.tuning = Tuning { atten_lim_db: Some(6.0), ..Tuning::default() };
+    let out = r.scene("nsnet2-48k", &limited).unwrap();
+    assert!(plain.flags.is_empty() && out.flags.is_empty(), "{plain:?} {out:?}");
+    let read = |path: &Path| scenequeue_audio::decode::read_span_mono(path, 0.0, 70.0).unwrap().0;
+    let (x, a, b) = (read(&f.source), read(&f.dir.join("out-0.wav")), read(&f.dir.join("out-1.wav")));
+    assert_eq!((a.len(), b.len()), (70 * 48_000, 70 * 48_000));
+    let lim = 10f32.powf(-6.0 / 20.0);
+    let differing = (0..a.len()).filter(|&i| ((1.0 - lim) * a[i] + lim * x[i]).to_bits() != b[i].to_bits()).count();
+    assert_eq!(differing, 0, "every sample is the limited mix of the enhanced output and the input");
+    assert!(a.iter().zip(&b).any(|(a, b)| a != b), "the limit changed the output");
 }

@@ -14,6 +14,9 @@ pub struct FaultPlan {
     pub oom_above_samples: Option<usize>,
     /// Every run on the primary device fails (only the CPU fallback can succeed).
     pub oom_always: bool,
+    /// This run (counting from 1) on the primary device fails, and no other: a failure halfway through a scene.
+    #[serde(default)]
+    pub oom_on_run: Option<u32>,
     /// The process aborts (as a native crash in a codec or a driver would end it) when it starts a scene of a
     /// recording whose path contains this text.
     #[serde(default)]
@@ -48,7 +51,11 @@ impl Faults {
     pub fn check(&mut self, samples: usize) -> Result<(), InferenceError> {
         self.runs += 1;
         let p = &self.plan;
-        if p.oom_always || self.runs <= p.oom_first_runs || p.oom_above_samples.is_some_and(|max| samples > max) {
+        if p.oom_always
+            || self.runs <= p.oom_first_runs
+            || p.oom_on_run == Some(self.runs)
+            || p.oom_above_samples.is_some_and(|max| samples > max)
+        {
             return Err(InferenceError::OutOfMemory(format!(
                 "injected fault on run {} ({samples} samples)",
                 self.runs

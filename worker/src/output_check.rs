@@ -61,20 +61,28 @@ fn flag(problem: OutputProblem) -> OutputFlag {
     }
 }
 
-/// Checks `output` against `input` (both at `rate` Hz) and applies `action`: `output` is what gets written
-/// afterwards. Err (with `Fail`) says what the check found.
-pub fn settle(input: &[f32], output: &mut Vec<f32>, rate: u32, action: OnBadOutput) -> Result<Checked, String> {
-    let speech_in_db = check::speech_band_db(input, rate);
+/// Checks `output` (at `rate` Hz) against an input whose speech-band level is `speech_in_db` and applies
+/// `action`: `output` is what gets written afterwards. `original` appends the input to the vector it is given,
+/// for `Original` (the input may no longer be held: a long scene is enhanced over it; an error there fails the
+/// scene as a bad output, saying why). Err (with `Fail`) says what the check found.
+pub fn settle_measured(
+    speech_in_db: f32,
+    output: &mut Vec<f32>,
+    rate: u32,
+    action: OnBadOutput,
+    original: impl FnOnce(&mut Vec<f32>) -> Result<(), String>,
+) -> Result<Checked, String> {
     let (problems, speech_out_db) = check::problems(speech_in_db, output, rate);
     if problems.is_empty() {
         return Ok(Checked { flags: Vec::new(), speech_in_db, speech_out_db });
     }
     let mut flags: Vec<OutputFlag> = problems.iter().copied().map(flag).collect();
+    let found = || flags_text(&flags);
     match action {
         OnBadOutput::Fail => Err(format!(
             "the enhanced output failed its checks ({}): input speech band {speech_in_db:.1} dBFS, output \
              {speech_out_db:.1} dBFS",
-            flags.iter().map(|f| f.as_str()).collect::<Vec<_>>().join(", ")
+            found()
         )),
         OnBadOutput::Flag => {
             check::replace_non_finite(output);
@@ -82,16 +90,30 @@ pub fn settle(input: &[f32], output: &mut Vec<f32>, rate: u32, action: OnBadOutp
         }
         OnBadOutput::Original => {
             output.clear();
-            output.extend(input.iter().map(|&s| if s.is_finite() { s } else { 0.0 }));
+            original(output).map_err(|why| {
+                format!("the enhanced output failed its checks ({}) and the original: {why}", found())
+            })?;
+            check::replace_non_finite(output);
             flags.push(OutputFlag::Original);
             Ok(Checked { flags, speech_in_db, speech_out_db: speech_in_db })
         }
     }
 }
 
+fn flags_text(flags: &[OutputFlag]) -> String {
+    flags.iter().map(|f| f.as_str()).collect::<Vec<_>>().join(", ")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn settle(input: &[f32], output: &mut Vec<f32>, rate: u32, action: OnBadOutput) -> Result<Checked, String> {
+        settle_measured(check::speech_band_db(input, rate), output, rate, action, |out| {
+            out.extend_from_slice(input);
+            Ok(())
+        })
+    }
 
     fn speech() -> Vec<f32> {
         (0..48_000).map(|i| 0.3 * (2.0 * std::f32::consts::PI * 700.0 * i as f32 / 48_000.0).sin()).collect()

@@ -2,7 +2,8 @@
 //!
 //! A scene longer than the model's window (`Enhancer::window_s`: 30 s for DeepFilterNet3) or the configured
 //! `long_scene_window_s` runs in windows of that length joined by 1 s linear crossfades, so a 30-minute scene
-//! costs the memory of one window. Models keep no window by default: each window starts the recurrent state
+//! costs the memory of one window (and, as `scene::process` writes each window's output over its input, the
+//! scene is held once). Models keep no window by default: each window starts the recurrent state
 //! from zero, and NSNet2's state was measured not to re-converge to the whole-clip state (outputs agreeing to
 //! only 3-6 dB even 25 s into a window), while DeepFilterNet3's agrees to 35 dB within 2 s. An allocation failure costs at most a retry, never the
 //! worker or the job:
@@ -73,6 +74,23 @@ pub struct Recovered {
     pub ooms: u32,
 }
 
+/// The window a scene longer than it runs in and the crossfade between windows, in samples at `rate` Hz: the
+/// configured window, else the model's own (see `Enhancer::window_s`); None where scenes run whole.
+pub fn long_windows(
+    sessions: &mut Sessions,
+    model: &str,
+    rate: u32,
+    config: &RecoveryConfig,
+) -> Result<Option<(usize, usize)>, EnhanceError> {
+    let rate = f64::from(rate);
+    let window_s = if config.long_scene_window_s > 0.0 {
+        Some(config.long_scene_window_s)
+    } else {
+        sessions.get(model)?.window_s()
+    };
+    Ok(window_s.map(|w| ((w * rate) as usize, (config.crossfade_s * rate) as usize)).filter(|&(w, _)| w > 0))
+}
+
 /// Runs `model` over `x` (at `rate` Hz), recovering from out-of-memory errors as described above. Any other
 /// error is returned at once.
 pub fn enhance(
@@ -82,30 +100,29 @@ pub fn enhance(
     rate: u32,
     config: &RecoveryConfig,
 ) -> Result<Recovered, EnhanceError> {
-    let mut ooms = 0;
-    let rate_f = f64::from(rate);
-    // The configured window wins; else the model's own (see `Enhancer::window_s`).
-    let window_s = if config.long_scene_window_s > 0.0 {
-        Some(config.long_scene_window_s)
-    } else {
-        sessions.get(model)?.window_s()
+    let first = match long_windows(sessions, model, rate, config)? {
+        Some((long, fade)) if x.len() > long => process_windowed(x, long, fade, |w| sessions.enhance(model, w)),
+        _ => sessions.enhance(model, x),
     };
-    let long = window_s.map_or(0, |w| (w * rate_f) as usize);
-    let fade = (config.crossfade_s * rate_f) as usize;
-    let first = if long > 0 && x.len() > long {
-        process_windowed(x, long, fade, |w| sessions.enhance(model, w))
-    } else {
-        sessions.enhance(model, x)
-    };
-    let last = match first {
-        Ok(audio) => return Ok(Recovered { audio, step: RecoveryStep::None, ooms }),
-        Err(e) if e.is_out_of_memory() => e,
-        Err(e) => return Err(e),
-    };
-    tracing::warn!(error = %last, "out of memory; recreating the session");
-    drop(last);
+    match first {
+        Ok(audio) => Ok(Recovered { audio, step: RecoveryStep::None, ooms: 0 }),
+        Err(e) if e.is_out_of_memory() => recover(sessions, model, x, rate, config, e),
+        Err(e) => Err(e),
+    }
+}
 
-    ooms += 1;
+/// Recovery after a first attempt at `x` failed with the out-of-memory error `first`: steps 1 to 4 above.
+pub fn recover(
+    sessions: &mut Sessions,
+    model: &str,
+    x: &[f32],
+    rate: u32,
+    config: &RecoveryConfig,
+    first: EnhanceError,
+) -> Result<Recovered, EnhanceError> {
+    tracing::warn!(error = %first, "out of memory; recreating the session");
+    drop(first);
+    let mut ooms = 1;
     sessions.reset();
     match sessions.enhance(model, x) {
         Ok(audio) => return Ok(Recovered { audio, step: RecoveryStep::Recreated, ooms }),

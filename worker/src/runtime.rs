@@ -12,7 +12,7 @@ use ort::session::builder::{GraphOptimizationLevel, SessionBuilder};
 use ort::session::{RunOptions, Session};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
 
 /// Where inference runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -180,6 +180,14 @@ pub enum RuntimeError {
 
 static ENV: OnceLock<(PathBuf, Environment)> = OnceLock::new();
 
+/// Held while a session is created and while the shared CPU arena is renewed, so a session never reads the
+/// environment's allocators halfway through a swap.
+static ARENA: Mutex<()> = Mutex::new(());
+
+fn arena_lock() -> std::sync::MutexGuard<'static, ()> {
+    ARENA.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 /// Builds sessions with one set of options.
 #[derive(Debug, Clone)]
 pub struct Runtime {
@@ -209,6 +217,7 @@ impl Runtime {
             let builder = ort::init_from(&requested)
                 .map_err(|e| RuntimeError::Load { path: requested.clone(), reason: e.to_string() })?;
             let env = builder.with_name("scenequeue").build()?;
+            scenequeue_arena::renew(&env)?;
             // A concurrent initialiser may have won; its environment is equivalent.
             let _ = ENV.set((requested, env));
         }
@@ -262,10 +271,16 @@ impl Runtime {
             .map_err(ort::Error::from)?;
         // On the CPU, no memory pattern: ONNX Runtime plans one block for a run's tensors from the shapes it saw,
         // and scenes change length with every run. Without it a worker's peak for 30 s DeepFilterNet3 scenes was
-        // about 100 MiB lower, no slower, and every output byte the same (docs/BENCHMARKS.md, "A lean worker").
-        // Not measured on a GPU, so left as it was there.
+        // about 100 MiB lower, no slower, and every output byte the same. And one arena for all sessions (the
+        // environment's, `scenequeue_arena`) instead of one each: a DeepFilterNet3 call's three sessions no
+        // longer hold three peaks (docs/BENCHMARKS.md, "A lean worker"). Neither measured on a GPU, so left as
+        // they were there.
         let builder = match self.options.device {
-            Device::Cpu => builder.with_memory_pattern(false).map_err(ort::Error::from)?,
+            Device::Cpu => builder
+                .with_memory_pattern(false)
+                .map_err(ort::Error::from)?
+                .with_env_allocators()
+                .map_err(ort::Error::from)?,
             Device::Cuda { .. } => builder,
         };
         Ok(builder)
@@ -273,12 +288,25 @@ impl Runtime {
 
     /// Builds a session for the model file at `path`.
     pub fn session(&self, path: &Path) -> Result<Session, RuntimeError> {
+        let _arena = arena_lock();
         Ok(self.builder()?.commit_from_file(path)?)
     }
 
     /// Builds a session for a model held in memory (e.g. a graph rewritten at load time).
     pub fn session_from_memory(&self, model: &[u8]) -> Result<Session, RuntimeError> {
+        let _arena = arena_lock();
         Ok(self.builder()?.commit_from_memory(model)?)
+    }
+
+    /// Gives the CPU sessions created from now on a fresh, empty shared arena. The one they shared before is
+    /// freed with the last session still using it: call this after dropping a job's sessions to return their
+    /// memory. A failure is logged and leaves the old arena in place (memory held longer, nothing lost).
+    pub fn renew_cpu_arena(&self) {
+        let Ok(env) = self.environment() else { return };
+        let _arena = arena_lock();
+        if let Err(e) = scenequeue_arena::renew(env) {
+            tracing::warn!(error = %e, "could not renew the shared CPU arena; the old one stays");
+        }
     }
 
     /// Options for every run: arena shrinkage when asked for.

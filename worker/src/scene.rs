@@ -1,5 +1,6 @@
 //! One scene, end to end, on the calling (blocking) thread: read its span from the recording, resample to the
 //! model's rate, enhance (with out-of-memory recovery), post-process (`audio::dsp`), write the output, measure.
+//! A scene longer than the model's window is enhanced over its own input, so it is held once.
 //! With fixed-shape batching, a group of scenes goes through the same steps together.
 //!
 //! Spans are read through one [`SpanReader`] per thread (the inference thread, or an isolated child's), so the
@@ -18,7 +19,8 @@ use scenequeue_audio::dsp::PostProcess;
 use scenequeue_audio::encode::OutputFormat;
 use scenequeue_audio::spans::SpanReader;
 use scenequeue_audio::stream::Decoder;
-use scenequeue_audio::{encode, level, resample};
+use scenequeue_audio::windows::process_windowed_in_place;
+use scenequeue_audio::{check, encode, level, resample};
 use scenequeue_core::options::AsrOptions;
 use scenequeue_core::results::Measurements;
 use scenequeue_core::states::{OutputFlag, RecoveryStep};
@@ -88,20 +90,55 @@ fn read(task: &SceneTask, model_rate: u32) -> Result<Vec<f32>, SceneFailure> {
 /// fails its checks.
 pub type Finishing<'a> = (&'a PostProcess, OutputFormat, OnBadOutput);
 
+/// A scene's input as [`finish`] sees it.
+enum Input<'a> {
+    /// Held beside the enhanced audio.
+    Held(&'a [f32]),
+    /// Overwritten by the enhanced audio (a long scene, see [`process`]): measured before, the attenuation limit
+    /// already applied, read again from the recording if it is needed whole (the original written instead, or
+    /// transcribed).
+    Overwritten {
+        /// Its level, dBFS.
+        rms_db: f32,
+        /// Its speech-band level, dBFS.
+        speech_band_db: f32,
+    },
+}
+
+impl Input<'_> {
+    /// The whole input, as held or read again.
+    fn whole(&self, task: &SceneTask, rate: u32) -> Result<std::borrow::Cow<'_, [f32]>, SceneFailure> {
+        match self {
+            Self::Held(x) => Ok(std::borrow::Cow::Borrowed(x)),
+            Self::Overwritten { .. } => read(task, rate).map(std::borrow::Cow::Owned),
+        }
+    }
+}
+
 /// Checks, post-processes and writes the enhanced scene, then transcribes what was written when the batch asks
 /// for it; `spent` is the processing time it is charged.
 fn finish(
     sessions: &mut Sessions,
     task: &SceneTask,
-    (input, mut out): (&[f32], Recovered),
+    (input, mut out): (Input<'_>, Recovered),
     model_rate: u32,
     (post, format, on_bad_output): Finishing<'_>,
     probe: &MemoryProbe,
     spent: Duration,
 ) -> Result<SceneOutput, SceneFailure> {
     let started = Instant::now();
-    task.tuning.limit_attenuation(&mut out.audio, input);
-    let checked = output_check::settle(input, &mut out.audio, model_rate, on_bad_output)
+    let (rms_in_db, speech_in_db) = match input {
+        Input::Held(x) => {
+            task.tuning.limit_attenuation(&mut out.audio, x);
+            (level::rms_db(x), check::speech_band_db(x, model_rate))
+        }
+        Input::Overwritten { rms_db, speech_band_db } => (rms_db, speech_band_db),
+    };
+    let original = |out: &mut Vec<f32>| {
+        out.extend_from_slice(&input.whole(task, model_rate).map_err(|e| e.to_string())?);
+        Ok(())
+    };
+    let checked = output_check::settle_measured(speech_in_db, &mut out.audio, model_rate, on_bad_output, original)
         .map_err(|reason| SceneFailure::Scene(SceneError::BadOutput { path: task.source.clone(), reason }))?;
     if !checked.flags.contains(&OutputFlag::Original) {
         task.tuning.post.as_ref().unwrap_or(post).apply(&mut out.audio, model_rate);
@@ -112,13 +149,13 @@ fn finish(
             speech_in_db = checked.speech_in_db, speech_out_db = checked.speech_out_db, "enhanced scene flagged");
     }
     let transcript = match &task.transcribe {
-        Some(asr) => Some(transcribe(sessions, asr, (input, &out.audio), &checked.flags, model_rate)?),
+        Some(asr) => Some(transcribe(sessions, asr, (&input, task, &out.audio), &checked.flags, model_rate)?),
         None => None,
     };
     Ok(SceneOutput {
         sample_rate: model_rate,
         duration_s: out.audio.len() as f64 / f64::from(model_rate),
-        rms_in_db: level::rms_db(input),
+        rms_in_db,
         rms_out_db: level::rms_db(&out.audio),
         processing_ms: (spent + started.elapsed()).as_secs_f64() * 1000.0,
         recovery: out.step,
@@ -137,7 +174,7 @@ fn finish(
 fn transcribe(
     sessions: &mut Sessions,
     asr: &AsrOptions,
-    (input, written): (&[f32], &[f32]),
+    (input, task, written): (&Input<'_>, &SceneTask, &[f32]),
     flags: &[OutputFlag],
     rate: u32,
 ) -> Result<Transcript, SceneFailure> {
@@ -152,12 +189,13 @@ fn transcribe(
     };
     match asr.input {
         AsrInput::Enhanced => hear(written, AsrInput::Enhanced),
-        AsrInput::Original => hear(input, AsrInput::Original),
+        AsrInput::Original => hear(&input.whole(task, rate)?, AsrInput::Original),
         AsrInput::Auto if flags.iter().any(|f| matches!(f, OutputFlag::SpeechCollapsed | OutputFlag::Silent)) => {
-            hear(input, AsrInput::Original)
+            hear(&input.whole(task, rate)?, AsrInput::Original)
         }
         AsrInput::Auto => {
-            let (original, enhanced) = (hear(input, AsrInput::Original)?, hear(written, AsrInput::Enhanced)?);
+            let original = hear(&input.whole(task, rate)?, AsrInput::Original)?;
+            let enhanced = hear(written, AsrInput::Enhanced)?;
             let (mut kept, other) = if transcripts::surer(enhanced.avg_logprob, original.avg_logprob) {
                 (enhanced, original)
             } else {
@@ -169,6 +207,9 @@ fn transcribe(
     }
 }
 
+/// One scene. A scene longer than the model's window (`recovery::long_windows`) is enhanced over its own input,
+/// window by window, so it is held once instead of twice (a 30-minute scene at 48 kHz is 346 MB); if that fails
+/// for lack of memory, its input is read again and recovered as any other scene.
 pub fn process(
     sessions: &mut Sessions,
     model: &str,
@@ -180,9 +221,37 @@ pub fn process(
     let started = Instant::now();
     let model_rate = sessions.get(model)?.sample_rate();
     sessions.set_post_filter(model, task.tuning.post_filter_beta)?;
-    let input = read(task, model_rate)?;
-    let out = recovery::enhance(sessions, model, &input, model_rate, recovery)?;
-    finish(sessions, task, (&input, out), model_rate, output, probe, started.elapsed())
+    let mut audio = read(task, model_rate)?;
+    let (window, fade) = match recovery::long_windows(sessions, model, model_rate, recovery)? {
+        Some((window, fade)) if audio.len() > window => (window, fade),
+        _ => {
+            let out = recovery::enhance(sessions, model, &audio, model_rate, recovery)?;
+            return finish(sessions, task, (Input::Held(&audio), out), model_rate, output, probe, started.elapsed());
+        }
+    };
+    let input =
+        Input::Overwritten { rms_db: level::rms_db(&audio), speech_band_db: check::speech_band_db(&audio, model_rate) };
+    let ran = process_windowed_in_place(
+        &mut audio,
+        window,
+        fade,
+        |w| sessions.enhance(model, w),
+        |out, x| task.tuning.limit_attenuation(out, x),
+        |why| EnhanceError::Inference(InferenceError::Shape(why)),
+    );
+    match ran {
+        Ok(()) => {
+            let out = Recovered { audio, step: RecoveryStep::None, ooms: 0 };
+            finish(sessions, task, (input, out), model_rate, output, probe, started.elapsed())
+        }
+        Err(e) if e.is_out_of_memory() => {
+            drop(audio);
+            let audio = read(task, model_rate)?;
+            let out = recovery::recover(sessions, model, &audio, model_rate, recovery, e)?;
+            finish(sessions, task, (Input::Held(&audio), out), model_rate, output, probe, started.elapsed())
+        }
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// A group of scenes through fixed-shape window batches (`batching`). Each scene gets its own outcome: one
@@ -246,7 +315,7 @@ pub fn process_group(
             Some(audio) => {
                 let share = inference.mul_f64(input.len() as f64 / total.max(1) as f64);
                 let out = Recovered { audio, step: RecoveryStep::None, ooms: 0 };
-                finish(sessions, task, (&input, out), model_rate, output, probe, read_time + share)
+                finish(sessions, task, (Input::Held(&input), out), model_rate, output, probe, read_time + share)
             }
             None => {
                 let started = Instant::now();
@@ -259,7 +328,15 @@ pub fn process_group(
                         out.step = RecoveryStep::Recreated;
                     }
                 }
-                finish(sessions, task, (&input, out), model_rate, output, probe, read_time + started.elapsed())
+                finish(
+                    sessions,
+                    task,
+                    (Input::Held(&input), out),
+                    model_rate,
+                    output,
+                    probe,
+                    read_time + started.elapsed(),
+                )
             }
         });
         let ends_job = matches!(&result, Err(e) if e.ends_job());

@@ -1,7 +1,8 @@
 //! The session policy: when the enhancer (and with it the ONNX Runtime session and its memory arena) is
 //! created and dropped. Dropping the session is what returns the arena's memory: a persistent session keeps its
-//! high-water mark for ever, which is how a long run of scenes exhausts a GPU. docs/SESSIONS.md says when to
-//! choose which policy.
+//! high-water mark for ever, which is how a long run of scenes exhausts a GPU. (On the CPU the sessions share the
+//! environment's arena, `scenequeue_arena`, which [`Sessions::reset`] renews, so dropping them returns it too.)
+//! docs/SESSIONS.md says when to choose which policy.
 
 use crate::asr::{AsrError, Language, Transcript, Whisper};
 use crate::faults::{FaultPlan, Faults};
@@ -194,10 +195,13 @@ impl Sessions {
         self.recogniser.insert(recogniser).transcribe(samples, language)
     }
 
-    /// Drops the live sessions now, returning their memory.
+    /// Drops the live sessions now and renews the CPU arena they shared, returning their memory (and what the C
+    /// heap keeps free) to the system.
     pub fn reset(&mut self) {
         self.current = None;
         self.recogniser = None;
+        self.runtime.renew_cpu_arena();
+        scenequeue_arena::trim_heap();
     }
 
     /// Applies the policy after a job, given the memory held now (MiB). Returns whether the session was dropped.

@@ -18,8 +18,8 @@
 use super::graph_cache::batch_opened;
 use super::{AdapterKind, InferenceError, ModelError};
 use crate::runtime::{Device, Runtime};
-use ort::session::{RunOptions, Session};
-use ort::value::Tensor;
+use ort::session::{RunOptions, Session, SessionInputValue};
+use ort::value::{DynValue, Tensor};
 use scenequeue_audio::stft::Complex32;
 use scenequeue_audio::stft::Stft;
 use std::path::Path;
@@ -123,27 +123,35 @@ impl DeepFilterNet3 {
 /// A tensor as its shape and data.
 type Array = (Vec<usize>, Vec<f32>);
 
-/// Runs a session and returns every output, in the session's output order.
-fn run(
+/// A named input of a run.
+type Input<'v> = (&'static str, SessionInputValue<'v>);
+
+/// A tensor of ours as a run's input (moved, not copied).
+fn tensor<'v>(name: &'static str, (shape, data): Array) -> Result<Input<'v>, InferenceError> {
+    Ok((name, SessionInputValue::from(Tensor::from_array((shape, data))?)))
+}
+
+/// Runs a session and returns every output as ONNX Runtime holds it, in the session's output order.
+fn run_values(
     session: &mut Session,
     options: Option<&RunOptions>,
-    inputs: Vec<(&str, Array)>,
+    inputs: Vec<Input<'_>>,
     clock: &mut std::time::Duration,
-) -> Result<Vec<Array>, InferenceError> {
-    let mut values = Vec::with_capacity(inputs.len());
-    for (name, (shape, data)) in inputs {
-        values.push((
-            std::borrow::Cow::Borrowed(name),
-            ort::session::SessionInputValue::from(Tensor::from_array((shape, data))?),
-        ));
-    }
-    let outputs = super::run(session, options, values, clock)?;
-    let mut out = Vec::with_capacity(outputs.len());
-    for (_, value) in outputs.iter() {
-        let (shape, data) = value.try_extract_tensor::<f32>()?;
-        out.push((shape.iter().map(|&d| d.max(0) as usize).collect(), data.to_vec()));
-    }
-    Ok(out)
+) -> Result<Vec<DynValue>, InferenceError> {
+    let inputs = inputs.into_iter().map(|(name, value)| (std::borrow::Cow::Borrowed(name), value)).collect();
+    Ok(super::run(session, options, inputs, clock)?.into_iter().map(|(_, value)| value).collect())
+}
+
+/// Runs a session and returns its first output, copied out.
+fn run_first(
+    session: &mut Session,
+    options: Option<&RunOptions>,
+    inputs: Vec<Input<'_>>,
+    clock: &mut std::time::Duration,
+) -> Result<Vec<f32>, InferenceError> {
+    let outputs = run_values(session, options, inputs, clock)?;
+    let first = outputs.first().ok_or_else(|| InferenceError::Shape("a decoder gave no output".into()))?;
+    Ok(first.try_extract_tensor::<f32>()?.1.to_vec())
 }
 
 impl super::Enhancer for DeepFilterNet3 {
@@ -195,35 +203,37 @@ impl super::Enhancer for DeepFilterNet3 {
 
         let opts = self.run_options.as_ref();
         let clock = &mut self.runtime_time;
-        let enc = run(
+        // The encoder's outputs (about 130 MB for a 30 s window) go to the decoders as ONNX Runtime holds them:
+        // copying them out would hold them twice while the decoders run.
+        let enc = run_values(
             &mut self.enc,
             opts,
             vec![
-                ("feat_erb", (vec![b, 1, frames, NB_ERB], feat_erb)),
-                ("feat_spec", (vec![b, 2, frames, NB_DF], feat_spec)),
+                tensor("feat_erb", (vec![b, 1, frames, NB_ERB], feat_erb))?,
+                tensor("feat_spec", (vec![b, 2, frames, NB_DF], feat_spec))?,
             ],
             clock,
         )?;
         let [e0, e1, e2, e3, emb, c0, _lsnr] = <[_; 7]>::try_from(enc)
             .map_err(|v: Vec<_>| InferenceError::Shape(format!("enc gave {} outputs, expected 7", v.len())))?;
-        let erb_inputs = vec![("emb", emb.clone()), ("e3", e3), ("e2", e2), ("e1", e1), ("e0", e0)];
-        let df_inputs = vec![("emb", emb), ("c0", c0)];
+        let erb_inputs: Vec<Input<'_>> =
+            vec![("emb", (&emb).into()), ("e3", e3.into()), ("e2", e2.into()), ("e1", e1.into()), ("e0", e0.into())];
+        let df_inputs: Vec<Input<'_>> = vec![("emb", (&emb).into()), ("c0", c0.into())];
         let (erb_dec, df_dec) = (&mut self.erb_dec, &mut self.df_dec);
         let (mut erb_clock, mut df_clock) = (std::time::Duration::ZERO, std::time::Duration::ZERO);
         let started = std::time::Instant::now();
         let (mask, coefs) = if self.parallel_decoders {
             std::thread::scope(|scope| {
-                let mask = scope.spawn(|| run(erb_dec, opts, erb_inputs, &mut erb_clock));
-                let coefs = run(df_dec, opts, df_inputs, &mut df_clock);
+                let mask = scope.spawn(|| run_first(erb_dec, opts, erb_inputs, &mut erb_clock));
+                let coefs = run_first(df_dec, opts, df_inputs, &mut df_clock);
                 let mask = mask.join().unwrap_or_else(|_| Err(InferenceError::Shape("decoder thread panicked".into())));
                 (mask, coefs)
             })
         } else {
-            (run(erb_dec, opts, erb_inputs, &mut erb_clock), run(df_dec, opts, df_inputs, &mut df_clock))
+            (run_first(erb_dec, opts, erb_inputs, &mut erb_clock), run_first(df_dec, opts, df_inputs, &mut df_clock))
         };
         *clock += started.elapsed();
-        let first = |outputs: Vec<Array>| outputs.into_iter().next().map(|(_, v)| v).unwrap_or_default();
-        let (mask, coefs) = (first(mask?), first(coefs?));
+        let (mask, coefs) = (mask?, coefs?);
         let (mask_len, coef_len) = (frames * NB_ERB, frames * NB_DF * DF_ORDER * 2);
         if mask.len() != b * mask_len || coefs.len() != b * coef_len {
             return Err(InferenceError::Shape(format!(
