@@ -178,10 +178,7 @@ fi
 ok "recordings are read-only inside the containers"
 
 step "submitting through the stack"
-submit_out=$(compose run --rm --no-deps scheduler submit /data/in --out /data/out --job-seconds 12 2>&1) \
-  || die "submit failed: $submit_out"
-batch=$(grep -m1 -oE '[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}' <<<"$submit_out" || true)
-[ -n "$batch" ] || die "no batch id in: $submit_out"
+batch=$(compose_submit 12)
 scenes=$(psql_ "SELECT count(*) FROM scenes WHERE batch_id = '$batch'")
 jobs=$(psql_ "SELECT count(*) FROM jobs WHERE batch_id = '$batch'")
 ok "batch $batch submitted: $scenes scenes in $jobs jobs"

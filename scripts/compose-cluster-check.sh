@@ -101,10 +101,7 @@ for _ in $(seq 120); do [ "$(docker inspect -f '{{.State.Status}}' "$(compose ps
 ok "schema migrated through the host list"
 
 step "submitting"
-submit_out=$(compose run --rm --no-deps scheduler submit /data/in --out /data/out --job-seconds 10 2>&1) \
-  || die "submit failed: $submit_out"
-batch=$(grep -m1 -oE '[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}' <<<"$submit_out" || true)
-[ -n "$batch" ] || die "no batch id in: $submit_out"
+batch=$(compose_submit 10)
 scenes=$(psql_ "SELECT count(*) FROM scenes WHERE batch_id = '$batch'")
 ok "batch $batch: $scenes scenes"
 

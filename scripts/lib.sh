@@ -29,3 +29,14 @@ need_cargo() {
   [ -f "$HOME/.cargo/env" ] && . "$HOME/.cargo/env"
   command -v cargo >/dev/null || die "cargo not found: install Rust 1.92 or newer (https://rustup.rs), then rerun"
 }
+
+# compose_submit JOB_SECONDS: submits the stack's recordings (/data/in) through the caller's `compose` function
+# and prints the new batch's id; dies with what submit said when it fails or names no batch.
+compose_submit() {
+  local out batch
+  out=$(compose run --rm --no-deps scheduler submit /data/in --out /data/out --job-seconds "$1" 2>&1) \
+    || die "submit failed: $out"
+  batch=$(grep -m1 -oE '[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}' <<<"$out" || true)
+  [ -n "$batch" ] || die "no batch id in: $out"
+  echo "$batch"
+}
